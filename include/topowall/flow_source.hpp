@@ -1,0 +1,36 @@
+// Where new connections come from (ctnetlink in the agent, a fake in tests).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "topowall/result.hpp"
+#include "topowall/types.hpp"
+
+namespace topowall {
+
+struct FlowSourceStats {
+  std::uint64_t messages = 0;        // netlink messages received
+  std::uint64_t flows = 0;           // decoded into flows
+  std::uint64_t undecodable = 0;     // not a flow the graph models
+  std::uint64_t enobufs = 0;         // kernel dropped events: socket buffer overran
+  std::uint64_t resyncs = 0;         // dumps run to recover after a loss
+  std::uint64_t resync_entries = 0;  // flows replayed from dumps
+  std::uint64_t errors = 0;          // other receive errors
+  int rcvbuf_bytes = 0;              // current receive buffer
+};
+
+// `resync` is true for flows replayed from a dump rather than live events.
+using FlowHandler = std::function<void(const FlowTuple&, bool resync)>;
+
+class FlowSource {
+ public:
+  virtual ~FlowSource() = default;
+  virtual Status start(FlowHandler handler) = 0;
+  virtual void stop() = 0;
+  // Replay every current conntrack entry through the handler.
+  virtual Status resync() = 0;
+  virtual FlowSourceStats stats() const = 0;
+};
+
+}  // namespace topowall

@@ -1,0 +1,37 @@
+// Container discovery: the runtime API in the agent, a fake in tests.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "topowall/workload.hpp"
+
+namespace topowall {
+
+struct DiscoveryEvent {
+  enum class Kind { upsert, remove, synced } kind = Kind::upsert;
+  EndpointInfo info;  // upsert
+  std::string id;     // remove
+};
+
+struct DiscoveryStats {
+  std::uint64_t events = 0;
+  std::uint64_t inspects = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t reconnects = 0;
+  bool connected = false;
+};
+
+using DiscoveryHandler = std::function<void(const DiscoveryEvent&)>;
+
+class Discovery {
+ public:
+  virtual ~Discovery() = default;
+  // Lists what exists now (then `synced`), then follows changes as they happen.
+  virtual void start(DiscoveryHandler handler) = 0;
+  virtual void stop() = 0;
+  virtual DiscoveryStats stats() const = 0;
+};
+
+}  // namespace topowall

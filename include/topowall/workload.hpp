@@ -1,0 +1,25 @@
+// What discovery knows about one container or named network namespace.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "topowall/types.hpp"
+
+namespace topowall {
+
+enum class EndpointKind { container, netns };
+
+struct EndpointInfo {
+  EndpointKind kind = EndpointKind::container;
+  std::string id;     // container id, or "netns:<name>"
+  std::string name;   // container name or netns name
+  std::string image;  // empty for named namespaces
+  std::map<std::string, std::string> labels;
+  std::string netns_path;  // /run/netns/..., /proc/<pid>/ns/net, or empty
+  int pid = 0;
+  std::vector<IpAddr> addresses;
+};
+
+}  // namespace topowall

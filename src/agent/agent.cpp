@@ -1,0 +1,435 @@
+#include "agent/agent.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <spdlog/spdlog.h>
+
+#include "topowall/topology/exporters.hpp"
+
+namespace topowall::agent {
+
+using nlohmann::json;
+using topology::kHost;
+using topology::kWorld;
+
+namespace {
+constexpr std::size_t kMaxHeld = 100000;
+constexpr auto kTick = std::chrono::milliseconds(100);
+
+std::uint64_t inode_of(const std::string& path) {
+  struct stat st{};
+  return !path.empty() && stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
+
+json ok(json result) { return json{{"v", control::kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
+}  // namespace
+
+Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      ad_(std::move(adapters)),
+      learner_(state_.graph, endpoints_, state_.modes),
+      ticker_(io) {
+  endpoints_.set_external_networks(cfg_.external);
+}
+
+Agent::~Agent() { stop(); }
+
+Status Agent::start() {
+  // 1. State: reload the graph and mode; a fresh directory takes --mode.
+  auto loaded = ad_.store->load();
+  if (!loaded) return loaded.error();
+  auto now = Clock::now();
+  if (*loaded) {
+    auto s = topology::state_from_json(**loaded);
+    if (!s) return Error{"state file is invalid: " + s.error().message + "; fix it or move it aside"};
+    state_ = std::move(*s);
+    spdlog::info("state loaded: mode {}, {} edges, {} pending", to_string(state_.modes.global),
+                 state_.graph.edges().size(), state_.graph.pending().size());
+  } else {
+    state_.modes.global = cfg_.initial_mode.value_or(Mode::learn);
+    dirty_ = true;
+    spdlog::info("fresh state: mode {}", to_string(state_.modes.global));
+  }
+  if (state_.modes.global == Mode::learn && cfg_.learn_for && !state_.learn_until) {
+    state_.learn_until = now + *cfg_.learn_for;
+    dirty_ = true;
+  }
+  if (auto st = persist(); !st) return Error{"cannot write state: " + st.error().message};
+
+  // 2. Control socket, so operators can ask while discovery runs.
+  if (!cfg_.socket_path.empty()) {
+    control::ServerOptions so;
+    so.path = cfg_.socket_path;
+    so.group = cfg_.control_group;
+    server_ = std::make_unique<control::Server>(
+        io_, so, [this](const json& r, const control::Peer& p, const control::PushFn& push) { return handle(r, p, push); });
+    if (auto st = server_->start(); !st) return st;
+  }
+
+  // 3. The node's own addresses are `host`.
+  if (ad_.addresses)
+    ad_.addresses->watch("host", "", [this](const std::vector<IpAddr>& a) { endpoints_.set_host_addresses(a); });
+
+  // 4. Discovery: runtime API and/or named namespaces.
+  if (ad_.runtime) ad_.runtime->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::runtime); });
+  else runtime_synced_ = true;
+  if (ad_.netns) ad_.netns->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::netns); });
+  else netns_synced_ = true;
+
+  // 5. Flows: subscribe, then replay what conntrack already holds.
+  if (ad_.flows) {
+    if (auto st = ad_.flows->start([this](const FlowTuple& f, bool r) { on_flow(f, r); }); !st) return st;
+    if (auto st = ad_.flows->resync(); !st) spdlog::warn("initial conntrack dump failed: {}", st.error().message);
+  }
+
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+  return ok_status();
+}
+
+void Agent::stop() {
+  ticker_.cancel();
+  if (ad_.flows) ad_.flows->stop();
+  if (ad_.runtime) ad_.runtime->stop();
+  if (ad_.netns) ad_.netns->stop();
+  if (server_) server_->stop();
+  if (dirty_) {
+    flush_deferred();
+    (void)persist();
+  }
+}
+
+bool Agent::discovery_synced() const { return runtime_synced_ && netns_synced_; }
+
+Status Agent::persist() {
+  auto st = ad_.store->save(topology::state_to_json(state_));
+  if (!st) {
+    ++counters_.persist_errors;
+    spdlog::error("persisting state failed: {} (will retry)", st.error().message);
+    return st;
+  }
+  dirty_ = false;
+  return st;
+}
+
+// --- discovery ------------------------------------------------------------
+
+void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
+  try {
+    switch (ev.kind) {
+      case DiscoveryEvent::Kind::synced:
+        (src == Source::runtime ? runtime_synced_ : netns_synced_) = true;
+        return;
+      case DiscoveryEvent::Kind::remove:
+        remove_endpoint(ev.id);
+        return;
+      case DiscoveryEvent::Kind::upsert: break;
+    }
+    ++counters_.endpoint_upserts;
+    const auto& id = ev.info.id;
+    auto& raw = raw_[id];
+    bool fresh = raw.info.id.empty() || raw.info.netns_path != ev.info.netns_path;
+    raw.info = ev.info;
+    raw.source = src;
+    raw.ns_inode = inode_of(ev.info.netns_path);
+    apply_endpoint(id);
+    if (fresh && ad_.addresses && !ev.info.netns_path.empty())
+      ad_.addresses->watch(id, ev.info.netns_path, [this, id](const std::vector<IpAddr>& a) { on_addresses(id, a); });
+    // A container's namespace may also be a named one: the container wins.
+    if (src == Source::runtime)
+      for (auto& [oid, r] : raw_)
+        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) endpoints_.remove(oid);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("discovery event failed: {}", e.what());
+  }
+}
+
+void Agent::on_addresses(const std::string& id, const std::vector<IpAddr>& addrs) {
+  auto it = raw_.find(id);
+  if (it == raw_.end()) return;
+  it->second.in_netns = addrs;
+  apply_endpoint(id);
+}
+
+bool Agent::netns_shadowed(const std::string& id) const {
+  const auto& r = raw_.at(id);
+  if (r.source != Source::netns || !r.ns_inode) return false;
+  for (const auto& [oid, o] : raw_)
+    if (o.source == Source::runtime && o.ns_inode == r.ns_inode) return true;
+  return false;
+}
+
+void Agent::apply_endpoint(const std::string& id) {
+  const auto& raw = raw_.at(id);
+  if (netns_shadowed(id)) return;
+  EndpointInfo info = raw.info;
+  for (const auto& a : raw.in_netns)
+    if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end()) info.addresses.push_back(a);
+  auto workload = topology::workload_identity(info, cfg_.identity);
+  const auto* prev = endpoints_.find(id);
+  bool changed = !prev || prev->workload != workload || prev->info.addresses != info.addresses;
+  if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
+  state_.graph.note_workload(workload, info.labels, Clock::now());
+  endpoints_.upsert(workload, std::move(info));
+  if (changed) {
+    dirty_ = true;
+    flush_deferred();  // held flows may now resolve
+  }
+}
+
+void Agent::remove_endpoint(const std::string& id) {
+  auto it = raw_.find(id);
+  if (it == raw_.end()) return;
+  ++counters_.endpoint_removes;
+  // Learn what is still held while the endpoint can name its flows.
+  flush_deferred();
+  if (ad_.addresses) ad_.addresses->unwatch(id);
+  if (const auto* ep = endpoints_.find(id)) spdlog::info("endpoint {} left workload {}", ep->info.name, ep->workload);
+  endpoints_.remove(id);
+  raw_.erase(it);
+}
+
+// --- flows ----------------------------------------------------------------
+
+void Agent::on_flow(const FlowTuple& flow, bool resync) {
+  try {
+    // An end nobody owns yet may be a container whose discovery is a few
+    // milliseconds behind its first packet: hold such flows briefly.
+    bool unknown = endpoints_.resolve(flow.src) == kWorld || endpoints_.resolve(flow.dst) == kWorld;
+    if (unknown && cfg_.settle.count() > 0) {
+      ++counters_.deferred_flows;
+      if (held_.size() >= kMaxHeld) {
+        ++counters_.deferred_overflow;
+        auto h = held_.front();
+        held_.pop_front();
+        learn(h.flow, h.resync);
+      }
+      held_.push_back(Held{flow, resync, std::chrono::steady_clock::now() + cfg_.settle});
+      return;
+    }
+    learn(flow, resync);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("flow handling failed: {}", e.what());
+  }
+}
+
+void Agent::learn(const FlowTuple& flow, bool resync) {
+  auto outcome = learner_.observe(flow, Clock::now(), resync);
+  switch (outcome) {
+    case topology::Outcome::new_edge:
+      spdlog::info("learned {}", topology::edge_for(flow, endpoints_)->to_string());
+      dirty_ = true;
+      break;
+    case topology::Outcome::pending_new:
+      spdlog::warn("flow outside the graph: {}", topology::edge_for(flow, endpoints_)->to_string());
+      dirty_ = true;
+      break;
+    case topology::Outcome::known_edge:
+    case topology::Outcome::pending_repeat: dirty_ = true; break;
+    default: break;
+  }
+}
+
+void Agent::flush_deferred() {
+  while (!held_.empty()) {
+    auto h = held_.front();
+    held_.pop_front();
+    learn(h.flow, h.resync);
+  }
+}
+
+// --- periodic work ----------------------------------------------------------
+
+void Agent::tick() {
+  try {
+    auto now = std::chrono::steady_clock::now();
+    while (!held_.empty() && held_.front().until <= now) {
+      auto h = held_.front();
+      held_.pop_front();
+      learn(h.flow, h.resync);
+    }
+    check_learn_window(Clock::now());
+    if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
+      last_save_ = now;
+      (void)persist();
+    }
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("periodic work failed: {}", e.what());
+  }
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+void Agent::check_learn_window(TimePoint now) {
+  if (!state_.learn_until || now < *state_.learn_until) return;
+  if (state_.modes.global == Mode::learn) {
+    spdlog::info("learning window over: {} edges learned; switching to {}", state_.graph.edges().size(),
+                 to_string(cfg_.after_learn));
+    state_.modes.global = cfg_.after_learn;
+  }
+  state_.learn_until.reset();
+  dirty_ = true;
+}
+
+void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
+  state_.modes.global = m;
+  state_.learn_until.reset();
+  if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
+  dirty_ = true;
+  (void)persist();
+  spdlog::info("mode set to {}", to_string(m));
+}
+
+// --- control API -----------------------------------------------------------
+
+json Agent::status_json() const {
+  auto now = Clock::now();
+  json learn = {{"new_edges_per_minute", learner_.new_edge_rate(now)},
+                {"edges_last_5m", learner_.new_edge_rate(now) * 5}};
+  if (state_.learn_until) {
+    learn["until"] = topology::format_time(*state_.learn_until);
+    learn["remaining_seconds"] =
+        std::max<long long>(0, std::chrono::duration_cast<std::chrono::seconds>(*state_.learn_until - now).count());
+  }
+  json overrides = json::object();
+  for (const auto& [w, m] : state_.modes.overrides) overrides[w] = to_string(m);
+  json j{{"mode", to_string(state_.modes.global)},
+         {"mode_overrides", overrides},
+         {"workloads", endpoints_.workloads().size()},
+         {"endpoints", endpoints_.endpoints().size()},
+         {"edges", state_.graph.edges().size()},
+         {"pending", state_.graph.pending().size()},
+         {"learning", learn},
+         {"discovery_synced", discovery_synced()},
+         {"uptime_seconds",
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}};
+  const auto& ls = learner_.stats();
+  json counters{{"flows", ls.flows},
+                {"flows_not_ours", ls.not_ours},
+                {"new_edges", ls.new_edges},
+                {"pending_flows", ls.pending},
+                {"deferred_flows", counters_.deferred_flows},
+                {"deferred_overflow", counters_.deferred_overflow},
+                {"endpoint_upserts", counters_.endpoint_upserts},
+                {"endpoint_removes", counters_.endpoint_removes},
+                {"persist_errors", counters_.persist_errors},
+                {"handler_errors", counters_.handler_errors}};
+  if (ad_.flows) {
+    auto fs = ad_.flows->stats();
+    counters["conntrack_messages"] = fs.messages;
+    counters["conntrack_flows"] = fs.flows;
+    counters["conntrack_enobufs"] = fs.enobufs;
+    counters["conntrack_resyncs"] = fs.resyncs;
+    counters["conntrack_resync_entries"] = fs.resync_entries;
+    counters["conntrack_errors"] = fs.errors;
+    counters["conntrack_rcvbuf_bytes"] = fs.rcvbuf_bytes;
+  }
+  if (ad_.runtime) {
+    auto rs = ad_.runtime->stats();
+    counters["runtime_events"] = rs.events;
+    counters["runtime_errors"] = rs.errors;
+    counters["runtime_reconnects"] = rs.reconnects;
+    j["runtime_connected"] = rs.connected;
+  }
+  if (server_) {
+    counters["control_requests"] = server_->stats().requests;
+    counters["control_rejected"] = server_->stats().rejected;
+  }
+  j["counters"] = counters;
+  return j;
+}
+
+json Agent::workloads_json() const {
+  json out = json::array();
+  for (const auto& [name, ids] : endpoints_.workloads()) {
+    json addrs = json::array(), containers = json::array();
+    json labels = json::object();
+    for (const auto& id : ids) {
+      const auto* ep = endpoints_.find(id);
+      json caddrs = json::array();
+      for (const auto& a : ep->info.addresses) {
+        addrs.push_back(a.to_string());
+        caddrs.push_back(a.to_string());
+      }
+      containers.push_back({{"id", ep->info.id},
+                            {"name", ep->info.name},
+                            {"image", ep->info.image},
+                            {"kind", ep->info.kind == EndpointKind::container ? "container" : "netns"},
+                            {"addresses", caddrs}});
+      if (labels.empty()) labels = ep->info.labels;
+    }
+    out.push_back({{"name", name},
+                   {"labels", labels},
+                   {"addresses", addrs},
+                   {"containers", containers},
+                   {"replicas", ids.size()},
+                   {"mode", to_string(state_.modes.of(name))}});
+  }
+  return out;
+}
+
+json Agent::handle(const json& req, const control::Peer& peer, const control::PushFn&) {
+  auto v = req.find("v");
+  if (v != req.end() && (!v->is_number_integer() || v->get<int>() != control::kProtocolVersion))
+    return control::error_response("bad_version", "protocol version " + v->dump() + " is not supported; this agent speaks v" +
+                                                      std::to_string(control::kProtocolVersion));
+  auto m = req.find("method");
+  if (m == req.end() || !m->is_string()) return control::error_response("malformed", "request needs a string field 'method'");
+  json params = req.value("params", json::object());
+  if (!params.is_object()) return control::error_response("malformed", "'params' must be an object");
+  try {
+    return dispatch(m->get<std::string>(), params, peer);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    return control::error_response("internal", e.what());
+  }
+}
+
+json Agent::dispatch(const std::string& method, const json& params, const control::Peer& peer) {
+  auto need_write = [&]() -> std::optional<json> {
+    if (peer.may_write) return std::nullopt;
+    return control::error_response("forbidden", "changing state needs root or the control group (uid " +
+                                                    std::to_string(peer.uid) + " is neither)");
+  };
+  if (method == "status") return ok(status_json());
+  if (method == "workloads") return ok(workloads_json());
+  if (method == "flows.pending") return ok(topology::pending_to_json(state_.graph));
+  if (method == "topology.export") {
+    auto fmt = params.value("format", std::string("json"));
+    if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
+    if (fmt == "dot") return ok(topology::export_dot(state_.graph));
+    if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
+    return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid)");
+  }
+  if (method == "mode.set") {
+    if (auto e = need_write()) return *e;
+    auto mode = parse_mode(params.value("mode", std::string()));
+    if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
+    std::optional<std::chrono::seconds> learn_for;
+    if (params.contains("for_seconds") && params["for_seconds"].is_number_unsigned())
+      learn_for = std::chrono::seconds(params["for_seconds"].get<std::uint64_t>());
+    auto workload = params.value("workload", std::string());
+    if (!workload.empty()) {
+      if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
+      if (params.value("clear", false)) state_.modes.overrides.erase(workload);
+      else state_.modes.overrides[workload] = *mode;
+      dirty_ = true;
+      (void)persist();
+    } else {
+      set_global_mode(*mode, learn_for);
+    }
+    return ok(status_json());
+  }
+  return control::error_response("unknown_method", "unknown method '" + method + "'");
+}
+
+}  // namespace topowall::agent

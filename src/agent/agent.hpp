@@ -1,0 +1,122 @@
+// topowalld: discovery + learning + state + control, wired on one event loop.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "control/server.hpp"
+#include "store/state_store.hpp"
+#include "topowall/address_watcher.hpp"
+#include "topowall/flow_source.hpp"
+#include "topowall/runtime.hpp"
+#include "topowall/topology/endpoints.hpp"
+#include "topowall/topology/identity.hpp"
+#include "topowall/topology/learner.hpp"
+#include "topowall/topology/schema.hpp"
+
+namespace topowall::agent {
+
+struct AgentConfig {
+  std::string socket_path;           // "" = no control socket (tests)
+  std::string control_group;
+  std::optional<Mode> initial_mode;  // only for a fresh state directory
+  std::optional<std::chrono::seconds> learn_for;
+  Mode after_learn = Mode::monitor;
+  topology::IdentityConfig identity;
+  std::vector<topology::NamedNetwork> external;
+  // Flows with an end not yet known wait this long for discovery to catch up.
+  std::chrono::milliseconds settle{500};
+};
+
+struct Adapters {
+  std::unique_ptr<Discovery> runtime;            // may be null
+  std::unique_ptr<Discovery> netns;              // may be null
+  std::unique_ptr<FlowSource> flows;             // may be null
+  std::unique_ptr<store::StateStore> store;
+  std::unique_ptr<AddressWatcher> addresses;     // may be null: runtime addresses only
+};
+
+struct AgentCounters {
+  std::uint64_t endpoint_upserts = 0;
+  std::uint64_t endpoint_removes = 0;
+  std::uint64_t deferred_flows = 0;
+  std::uint64_t deferred_overflow = 0;
+  std::uint64_t persist_errors = 0;
+  std::uint64_t handler_errors = 0;
+};
+
+class Agent {
+ public:
+  Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters);
+  ~Agent();
+
+  // Ordered start-up: state, control socket, host addresses, discovery, flows.
+  Status start();
+  void stop();
+
+  // The control API (also called directly by tests).
+  nlohmann::json handle(const nlohmann::json& req, const control::Peer& peer, const control::PushFn& push);
+
+  // Inspection for tests.
+  const topology::State& state() const { return state_; }
+  const topology::EndpointTable& endpoints() const { return endpoints_; }
+  const AgentCounters& counters() const { return counters_; }
+  bool discovery_synced() const;
+  void flush_deferred();  // process every held flow now
+  Status persist();
+
+ private:
+  enum class Source { runtime, netns };
+  void on_discovery(const DiscoveryEvent& ev, Source src);
+  void on_addresses(const std::string& id, const std::vector<IpAddr>& addrs);
+  void apply_endpoint(const std::string& id);
+  void remove_endpoint(const std::string& id);
+  void on_flow(const FlowTuple& flow, bool resync);
+  void learn(const FlowTuple& flow, bool resync);
+  void tick();
+  void check_learn_window(TimePoint now);
+  void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
+  bool netns_shadowed(const std::string& id) const;
+
+  nlohmann::json status_json() const;
+  nlohmann::json workloads_json() const;
+  nlohmann::json dispatch(const std::string& method, const nlohmann::json& params, const control::Peer& peer);
+
+  boost::asio::io_context& io_;
+  AgentConfig cfg_;
+  Adapters ad_;
+  topology::State state_;
+  topology::EndpointTable endpoints_;
+  topology::Learner learner_;
+  std::unique_ptr<control::Server> server_;
+  boost::asio::steady_timer ticker_;
+
+  struct Raw {
+    EndpointInfo info;            // as discovery reported it
+    std::vector<IpAddr> in_netns; // as rtnetlink reports it
+    Source source = Source::runtime;
+    std::uint64_t ns_inode = 0;
+  };
+  std::map<std::string, Raw> raw_;
+  struct Held {
+    FlowTuple flow;
+    bool resync;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::deque<Held> held_;
+  bool runtime_synced_ = false, netns_synced_ = false;
+  bool dirty_ = false;
+  std::chrono::steady_clock::time_point last_save_{};
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  AgentCounters counters_;
+};
+
+}  // namespace topowall::agent

@@ -1,0 +1,177 @@
+#include "conntrack/ct_listener.hpp"
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "conntrack/ct_decode.hpp"
+
+namespace topowall::conntrack {
+
+namespace {
+
+struct MnlSocket {
+  mnl_socket* s = nullptr;
+  ~MnlSocket() {
+    if (s) mnl_socket_close(s);
+  }
+};
+
+Error errno_error(const char* what) {
+  int e = errno;
+  std::string hint = e == EPERM ? " (needs CAP_NET_ADMIN: run as root)" : "";
+  return Error{std::string(what) + ": " + std::strerror(e) + hint, e};
+}
+
+struct DumpCtx {
+  const std::function<void(const FlowTuple&)>* fn;
+};
+
+int dump_cb(const nlmsghdr* nlh, void* data) {
+  auto* ctx = static_cast<DumpCtx*>(data);
+  if (auto f = decode_ct_message(nlh)) (*ctx->fn)(*f);
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn) {
+  MnlSocket sock{mnl_socket_open(NETLINK_NETFILTER)};
+  if (!sock.s) return errno_error("open ctnetlink socket");
+  if (mnl_socket_bind(sock.s, 0, MNL_SOCKET_AUTOPID) < 0) return errno_error("bind ctnetlink socket");
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  const unsigned seq = static_cast<unsigned>(time(nullptr));
+  nlh->nlmsg_seq = seq;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_UNSPEC;  // both IPv4 and IPv6
+  nfg->version = NFNETLINK_V0;
+  nfg->res_id = 0;
+  if (mnl_socket_sendto(sock.s, nlh, nlh->nlmsg_len) < 0) return errno_error("request conntrack dump");
+  const unsigned portid = mnl_socket_get_portid(sock.s);
+  DumpCtx ctx{&fn};
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(sock.s, buf.data(), buf.size());
+    if (n < 0) return errno_error("read conntrack dump");
+    int r = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, dump_cb, &ctx);
+    if (r == MNL_CB_STOP) break;
+    if (r < 0) return errno_error("parse conntrack dump");
+  }
+  return ok_status();
+}
+
+CtListener::CtListener(boost::asio::io_context& io, CtListenerOptions opts)
+    : io_(io), opts_(opts), buf_(1 << 16) {}
+
+CtListener::~CtListener() { stop(); }
+
+Status CtListener::start(FlowHandler handler) {
+  handler_ = std::move(handler);
+  sock_ = mnl_socket_open(NETLINK_NETFILTER);
+  if (!sock_) return errno_error("open ctnetlink socket");
+  if (mnl_socket_bind(sock_, NF_NETLINK_CONNTRACK_NEW, MNL_SOCKET_AUTOPID) < 0) {
+    auto e = errno_error("subscribe to conntrack NEW events");
+    stop();
+    return e;
+  }
+  int fd = mnl_socket_get_fd(sock_);
+  int size = opts_.rcvbuf_bytes;
+  // FORCE bypasses rmem_max (we are root); fall back to the capped call.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  stats_.rcvbuf_bytes = size;
+  sd_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, fd);
+  sd_->non_blocking(true);
+  arm();
+  return ok_status();
+}
+
+void CtListener::stop() {
+  if (sd_) {
+    boost::system::error_code ec;
+    sd_->cancel(ec);
+    sd_->release();  // the mnl socket owns the fd
+    sd_.reset();
+  }
+  if (sock_) {
+    mnl_socket_close(sock_);
+    sock_ = nullptr;
+  }
+}
+
+void CtListener::arm() {
+  if (!sd_) return;
+  sd_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec) return;  // cancelled on stop
+    drain();
+    arm();
+  });
+}
+
+void CtListener::drain() {
+  int fd = mnl_socket_get_fd(sock_);
+  // Bounded so one busy socket cannot starve the rest of the loop.
+  for (int i = 0; i < 256; ++i) {
+    ssize_t n = recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      if (errno == ENOBUFS) {
+        on_overrun();
+        continue;
+      }
+      ++stats_.errors;
+      spdlog::warn("conntrack events: receive failed: {}", std::strerror(errno));
+      return;
+    }
+    int len = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len);
+         nlh = mnl_nlmsg_next(nlh, &len)) {
+      ++stats_.messages;
+      if (auto f = decode_ct_message(nlh)) {
+        ++stats_.flows;
+        try {
+          handler_(*f, false);
+        } catch (const std::exception& e) {
+          spdlog::error("flow handler failed: {}", e.what());
+        }
+      } else {
+        ++stats_.undecodable;
+      }
+    }
+  }
+}
+
+void CtListener::on_overrun() {
+  // The kernel dropped events: grow the buffer so the next burst fits, then
+  // recover what was lost from a full dump (conntrack-tools does the same).
+  ++stats_.enobufs;
+  int fd = mnl_socket_get_fd(sock_);
+  int size = std::min(stats_.rcvbuf_bytes * 2, opts_.max_rcvbuf_bytes);
+  if (size > stats_.rcvbuf_bytes && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) == 0)
+    stats_.rcvbuf_bytes = size;
+  spdlog::warn("conntrack events overran the socket buffer (ENOBUFS #{}); buffer now {} bytes; resyncing from a dump",
+               stats_.enobufs, stats_.rcvbuf_bytes);
+  if (auto s = resync(); !s) spdlog::error("conntrack resync failed: {}", s.error().message);
+}
+
+Status CtListener::resync() {
+  ++stats_.resyncs;
+  return dump_conntrack([this](const FlowTuple& f) {
+    ++stats_.resync_entries;
+    try {
+      handler_(f, true);
+    } catch (const std::exception& e) {
+      spdlog::error("flow handler failed during resync: {}", e.what());
+    }
+  });
+}
+
+}  // namespace topowall::conntrack

@@ -1,0 +1,47 @@
+// ctnetlink NEW-event subscriber on the host namespace.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <memory>
+#include <vector>
+
+#include "topowall/flow_source.hpp"
+
+struct mnl_socket;
+
+namespace topowall::conntrack {
+
+struct CtListenerOptions {
+  int rcvbuf_bytes = 4 << 20;    // sized for bursts of new connections
+  int max_rcvbuf_bytes = 128 << 20;
+};
+
+// Dump the conntrack table, calling `fn` for every entry. Blocking; bounded by the table size.
+Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn);
+
+class CtListener final : public FlowSource {
+ public:
+  CtListener(boost::asio::io_context& io, CtListenerOptions opts = {});
+  ~CtListener() override;
+
+  Status start(FlowHandler handler) override;
+  void stop() override;
+  Status resync() override;
+  FlowSourceStats stats() const override { return stats_; }
+
+ private:
+  void arm();
+  void drain();
+  void on_overrun();
+
+  boost::asio::io_context& io_;
+  CtListenerOptions opts_;
+  FlowHandler handler_;
+  mnl_socket* sock_ = nullptr;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> sd_;
+  std::vector<char> buf_;
+  FlowSourceStats stats_;
+};
+
+}  // namespace topowall::conntrack

@@ -1,0 +1,204 @@
+#include "control/server.hpp"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <spdlog/spdlog.h>
+
+namespace topowall::control {
+
+namespace asio = boost::asio;
+using local = asio::local::stream_protocol;
+using nlohmann::json;
+
+json error_response(const std::string& code, const std::string& message) {
+  return json{{"v", kProtocolVersion}, {"ok", false}, {"error", {{"code", code}, {"message", message}}}};
+}
+
+struct Server::Conn : std::enable_shared_from_this<Conn> {
+  Conn(Server& s, local::socket sock) : server(s), sock(std::move(sock)), in(s.opts_.max_request_bytes) {}
+  Server& server;
+  local::socket sock;
+  asio::streambuf in;
+  Peer peer;
+  std::deque<std::string> out;
+  bool writing = false;
+  bool closing = false;
+  std::chrono::steady_clock::time_point window_start = std::chrono::steady_clock::now();
+  int in_window = 0;
+  std::shared_ptr<bool> alive = server.alive_;
+
+  void send(std::string line) {
+    out.push_back(std::move(line));
+    if (!writing) flush();
+  }
+  void flush() {
+    if (out.empty()) {
+      writing = false;
+      if (closing) {
+        boost::system::error_code ec;
+        sock.shutdown(local::socket::shutdown_both, ec);
+      }
+      return;
+    }
+    writing = true;
+    auto self = shared_from_this();
+    asio::async_write(sock, asio::buffer(out.front()), [self](boost::system::error_code ec, std::size_t) {
+      if (ec) return;
+      self->out.pop_front();
+      self->flush();
+    });
+  }
+  bool rate_ok() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start > std::chrono::seconds(1)) {
+      window_start = now;
+      in_window = 0;
+    }
+    return ++in_window <= server.opts_.max_requests_per_second;
+  }
+  void read() {
+    auto self = shared_from_this();
+    asio::async_read_until(sock, in, '\n', [self](boost::system::error_code ec, std::size_t n) {
+      if (!*self->alive) return;
+      if (ec == asio::error::not_found) {
+        ++self->server.stats_.rejected;
+        self->closing = true;
+        self->send(error_response("too_large", "request exceeds " +
+                                                   std::to_string(self->server.opts_.max_request_bytes) +
+                                                   " bytes; send one JSON object per line")
+                       .dump() + "\n");
+        return;
+      }
+      if (ec) return;  // peer closed
+      std::string line(asio::buffers_begin(self->in.data()), asio::buffers_begin(self->in.data()) + n);
+      self->in.consume(n);
+      self->handle(line);
+      if (!self->closing) self->read();
+    });
+  }
+  void handle(const std::string& line) {
+    ++server.stats_.requests;
+    json resp;
+    if (!rate_ok()) {
+      ++server.stats_.rejected;
+      resp = error_response("rate_limited", "too many requests on this connection; slow down");
+    } else {
+      auto req = json::parse(line, nullptr, false);
+      if (req.is_discarded() || !req.is_object()) {
+        ++server.stats_.rejected;
+        resp = error_response("malformed", "request is not a JSON object on one line");
+      } else {
+        auto weak = weak_from_this();
+        PushFn push = [weak](const json& j) {
+          auto c = weak.lock();
+          if (!c || !c->sock.is_open()) return false;
+          c->send(j.dump() + "\n");
+          return true;
+        };
+        try {
+          resp = server.handler_(req, peer, push);
+        } catch (const std::exception& e) {
+          resp = error_response("internal", std::string("request failed: ") + e.what());
+        }
+        if (!resp.value("ok", false)) ++server.stats_.rejected;
+      }
+    }
+    if (resp.is_null()) return;  // streaming call answered through push
+    send(resp.dump() + "\n");
+  }
+};
+
+Server::Server(asio::io_context& io, ServerOptions opts, Handler handler)
+    : io_(io), opts_(std::move(opts)), handler_(std::move(handler)) {}
+
+Server::~Server() {
+  *alive_ = false;
+  stop();
+}
+
+Status Server::start() {
+  if (!opts_.group.empty()) {
+    group* g = getgrnam(opts_.group.c_str());
+    if (!g) return Error{"control group '" + opts_.group + "' does not exist; create it or drop --control-group"};
+    group_gid_ = g->gr_gid;
+    has_group_ = true;
+  }
+  // A stale socket from a crashed agent would make bind fail; it is ours to replace.
+  struct stat st{};
+  if (lstat(opts_.path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return Error{"control socket path " + opts_.path + " exists and is not a socket; remove it or choose --socket"};
+    ::unlink(opts_.path.c_str());
+  }
+  acceptor_ = std::make_unique<local::acceptor>(io_);
+  boost::system::error_code ec;
+  acceptor_->open(local(), ec);
+  if (!ec) acceptor_->bind(local::endpoint(opts_.path), ec);
+  if (!ec) acceptor_->listen(64, ec);
+  if (ec) return Error{"control socket " + opts_.path + ": " + ec.message() + " (does the directory exist?)"};
+  ::chmod(opts_.path.c_str(), 0660);
+  if (has_group_) (void)::chown(opts_.path.c_str(), 0, group_gid_);
+  accept();
+  return ok_status();
+}
+
+void Server::stop() {
+  if (acceptor_) {
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+    acceptor_.reset();
+    ::unlink(opts_.path.c_str());
+  }
+}
+
+void Server::accept() {
+  auto alive = alive_;
+  acceptor_->async_accept([this, alive](boost::system::error_code ec, local::socket sock) {
+    if (!*alive || !acceptor_) return;
+    if (!ec) {
+      ++stats_.connections;
+      auto conn = std::make_shared<Conn>(*this, std::move(sock));
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      // SO_PEERCRED: the kernel's word on who connected, not the file mode.
+      if (getsockopt(conn->sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        conn->peer.uid = cred.uid;
+        conn->peer.gid = cred.gid;
+        conn->peer.pid = cred.pid;
+        conn->peer.may_write = cred.uid == 0 || (has_group_ && cred.gid == group_gid_);
+        if (!conn->peer.may_write && has_group_) {
+          // Supplementary groups of the peer process.
+          std::string path = "/proc/" + std::to_string(cred.pid) + "/status";
+          if (FILE* f = fopen(path.c_str(), "re")) {
+            char line[4096];
+            while (fgets(line, sizeof line, f))
+              if (std::strncmp(line, "Groups:", 7) == 0) {
+                char* p = line + 7;
+                while (*p) {
+                  char* end;
+                  long g = strtol(p, &end, 10);
+                  if (end == p) break;
+                  if (static_cast<gid_t>(g) == group_gid_) conn->peer.may_write = true;
+                  p = end;
+                }
+              }
+            fclose(f);
+          }
+        }
+      }
+      conn->read();
+    }
+    accept();
+  });
+}
+
+}  // namespace topowall::control

@@ -1,0 +1,71 @@
+// The agent's control socket: newline-delimited JSON requests on a unix socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "topowall/result.hpp"
+
+namespace topowall::control {
+
+inline constexpr int kProtocolVersion = 1;
+
+struct Peer {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  bool may_write = false;  // root or member of the configured group
+};
+
+// Returns the whole response object; a streaming call may keep `push` to send more lines later.
+using PushFn = std::function<bool(const nlohmann::json&)>;
+using Handler = std::function<nlohmann::json(const nlohmann::json& request, const Peer& peer, const PushFn& push)>;
+
+struct ServerOptions {
+  std::string path;
+  std::string group;                      // may change state besides root; "" = root only
+  std::size_t max_request_bytes = 1 << 20;
+  int max_connections = 64;
+  int max_requests_per_second = 200;      // per connection
+};
+
+struct ServerStats {
+  std::uint64_t connections = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t rejected = 0;  // malformed, oversized, rate-limited or refused
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions opts, Handler handler);
+  ~Server();
+  Status start();
+  void stop();
+  const ServerStats& stats() const { return stats_; }
+
+ private:
+  struct Conn;
+  void accept();
+
+  boost::asio::io_context& io_;
+  ServerOptions opts_;
+  Handler handler_;
+  std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
+  gid_t group_gid_ = 0;
+  bool has_group_ = false;
+  int open_conns_ = 0;
+  ServerStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Error response helper shared by the server and the agent's dispatcher.
+nlohmann::json error_response(const std::string& code, const std::string& message);
+
+}  // namespace topowall::control

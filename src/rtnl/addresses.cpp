@@ -1,0 +1,137 @@
+#include "rtnl/addresses.hpp"
+
+#include <fcntl.h>
+#include <linux/rtnetlink.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/socket.h>
+#include <sched.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+namespace topowall::rtnl {
+
+namespace {
+
+struct SockDel {
+  void operator()(nl_sock* s) const { nl_socket_free(s); }
+};
+struct CacheDel {
+  void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
+struct MsgDel {
+  void operator()(nl_msg* m) const { nlmsg_free(m); }
+};
+
+std::optional<AddressRecord> from_object(rtnl_addr* a) {
+  nl_addr* local = rtnl_addr_get_local(a);
+  if (!local) return std::nullopt;
+  AddressRecord r;
+  r.ifindex = rtnl_addr_get_ifindex(a);
+  r.prefix = rtnl_addr_get_prefixlen(a);
+  r.scope = rtnl_addr_get_scope(a);
+  int fam = nl_addr_get_family(local);
+  std::size_t len = nl_addr_get_len(local);
+  if ((fam != AF_INET || len != 4) && (fam != AF_INET6 || len != 16)) return std::nullopt;
+  r.addr.family = static_cast<std::uint8_t>(fam);
+  std::memcpy(r.addr.bytes.data(), nl_addr_get_binary_addr(local), len);
+  return r;
+}
+
+void parse_cb(nl_object* obj, void* arg) {
+  auto* out = static_cast<std::optional<AddressRecord>*>(arg);
+  *out = from_object(reinterpret_cast<rtnl_addr*>(obj));
+}
+
+}  // namespace
+
+std::optional<AddressRecord> decode_address(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_type != RTM_NEWADDR && nlh->nlmsg_type != RTM_DELADDR) return std::nullopt;
+  // nlmsg_convert copies, so the recorded bytes stay untouched.
+  std::unique_ptr<nl_msg, MsgDel> msg(nlmsg_convert(const_cast<nlmsghdr*>(nlh)));
+  if (!msg) return std::nullopt;
+  std::optional<AddressRecord> out;
+  if (nl_msg_parse(msg.get(), parse_cb, &out) < 0) return std::nullopt;
+  return out;
+}
+
+std::vector<IpAddr> usable(const std::vector<AddressRecord>& recs) {
+  std::vector<IpAddr> out;
+  for (const auto& r : recs)
+    if (r.scope == RT_SCOPE_UNIVERSE || r.scope == RT_SCOPE_SITE) out.push_back(r.addr);
+  return out;
+}
+
+Status run_in_netns(const std::string& path, const std::function<Status()>& fn) {
+  if (path.empty()) return fn();
+  Status result = Error{"not run"};
+  // setns affects only the calling thread: a short-lived thread keeps the
+  // event loop's thread in the host namespace.
+  std::thread t([&] {
+    UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) {
+      result = Error{"open network namespace " + path + ": " + std::strerror(errno) +
+                         " (the container or namespace may have just gone)",
+                     errno};
+      return;
+    }
+    if (setns(ns.get(), CLONE_NEWNET) < 0) {
+      result = Error{"enter network namespace " + path + ": " + std::strerror(errno) + " (needs CAP_SYS_ADMIN)",
+                     errno};
+      return;
+    }
+    result = fn();
+  });
+  t.join();
+  return result;
+}
+
+Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path) {
+  std::vector<AddressRecord> out;
+  auto st = run_in_netns(netns_path, [&]() -> Status {
+    std::unique_ptr<nl_sock, SockDel> sock(nl_socket_alloc());
+    if (!sock) return Error{"libnl: out of memory"};
+    if (int e = nl_connect(sock.get(), NETLINK_ROUTE); e < 0)
+      return Error{std::string("rtnetlink connect: ") + nl_geterror(e)};
+    nl_cache* raw = nullptr;
+    if (int e = rtnl_addr_alloc_cache(sock.get(), &raw); e < 0)
+      return Error{std::string("rtnetlink address dump: ") + nl_geterror(e)};
+    std::unique_ptr<nl_cache, CacheDel> cache(raw);
+    for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o))
+      if (auto r = from_object(reinterpret_cast<rtnl_addr*>(o))) out.push_back(*r);
+    return ok_status();
+  });
+  if (!st) return st.error();
+  return out;
+}
+
+Result<UniqueFd> open_address_monitor(const std::string& netns_path) {
+  UniqueFd fd;
+  auto st = run_in_netns(netns_path, [&]() -> Status {
+    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+    if (!s) return Error{std::string("rtnetlink socket: ") + std::strerror(errno), errno};
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    if (bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
+      return Error{std::string("rtnetlink subscribe: ") + std::strerror(errno), errno};
+    fd = std::move(s);
+    return ok_status();
+  });
+  if (!st) return st.error();
+  return fd;
+}
+
+int drain_monitor(int fd) {
+  char buf[8192];
+  int n = 0;
+  while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0 || errno == ENOBUFS) ++n;
+  return n;
+}
+
+}  // namespace topowall::rtnl

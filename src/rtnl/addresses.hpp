@@ -1,0 +1,43 @@
+// Interface addresses of a network namespace, read with libnl (rtnetlink).
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "topowall/result.hpp"
+#include "topowall/types.hpp"
+
+namespace topowall::rtnl {
+
+struct AddressRecord {
+  int ifindex = 0;
+  IpAddr addr;
+  int prefix = 0;
+  int scope = 0;  // RT_SCOPE_*
+};
+
+// Decode one RTM_NEWADDR/RTM_DELADDR message (recorded bytes in tests).
+std::optional<AddressRecord> decode_address(const nlmsghdr* nlh);
+
+// Addresses a peer could use to reach this namespace: global scope only
+// (no loopback, no IPv6 link-local).
+std::vector<IpAddr> usable(const std::vector<AddressRecord>& recs);
+
+// Run `fn` on a thread that has entered the namespace at `netns_path` ("" = ours).
+// Sockets opened inside stay bound to that namespace after the thread leaves.
+Status run_in_netns(const std::string& netns_path, const std::function<Status()>& fn);
+
+// All addresses in the namespace.
+Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path);
+
+// A socket inside the namespace subscribed to address changes; readable when one happens.
+Result<UniqueFd> open_address_monitor(const std::string& netns_path);
+// Drain a monitor socket without blocking; returns how many messages were read.
+int drain_monitor(int fd);
+
+}  // namespace topowall::rtnl

@@ -1,0 +1,254 @@
+#include "runtime/docker_client.hpp"
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/docker_json.hpp"
+
+namespace topowall::runtime {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+using Stream = beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy>;
+using nlohmann::json;
+
+namespace {
+constexpr const char* kApi = "/v1.41";
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+
+http::request<http::empty_body> make_get(const std::string& target) {
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "localhost");
+  req.set(http::field::user_agent, "topowalld");
+  return req;
+}
+
+struct GetOp {
+  explicit GetOp(asio::io_context& io) : stream(io) {}
+  Stream stream;
+  beast::flat_buffer buf;
+  http::request<http::empty_body> req;
+  http::response_parser<http::string_body> parser;
+};
+}  // namespace
+
+struct DockerClient::EventStream {
+  explicit EventStream(asio::io_context& io) : stream(io) {}
+  Stream stream;
+  beast::flat_buffer buf;
+  http::request<http::empty_body> req;
+  http::response_parser<http::string_body> parser;
+};
+
+DockerClient::DockerClient(asio::io_context& io, std::string socket_path)
+    : io_(io), socket_path_(std::move(socket_path)), retry_(io) {}
+
+DockerClient::~DockerClient() {
+  stop();
+  *alive_ = false;
+}
+
+void DockerClient::start(DiscoveryHandler handler) {
+  handler_ = std::move(handler);
+  stopped_ = false;
+  connect_events();
+}
+
+void DockerClient::stop() {
+  stopped_ = true;
+  retry_.cancel();
+  if (events_) {
+    beast::error_code ec;
+    events_->stream.socket().close(ec);
+    events_.reset();
+  }
+}
+
+void DockerClient::get(const std::string& target, std::function<void(Result<json>)> cb) {
+  auto op = std::make_shared<GetOp>(io_);
+  op->req = make_get(target);
+  op->parser.body_limit(64 << 20);
+  op->stream.expires_after(kRequestTimeout);
+  op->stream.async_connect(local::endpoint(socket_path_), [this, op, cb](beast::error_code ec) {
+    if (ec) {
+      cb(Error{"connect to runtime API at " + socket_path_ + ": " + ec.message() +
+               " (is dockerd or `podman system service` running? check --runtime-socket)"});
+      return;
+    }
+    http::async_write(op->stream, op->req, [op, cb](beast::error_code ec, std::size_t) {
+      if (ec) {
+        cb(Error{"runtime API request: " + ec.message()});
+        return;
+      }
+      http::async_read(op->stream, op->buf, op->parser, [op, cb](beast::error_code ec, std::size_t) {
+        if (ec) {
+          cb(Error{"runtime API response: " + ec.message()});
+          return;
+        }
+        auto& res = op->parser.get();
+        if (res.result_int() != 200) {
+          cb(Error{"runtime API " + std::string(op->req.target()) + " answered " +
+                   std::to_string(res.result_int()) + ": " + res.body().substr(0, 200)});
+          return;
+        }
+        auto j = json::parse(res.body(), nullptr, false);
+        if (j.is_discarded()) {
+          cb(Error{"runtime API returned invalid JSON for " + std::string(op->req.target())});
+          return;
+        }
+        cb(std::move(j));
+      });
+    });
+  });
+}
+
+void DockerClient::connect_events() {
+  // Follow events first, then list: nothing that starts in between is missed.
+  auto ev = std::make_shared<EventStream>(io_);
+  events_ = ev;
+  ev->req = make_get(std::string(kApi) + "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
+  ev->parser.body_limit(boost::none);
+  ev->stream.expires_after(kRequestTimeout);
+  auto alive = alive_;
+  ev->stream.async_connect(local::endpoint(socket_path_), [this, ev, alive](beast::error_code ec) {
+    if (!*alive || stopped_) return;
+    if (ec) {
+      spdlog::warn("runtime API at {} unreachable: {}; retrying (is the runtime running?)", socket_path_,
+                   ec.message());
+      schedule_reconnect();
+      return;
+    }
+    http::async_write(ev->stream, ev->req, [this, ev, alive](beast::error_code ec, std::size_t) {
+      if (!*alive || stopped_) return;
+      if (ec) return schedule_reconnect();
+      http::async_read_header(ev->stream, ev->buf, ev->parser, [this, ev, alive](beast::error_code ec, std::size_t) {
+        if (!*alive || stopped_) return;
+        if (ec || ev->parser.get().result_int() != 200) {
+          spdlog::warn("runtime event stream refused: {}", ec ? ec.message() : std::to_string(ev->parser.get().result_int()));
+          return schedule_reconnect();
+        }
+        ev->stream.expires_never();
+        stats_.connected = true;
+        list_all();
+        read_events(ev);
+      });
+    });
+  });
+}
+
+void DockerClient::read_events(std::shared_ptr<EventStream> ev) {
+  auto alive = alive_;
+  http::async_read_some(ev->stream, ev->buf, ev->parser, [this, ev, alive](beast::error_code ec, std::size_t) {
+    if (!*alive || stopped_ || events_ != ev) return;
+    // Each event is one JSON document per line of the chunked body.
+    auto& body = ev->parser.get().body();
+    std::size_t pos;
+    while ((pos = body.find('\n')) != std::string::npos) {
+      std::string line = body.substr(0, pos);
+      body.erase(0, pos + 1);
+      if (!line.empty()) on_event_line(line);
+    }
+    if (ec || ev->parser.is_done()) {
+      spdlog::warn("runtime event stream ended ({}); reconnecting", ec ? ec.message() : "closed");
+      return schedule_reconnect();
+    }
+    read_events(ev);
+  });
+}
+
+void DockerClient::schedule_reconnect() {
+  stats_.connected = false;
+  ++stats_.reconnects;
+  if (events_) {
+    beast::error_code ec;
+    events_->stream.socket().close(ec);
+    events_.reset();
+  }
+  retry_.expires_after(std::chrono::seconds(1));
+  retry_.async_wait([this](beast::error_code ec) {
+    if (!ec && !stopped_) connect_events();
+  });
+}
+
+void DockerClient::on_event_line(const std::string& line) {
+  ++stats_.events;
+  auto j = json::parse(line, nullptr, false);
+  if (j.is_discarded()) {
+    ++stats_.errors;
+    return;
+  }
+  auto ev = parse_event(j);
+  if (!ev) return;
+  if (ev->action == ContainerEvent::Action::start) {
+    inspect_and_upsert(ev->id);
+  } else if (ev->action == ContainerEvent::Action::stop && known_.erase(ev->id)) {
+    handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, ev->id});
+  }
+}
+
+void DockerClient::inspect_and_upsert(const std::string& id) {
+  ++stats_.inspects;
+  auto alive = alive_;
+  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive](Result<json> r) {
+    if (!*alive) return;
+    if (!r) {
+      ++stats_.errors;
+      spdlog::debug("inspect {}: {}", id, r.error().message);
+      return;
+    }
+    auto ep = parse_inspect(*r);
+    const auto* running = r->contains("State") ? &(*r)["State"] : nullptr;
+    bool is_running = running && running->value("Running", false);
+    if (!ep || !is_running) return;
+    known_.insert(ep->id);
+    handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}});
+  });
+}
+
+void DockerClient::list_all() {
+  auto alive = alive_;
+  get(std::string(kApi) + "/containers/json", [this, alive](Result<json> r) {
+    if (!*alive) return;
+    if (!r || !r->is_array()) {
+      ++stats_.errors;
+      spdlog::warn("listing containers failed: {}", r ? "not an array" : r.error().message);
+      return schedule_reconnect();
+    }
+    std::set<std::string> seen;
+    for (const auto& c : *r)
+      if (c.contains("Id") && c["Id"].is_string()) seen.insert(c["Id"].get<std::string>());
+    // Containers that vanished while we were disconnected.
+    for (auto it = known_.begin(); it != known_.end();) {
+      if (!seen.count(*it)) {
+        handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, *it});
+        it = known_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto remaining = std::make_shared<std::size_t>(seen.size());
+    if (seen.empty()) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
+    for (const auto& id : seen) {
+      ++stats_.inspects;
+      get(std::string(kApi) + "/containers/" + id + "/json", [this, alive, remaining](Result<json> r) {
+        if (!*alive) return;
+        if (r) {
+          auto ep = parse_inspect(*r);
+          if (ep && (*r)["State"].value("Running", false)) {
+            known_.insert(ep->id);
+            handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}});
+          }
+        } else {
+          ++stats_.errors;
+        }
+        if (--*remaining == 0) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
+      });
+    }
+  });
+}
+
+}  // namespace topowall::runtime

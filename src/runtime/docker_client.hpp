@@ -1,0 +1,49 @@
+// Container discovery through the Docker Engine API on a unix socket
+// (dockerd, or `podman system service`): list, inspect, then the event stream.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "topowall/result.hpp"
+#include "topowall/runtime.hpp"
+
+namespace topowall::runtime {
+
+class DockerClient final : public Discovery {
+ public:
+  DockerClient(boost::asio::io_context& io, std::string socket_path);
+  ~DockerClient() override;
+
+  void start(DiscoveryHandler handler) override;
+  void stop() override;
+  DiscoveryStats stats() const override { return stats_; }
+
+  // One GET returning JSON; exposed for tests and the lab tools.
+  void get(const std::string& target, std::function<void(Result<nlohmann::json>)> cb);
+
+ private:
+  struct EventStream;
+  void connect_events();
+  void read_events(std::shared_ptr<EventStream> ev);
+  void on_event_line(const std::string& line);
+  void list_all();
+  void inspect_and_upsert(const std::string& id);
+  void schedule_reconnect();
+
+  boost::asio::io_context& io_;
+  std::string socket_path_;
+  DiscoveryHandler handler_;
+  DiscoveryStats stats_;
+  std::shared_ptr<EventStream> events_;
+  boost::asio::steady_timer retry_;
+  std::set<std::string> known_;  // containers reported as upserted
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool stopped_ = false;
+};
+
+}  // namespace topowall::runtime

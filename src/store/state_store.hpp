@@ -1,0 +1,45 @@
+// Crash-safe persistence of the agent's state file.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "topowall/result.hpp"
+
+namespace topowall::store {
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  // nullopt when there is no state yet (a fresh state directory).
+  virtual Result<std::optional<nlohmann::json>> load() = 0;
+  virtual Status save(const nlohmann::json& doc) = 0;
+};
+
+// <dir>/state.json, written as temp file + fsync + rename + fsync(dir).
+class FileStateStore final : public StateStore {
+ public:
+  explicit FileStateStore(std::string dir);
+  Status prepare();  // create the directory (0700) if needed
+  Result<std::optional<nlohmann::json>> load() override;
+  Status save(const nlohmann::json& doc) override;
+  std::string path() const { return dir_ + "/state.json"; }
+
+ private:
+  std::string dir_;
+};
+
+class MemoryStateStore final : public StateStore {
+ public:
+  Result<std::optional<nlohmann::json>> load() override { return doc; }
+  Status save(const nlohmann::json& d) override {
+    doc = d;
+    ++saves;
+    return ok_status();
+  }
+  std::optional<nlohmann::json> doc;
+  int saves = 0;
+};
+
+}  // namespace topowall::store

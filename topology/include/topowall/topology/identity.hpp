@@ -1,0 +1,29 @@
+// How a container or namespace maps to a workload name.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "topowall/workload.hpp"
+
+namespace topowall::topology {
+
+struct IdentityConfig {
+  // First present label wins; then the image repository name; then the name.
+  std::vector<std::string> labels{"app", "app.kubernetes.io/name"};
+};
+
+inline constexpr std::string_view kHost = "host";
+inline constexpr std::string_view kWorld = "world";
+inline constexpr std::size_t kMaxNameLength = 63;
+
+// A workload name is [A-Za-z0-9][A-Za-z0-9._-]{0,62}: safe in rules, files and logs.
+bool is_valid_name(std::string_view name);
+// Map arbitrary text onto a valid name (invalid characters become '-'); "" stays "".
+std::string sanitize_name(std::string_view text);
+// "docker.io/library/nginx:1.25@sha256:..." -> "nginx".
+std::string image_repository_name(std::string_view image);
+std::string workload_identity(const EndpointInfo& ep, const IdentityConfig& cfg);
+
+}  // namespace topowall::topology

@@ -1,0 +1,40 @@
+// The persisted state and the graph exchange format (versioned JSON).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "topowall/result.hpp"
+#include "topowall/topology/endpoints.hpp"
+#include "topowall/topology/graph.hpp"
+#include "topowall/topology/learner.hpp"
+
+namespace topowall::topology {
+
+inline constexpr int kGraphVersion = 1;
+inline constexpr int kStateVersion = 1;
+
+std::string format_time(TimePoint t);  // RFC 3339, UTC, millisecond precision
+std::optional<TimePoint> parse_time(std::string_view text);
+
+struct State {
+  ModeTable modes;
+  std::optional<TimePoint> learn_until;
+  Graph graph;
+  bool operator==(const State&) const = default;
+};
+
+// The export format: {"version", "workloads":[...], "edges":[...]}. With live
+// endpoints, each workload also lists its current replica count.
+nlohmann::json graph_to_json(const Graph& g, const EndpointTable* live = nullptr);
+// Strict: unknown fields, wrong types, invalid names or duplicates are errors
+// that name the offending field.
+Result<Graph> graph_from_json(const nlohmann::json& j);
+
+nlohmann::json state_to_json(const State& s);
+Result<State> state_from_json(const nlohmann::json& j);
+
+nlohmann::json pending_to_json(const Graph& g);
+
+}  // namespace topowall::topology

@@ -1,0 +1,328 @@
+#include "topowall/topology/schema.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "topowall/topology/identity.hpp"
+
+namespace topowall::topology {
+
+using nlohmann::json;
+
+namespace {
+
+// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
+long days_from_civil(long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+
+struct Fail {
+  std::string msg;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& why) { throw Fail{path + ": " + why}; }
+
+void only_fields(const json& o, const std::string& path, std::initializer_list<const char*> allowed) {
+  if (!o.is_object()) fail(path, "must be an object");
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    bool known = false;
+    for (auto* a : allowed) known = known || it.key() == a;
+    if (!known) fail(path + "." + it.key(), "unknown field");
+  }
+}
+
+const json& need(const json& o, const std::string& path, const char* key) {
+  auto it = o.find(key);
+  if (it == o.end()) fail(path + "." + key, "missing");
+  return *it;
+}
+
+std::string get_name(const json& o, const std::string& path, const char* key) {
+  const auto& v = need(o, path, key);
+  if (!v.is_string()) fail(path + "." + key, "must be a string");
+  auto s = v.get<std::string>();
+  if (!is_valid_name(s))
+    fail(path + "." + key, "invalid name (1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric)");
+  return s;
+}
+
+TimePoint get_time(const json& o, const std::string& path, const char* key) {
+  const auto& v = need(o, path, key);
+  if (!v.is_string()) fail(path + "." + key, "must be an RFC 3339 time string");
+  auto t = parse_time(v.get<std::string>());
+  if (!t) fail(path + "." + key, "not an RFC 3339 UTC time like 2026-01-02T03:04:05Z");
+  return *t;
+}
+
+std::uint64_t get_uint(const json& o, const std::string& path, const char* key, std::uint64_t max) {
+  const auto& v = need(o, path, key);
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<long long>() >= 0))
+    fail(path + "." + key, "must be a non-negative integer");
+  auto n = v.get<std::uint64_t>();
+  if (n > max) fail(path + "." + key, fmt::format("must be at most {}", max));
+  return n;
+}
+
+std::map<std::string, std::string> get_labels(const json& o, const std::string& path) {
+  std::map<std::string, std::string> out;
+  auto it = o.find("labels");
+  if (it == o.end()) return out;
+  if (!it->is_object()) fail(path + ".labels", "must be an object of strings");
+  if (it->size() > 256) fail(path + ".labels", "too many labels (max 256)");
+  for (auto l = it->begin(); l != it->end(); ++l) {
+    if (!l->is_string()) fail(path + ".labels." + l.key(), "must be a string");
+    if (l.key().size() > 253 || l->get<std::string>().size() > 1024)
+      fail(path + ".labels." + l.key(), "too long");
+    out[l.key()] = l->get<std::string>();
+  }
+  return out;
+}
+
+EdgeKey get_key(const json& e, const std::string& p) {
+  EdgeKey k;
+  k.src = get_name(e, p, "src");
+  k.dst = get_name(e, p, "dst");
+  const auto& pr = need(e, p, "proto");
+  if (!pr.is_string() || !parse_proto(pr.get<std::string>()))
+    fail(p + ".proto", "must be one of tcp, udp, sctp, icmp, icmpv6");
+  k.proto = *parse_proto(pr.get<std::string>());
+  k.port = static_cast<std::uint16_t>(get_uint(e, p, "port", is_icmp(k.proto) ? 255 : 65535));
+  if (!is_icmp(k.proto) && k.port == 0) fail(p + ".port", "must be 1-65535 for " + std::string(to_string(k.proto)));
+  return k;
+}
+
+json key_fields(const EdgeKey& k) {
+  return json{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
+}
+
+Graph parse_graph(const json& j) {
+  only_fields(j, "$", {"version", "workloads", "edges"});
+  auto v = get_uint(j, "$", "version", 1000);
+  if (v != static_cast<std::uint64_t>(kGraphVersion))
+    fail("$.version", fmt::format("unsupported version {} (this agent reads {})", v, kGraphVersion));
+  Graph g;
+  const auto& ws = need(j, "$", "workloads");
+  if (!ws.is_array()) fail("$.workloads", "must be an array");
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    auto p = fmt::format("$.workloads[{}]", i);
+    only_fields(ws[i], p, {"name", "labels", "first_seen", "replicas"});
+    auto name = get_name(ws[i], p, "name");
+    if (g.workloads().count(name)) fail(p + ".name", "duplicate workload '" + name + "'");
+    auto& rec = g.workloads()[name];
+    rec.labels = get_labels(ws[i], p);
+    if (ws[i].contains("first_seen")) rec.first_seen = get_time(ws[i], p, "first_seen");
+  }
+  const auto& es = need(j, "$", "edges");
+  if (!es.is_array()) fail("$.edges", "must be an array");
+  for (std::size_t i = 0; i < es.size(); ++i) {
+    auto p = fmt::format("$.edges[{}]", i);
+    only_fields(es[i], p,
+                {"src", "dst", "proto", "port", "state", "count", "first_seen", "last_seen", "comment", "expires"});
+    auto k = get_key(es[i], p);
+    if (g.edges().count(k)) fail(p, "duplicate edge " + k.to_string());
+    EdgeInfo info;
+    const auto& st = need(es[i], p, "state");
+    if (!st.is_string() || !parse_edge_state(st.get<std::string>()))
+      fail(p + ".state", "must be one of learned, approved, denied");
+    info.state = *parse_edge_state(st.get<std::string>());
+    info.count = es[i].contains("count") ? get_uint(es[i], p, "count", UINT64_MAX) : 0;
+    if (es[i].contains("first_seen")) info.first_seen = get_time(es[i], p, "first_seen");
+    if (es[i].contains("last_seen")) info.last_seen = get_time(es[i], p, "last_seen");
+    if (es[i].contains("expires")) info.expires = get_time(es[i], p, "expires");
+    if (es[i].contains("comment")) {
+      const auto& c = es[i]["comment"];
+      if (!c.is_string() || c.get<std::string>().size() > 1024) fail(p + ".comment", "must be a string of at most 1024 bytes");
+      info.comment = c.get<std::string>();
+    }
+    g.edges()[k] = info;
+  }
+  return g;
+}
+
+}  // namespace
+
+std::string format_time(TimePoint t) {
+  using namespace std::chrono;
+  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  if (ms < 0 && ms % 1000) --secs;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(((ms % 1000) + 1000) % 1000));
+  return buf;
+}
+
+std::optional<TimePoint> parse_time(std::string_view s) {
+  int y, mo, d, h, mi, sec, n = 0;
+  std::string str(s);
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::string_view rest = s.substr(19);
+  int millis = 0;
+  if (!rest.empty() && rest[0] == '.') {
+    std::size_t i = 1, digits = 0;
+    while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') {
+      if (digits < 3) millis = millis * 10 + (rest[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) return std::nullopt;
+    for (std::size_t k = digits; k < 3; ++k) millis *= 10;
+    rest = rest.substr(i);
+  }
+  if (rest != "Z") return std::nullopt;
+  long days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  auto total = std::chrono::seconds(days * 86400L + h * 3600L + mi * 60L + sec) + std::chrono::milliseconds(millis);
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(total));
+}
+
+json graph_to_json(const Graph& g, const EndpointTable* live) {
+  json ws = json::array();
+  std::set<std::string> names;
+  for (const auto& [name, rec] : g.workloads()) names.insert(name);
+  if (live)
+    for (const auto& [name, ids] : live->workloads()) names.insert(name);
+  for (const auto& name : names) {
+    json w{{"name", name}};
+    if (auto it = g.workloads().find(name); it != g.workloads().end()) {
+      w["labels"] = it->second.labels;
+      w["first_seen"] = format_time(it->second.first_seen);
+    } else {
+      w["labels"] = json::object();
+    }
+    if (live) {
+      auto it = live->workloads().find(name);
+      w["replicas"] = it == live->workloads().end() ? 0 : it->second.size();
+    }
+    ws.push_back(std::move(w));
+  }
+  json es = json::array();
+  for (const auto& [k, e] : g.edges()) {
+    json o = key_fields(k);
+    o["state"] = to_string(e.state);
+    o["count"] = e.count;
+    o["first_seen"] = format_time(e.first_seen);
+    o["last_seen"] = format_time(e.last_seen);
+    if (!e.comment.empty()) o["comment"] = e.comment;
+    if (e.expires) o["expires"] = format_time(*e.expires);
+    es.push_back(std::move(o));
+  }
+  return json{{"version", kGraphVersion}, {"workloads", std::move(ws)}, {"edges", std::move(es)}};
+}
+
+Result<Graph> graph_from_json(const json& j) {
+  try {
+    return parse_graph(j);
+  } catch (const Fail& f) {
+    return Error{f.msg};
+  } catch (const json::exception& e) {
+    return Error{std::string("malformed graph: ") + e.what()};
+  }
+}
+
+json pending_to_json(const Graph& g) {
+  std::vector<std::pair<const EdgeKey*, const PendingFlow*>> rows;
+  for (const auto& [k, p] : g.pending()) rows.emplace_back(&k, &p);
+  // Newest first: what an operator is most likely asking about.
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) {
+    return a.second->last_seen != b.second->last_seen ? a.second->last_seen > b.second->last_seen
+                                                      : a.second->id > b.second->id;
+  });
+  json out = json::array();
+  for (auto [k, p] : rows) {
+    json o = key_fields(*k);
+    o["id"] = p->id;
+    o["count"] = p->count;
+    o["first_seen"] = format_time(p->first_seen);
+    o["last_seen"] = format_time(p->last_seen);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+json state_to_json(const State& s) {
+  json overrides = json::object();
+  for (const auto& [w, m] : s.modes.overrides) overrides[w] = to_string(m);
+  json pending = json::array();
+  for (const auto& [k, p] : s.graph.pending()) {
+    json o = key_fields(k);
+    o["id"] = p.id;
+    o["count"] = p.count;
+    o["first_seen"] = format_time(p.first_seen);
+    o["last_seen"] = format_time(p.last_seen);
+    pending.push_back(std::move(o));
+  }
+  json j{{"schema", "topowall.state"},
+         {"version", kStateVersion},
+         {"mode", to_string(s.modes.global)},
+         {"mode_overrides", std::move(overrides)},
+         {"graph", graph_to_json(s.graph)},
+         {"pending", std::move(pending)},
+         {"next_pending_id", s.graph.next_pending_id()}};
+  if (s.learn_until) j["learn_until"] = format_time(*s.learn_until);
+  return j;
+}
+
+Result<State> state_from_json(const json& j) {
+  try {
+    only_fields(j, "$", {"schema", "version", "mode", "mode_overrides", "graph", "pending", "next_pending_id",
+                         "learn_until"});
+    if (need(j, "$", "schema") != "topowall.state") fail("$.schema", "not a topowall state file");
+    auto v = get_uint(j, "$", "version", 1000);
+    if (v != kStateVersion)
+      fail("$.version", fmt::format("state version {} is not supported by this agent (reads {})", v, kStateVersion));
+    State s;
+    auto g = graph_from_json(need(j, "$", "graph"));
+    if (!g) fail("$.graph", g.error().message);
+    s.graph = std::move(*g);
+    const auto& m = need(j, "$", "mode");
+    if (!m.is_string() || !parse_mode(m.get<std::string>())) fail("$.mode", "must be learn, monitor or enforce");
+    s.modes.global = *parse_mode(m.get<std::string>());
+    if (j.contains("mode_overrides")) {
+      const auto& o = j["mode_overrides"];
+      if (!o.is_object()) fail("$.mode_overrides", "must be an object");
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        if (!is_valid_name(it.key())) fail("$.mode_overrides." + it.key(), "invalid workload name");
+        if (!it->is_string() || !parse_mode(it->get<std::string>()))
+          fail("$.mode_overrides." + it.key(), "must be learn, monitor or enforce");
+        s.modes.overrides[it.key()] = *parse_mode(it->get<std::string>());
+      }
+    }
+    if (j.contains("learn_until")) s.learn_until = get_time(j, "$", "learn_until");
+    if (j.contains("pending")) {
+      const auto& ps = j["pending"];
+      if (!ps.is_array()) fail("$.pending", "must be an array");
+      for (std::size_t i = 0; i < ps.size(); ++i) {
+        auto p = fmt::format("$.pending[{}]", i);
+        only_fields(ps[i], p, {"src", "dst", "proto", "port", "id", "count", "first_seen", "last_seen"});
+        PendingFlow f;
+        f.id = get_uint(ps[i], p, "id", UINT64_MAX);
+        f.count = get_uint(ps[i], p, "count", UINT64_MAX);
+        f.first_seen = get_time(ps[i], p, "first_seen");
+        f.last_seen = get_time(ps[i], p, "last_seen");
+        s.graph.pending()[get_key(ps[i], p)] = f;
+      }
+    }
+    std::uint64_t next = j.contains("next_pending_id") ? get_uint(j, "$", "next_pending_id", UINT64_MAX) : 1;
+    for (const auto& [k, p] : s.graph.pending()) next = std::max(next, p.id + 1);
+    s.graph.set_next_pending_id(next);
+    return s;
+  } catch (const Fail& f) {
+    return Error{f.msg};
+  } catch (const json::exception& e) {
+    return Error{std::string("malformed state: ") + e.what()};
+  }
+}
+
+}  // namespace topowall::topology
