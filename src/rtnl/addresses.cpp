@@ -55,6 +55,7 @@ std::optional<AddressRecord> decode_address(const nlmsghdr* nlh) {
   // nlmsg_convert copies, so the recorded bytes stay untouched.
   std::unique_ptr<nl_msg, MsgDel> msg(nlmsg_convert(const_cast<nlmsghdr*>(nlh)));
   if (!msg) return std::nullopt;
+  nlmsg_set_proto(msg.get(), NETLINK_ROUTE);  // picks libnl's address parser
   std::optional<AddressRecord> out;
   if (nl_msg_parse(msg.get(), parse_cb, &out) < 0) return std::nullopt;
   return out;

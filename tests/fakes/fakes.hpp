@@ -1,0 +1,76 @@
+// In-memory stand-ins for the agent's adapters.
+#pragma once
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "topowall/address_watcher.hpp"
+#include "topowall/flow_source.hpp"
+#include "topowall/runtime.hpp"
+
+namespace topowall::fakes {
+
+class FakeDiscovery : public Discovery {
+ public:
+  void start(DiscoveryHandler h) override {
+    handler = std::move(h);
+    for (const auto& e : initial) handler(DiscoveryEvent{DiscoveryEvent::Kind::upsert, e, {}});
+    handler(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
+  }
+  void stop() override {}
+  DiscoveryStats stats() const override { return {}; }
+  void add(const EndpointInfo& e) { handler(DiscoveryEvent{DiscoveryEvent::Kind::upsert, e, {}}); }
+  void remove(const std::string& id) { handler(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, id}); }
+  std::vector<EndpointInfo> initial;
+  DiscoveryHandler handler;
+};
+
+class FakeFlowSource : public FlowSource {
+ public:
+  Status start(FlowHandler h) override {
+    handler = std::move(h);
+    return ok_status();
+  }
+  void stop() override {}
+  Status resync() override {
+    ++resyncs;
+    for (const auto& f : table) handler(f, true);
+    return ok_status();
+  }
+  FlowSourceStats stats() const override { return {}; }
+  void emit(const FlowTuple& f) {
+    table.push_back(f);
+    handler(f, false);
+  }
+  std::vector<FlowTuple> table;  // what a dump would return
+  FlowHandler handler;
+  int resyncs = 0;
+};
+
+class FakeAddressWatcher : public AddressWatcher {
+ public:
+  void watch(const std::string& id, const std::string&, AddressCallback cb) override {
+    cbs[id] = cb;
+    if (auto it = addrs.find(id); it != addrs.end()) cb(it->second);
+  }
+  void unwatch(const std::string& id) override { cbs.erase(id); }
+  void set(const std::string& id, std::vector<IpAddr> a) {
+    addrs[id] = a;
+    if (auto it = cbs.find(id); it != cbs.end()) it->second(a);
+  }
+  std::map<std::string, std::vector<IpAddr>> addrs;
+  std::map<std::string, AddressCallback> cbs;
+};
+
+inline std::vector<unsigned char> read_hex(const std::string& path) {
+  std::ifstream in(path);
+  std::string hex;
+  in >> hex;
+  std::vector<unsigned char> out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return out;
+}
+
+}  // namespace topowall::fakes

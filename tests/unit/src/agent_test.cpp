@@ -1,0 +1,208 @@
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "agent/agent.hpp"
+#include "fakes.hpp"
+
+using namespace topowall;
+using nlohmann::json;
+
+namespace {
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+EndpointInfo container(std::string id, std::string app, std::vector<const char*> addrs) {
+  EndpointInfo e;
+  e.id = id;
+  e.name = id;
+  e.image = "busybox";
+  e.labels["app"] = app;
+  e.netns_path = "/proc/1/ns/net";
+  for (auto* a : addrs) e.addresses.push_back(ip(a));
+  return e;
+}
+FlowTuple tcp(const char* s, const char* d, std::uint16_t port) {
+  FlowTuple f;
+  f.src = ip(s);
+  f.dst = ip(d);
+  f.sport = 45000;
+  f.dport = port;
+  return f;
+}
+
+struct Rig {
+  Rig() {
+    auto rt = std::make_unique<fakes::FakeDiscovery>();
+    rt->initial = {container("w1", "web", {"10.0.0.2"}), container("w2", "web", {"10.0.0.3"}),
+                   container("a1", "api", {"10.0.0.4"})};
+    runtime = rt.get();
+    auto fl = std::make_unique<fakes::FakeFlowSource>();
+    flows = fl.get();
+    auto st = std::make_unique<store::MemoryStateStore>();
+    store = st.get();
+    auto aw = std::make_unique<fakes::FakeAddressWatcher>();
+    addrs = aw.get();
+    ad.runtime = std::move(rt);
+    ad.flows = std::move(fl);
+    ad.store = std::move(st);
+    ad.addresses = std::move(aw);
+  }
+  std::unique_ptr<agent::Agent> make(agent::AgentConfig cfg = {}) {
+    return std::make_unique<agent::Agent>(io, cfg, std::move(ad));
+  }
+  json call(agent::Agent& a, const std::string& method, json params = json::object(), bool root = true) {
+    control::Peer p;
+    p.uid = root ? 0 : 1000;
+    p.may_write = root;
+    return a.handle({{"v", 1}, {"method", method}, {"params", params}}, p, nullptr);
+  }
+  boost::asio::io_context io;
+  agent::Adapters ad;
+  fakes::FakeDiscovery* runtime;
+  fakes::FakeFlowSource* flows;
+  store::MemoryStateStore* store;
+  fakes::FakeAddressWatcher* addrs;
+};
+struct AgentFixture : ::testing::Test, Rig {};
+}  // namespace
+
+TEST_F(AgentFixture, LearnsEdgesBetweenWorkloadsAndPersists) {
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  flows->emit(tcp("10.0.0.2", "10.0.0.4", 8080));
+  flows->emit(tcp("10.0.0.3", "10.0.0.4", 8080));
+  ASSERT_EQ(a->state().graph.edges().size(), 1u);
+  auto& [k, e] = *a->state().graph.edges().begin();
+  EXPECT_EQ(k, (topology::EdgeKey{"web", "api", Proto::tcp, 8080}));
+  EXPECT_EQ(e.count, 2u);
+  ASSERT_TRUE(a->persist());
+  auto saved = topology::state_from_json(*store->doc);
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(saved->graph.edges().size(), 1u);
+
+  auto status = call(*a, "status");
+  ASSERT_TRUE(status["ok"]);
+  EXPECT_EQ(status["result"]["mode"], "learn");
+  EXPECT_EQ(status["result"]["workloads"], 2);
+  EXPECT_EQ(status["result"]["edges"], 1);
+  EXPECT_EQ(status["result"]["pending"], 0);
+  auto ws = call(*a, "workloads")["result"];
+  ASSERT_EQ(ws.size(), 2u);
+  EXPECT_EQ(ws[1]["name"], "web");
+  EXPECT_EQ(ws[1]["containers"].size(), 2u);
+  EXPECT_EQ(ws[1]["addresses"].size(), 2u);
+  EXPECT_EQ(ws[1]["labels"]["app"], "web");
+}
+
+TEST_F(AgentFixture, FlowsBeforeDiscoveryAreHeldUntilTheEndpointIsKnown) {
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  flows->emit(tcp("10.0.0.9", "10.0.0.4", 5432));  // 10.0.0.9 not yet discovered
+  EXPECT_TRUE(a->state().graph.edges().empty());
+  runtime->add(container("d1", "db", {"10.0.0.9"}));
+  ASSERT_EQ(a->state().graph.edges().size(), 1u);
+  EXPECT_EQ(a->state().graph.edges().begin()->first.src, "db");
+}
+
+TEST_F(AgentFixture, AddressesFromInsideTheNamespaceCount) {
+  addrs->addrs["a1"] = {ip("fd00::4")};
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  EXPECT_EQ(a->endpoints().resolve(ip("fd00::4")), "api");
+  addrs->set("a1", {ip("fd00::44")});
+  EXPECT_EQ(a->endpoints().resolve(ip("fd00::44")), "api");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.0.4")), "api");  // the runtime's address stays
+}
+
+TEST_F(AgentFixture, StartReplaysTheConntrackTable) {
+  flows->table.push_back(tcp("10.0.0.2", "10.0.0.4", 9000));
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  a->flush_deferred();
+  EXPECT_EQ(flows->resyncs, 1);
+  EXPECT_TRUE(a->state().graph.find({"web", "api", Proto::tcp, 9000}));
+}
+
+TEST_F(AgentFixture, ModeFlagAppliesOnlyToAFreshStateDirectory) {
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::monitor;
+  json saved;
+  {
+    auto a = make(cfg);
+    ASSERT_TRUE(a->start());
+    EXPECT_EQ(a->state().modes.global, Mode::monitor);
+    ASSERT_TRUE(call(*a, "mode.set", {{"mode", "enforce"}})["ok"]);
+    a->stop();
+    saved = *store->doc;
+  }
+  // A restart with a different --mode keeps the mode set through the API.
+  Rig again;
+  again.store->doc = saved;
+  cfg.initial_mode = Mode::learn;
+  auto b = again.make(cfg);
+  auto st = b->start();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(b->state().modes.global, Mode::enforce);
+}
+
+TEST_F(AgentFixture, LearningWindowEndsInTheConfiguredMode) {
+  agent::AgentConfig cfg;
+  cfg.learn_for = std::chrono::seconds(0);
+  cfg.after_learn = Mode::monitor;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  io.run_for(std::chrono::milliseconds(250));
+  EXPECT_EQ(a->state().modes.global, Mode::monitor);
+  flows->emit(tcp("10.0.0.4", "10.0.0.2", 22));
+  EXPECT_EQ(a->state().graph.pending().size(), 1u);
+  auto p = call(*a, "flows.pending")["result"];
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0]["src"], "api");
+  EXPECT_EQ(p[0]["dst"], "web");
+}
+
+TEST_F(AgentFixture, StatusShowsLearningTimeLeft) {
+  agent::AgentConfig cfg;
+  cfg.learn_for = std::chrono::seconds(600);
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  auto l = call(*a, "status")["result"]["learning"];
+  EXPECT_GT(l["remaining_seconds"].get<int>(), 590);
+  EXPECT_TRUE(l.contains("new_edges_per_minute"));
+}
+
+TEST_F(AgentFixture, RemovedReplicaKeepsTheWorkloadAndItsEdges) {
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  flows->emit(tcp("10.0.0.2", "10.0.0.4", 8080));
+  runtime->remove("w1");
+  EXPECT_EQ(a->endpoints().workloads().at("web").size(), 1u);
+  runtime->remove("w2");
+  EXPECT_FALSE(a->endpoints().is_workload("web"));
+  EXPECT_EQ(a->state().graph.edges().size(), 1u);
+}
+
+TEST_F(AgentFixture, ApiRejectsBadRequestsAndNonRootWrites) {
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  EXPECT_EQ(call(*a, "nope")["error"]["code"], "unknown_method");
+  EXPECT_EQ(call(*a, "mode.set", {{"mode", "enforce"}}, false)["error"]["code"], "forbidden");
+  EXPECT_EQ(a->state().modes.global, Mode::learn);
+  EXPECT_EQ(call(*a, "mode.set", {{"mode", "block"}})["error"]["code"], "bad_params");
+  EXPECT_EQ(call(*a, "topology.export", {{"format", "xml"}})["error"]["code"], "bad_params");
+  control::Peer root;
+  root.may_write = true;
+  EXPECT_EQ(a->handle({{"v", 7}, {"method", "status"}}, root, nullptr)["error"]["code"], "bad_version");
+  EXPECT_EQ(a->handle({{"v", 1}}, root, nullptr)["error"]["code"], "malformed");
+  EXPECT_TRUE(call(*a, "status", json::object(), false)["ok"]);  // reads are open
+}
+
+TEST_F(AgentFixture, PerWorkloadModeOverride) {
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  ASSERT_TRUE(call(*a, "mode.set", {{"mode", "enforce"}, {"workload", "api"}})["ok"]);
+  flows->emit(tcp("10.0.0.2", "10.0.0.4", 8080));
+  EXPECT_TRUE(a->state().graph.edges().empty());
+  EXPECT_EQ(a->state().graph.pending().size(), 1u);
+  auto ws = call(*a, "workloads")["result"];
+  EXPECT_EQ(ws[0]["mode"], "enforce");
+}

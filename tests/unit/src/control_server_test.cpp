@@ -1,0 +1,121 @@
+// The control socket over a real unix socket: framing, limits, SO_PEERCRED.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <thread>
+
+#include "client.hpp"
+#include "control/server.hpp"
+
+using namespace topowall;
+using nlohmann::json;
+
+namespace {
+struct ServerFixture : ::testing::Test {
+  void SetUp() override {
+    path = "/tmp/topowall-ctl-" + std::to_string(getpid()) + ".sock";
+    control::ServerOptions o;
+    o.path = path;
+    o.max_request_bytes = 4096;
+    o.max_requests_per_second = 50;
+    server = std::make_unique<control::Server>(io, o, [this](const json& r, const control::Peer& p, const control::PushFn&) {
+      ++handled;
+      if (r.value("method", "") == "whoami")
+        return json{{"ok", true}, {"result", {{"uid", p.uid}, {"may_write", p.may_write}}}};
+      if (r.value("method", "") == "throw") throw std::runtime_error("boom");
+      return control::error_response("unknown_method", "no");
+    });
+    ASSERT_TRUE(server->start());
+    thread = std::thread([this] { io.run(); });
+  }
+  void TearDown() override {
+    io.stop();
+    thread.join();
+    server.reset();
+  }
+  // Raw exchange: send bytes, read one line.
+  std::string raw(const std::string& bytes) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strcpy(sa.sun_path, path.c_str());
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    (void)!write(fd, bytes.data(), bytes.size());
+    std::string out;
+    char c;
+    while (read(fd, &c, 1) == 1 && c != '\n') out.push_back(c);
+    close(fd);
+    return out;
+  }
+  boost::asio::io_context io;
+  std::unique_ptr<control::Server> server;
+  std::thread thread;
+  std::string path;
+  std::atomic<int> handled{0};
+};
+}  // namespace
+
+TEST_F(ServerFixture, SocketIsAPathWithMode0660) {
+  struct stat st{};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+TEST_F(ServerFixture, MalformedOversizedAndFailingRequestsGetErrorsAndServerStaysUp) {
+  EXPECT_EQ(json::parse(raw("not json\n"))["error"]["code"], "malformed");
+  EXPECT_EQ(json::parse(raw("[1,2]\n"))["error"]["code"], "malformed");
+  EXPECT_EQ(json::parse(raw(std::string(10000, 'x') + "\n"))["error"]["code"], "too_large");
+  EXPECT_EQ(json::parse(raw("{\"method\":\"throw\"}\n"))["error"]["code"], "internal");
+  EXPECT_EQ(json::parse(raw("{\"method\":\"zzz\"}\n"))["error"]["code"], "unknown_method");
+  cli::Client c(path);
+  auto r = c.call("whoami");
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["result"]["uid"], getuid());
+  EXPECT_GE(server->stats().rejected, 5u);
+}
+
+TEST_F(ServerFixture, RateLimitedPerConnection) {
+  cli::Client c(path);
+  int limited = 0;
+  for (int i = 0; i < 80; ++i) {
+    auto r = c.call("whoami");
+    ASSERT_TRUE(r);
+    if (!(*r).value("ok", false) && (*r)["error"]["code"] == "rate_limited") ++limited;
+  }
+  EXPECT_GE(limited, 20);
+}
+
+TEST_F(ServerFixture, PeerCredentialsDecideWhoMayWrite) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  chmod(path.c_str(), 0666);  // let the unprivileged child reach the socket: the check must be SO_PEERCRED
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    cli::Client c(path);
+    auto r = c.call("whoami");
+    std::string out = r ? r->dump() : "error";
+    (void)!write(pipefd[1], out.data(), out.size());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) out.append(buf, n);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  auto j = json::parse(out);
+  EXPECT_EQ(j["result"]["uid"], 65534);
+  EXPECT_EQ(j["result"]["may_write"], false);
+  cli::Client root(path);
+  EXPECT_EQ((*root.call("whoami"))["result"]["may_write"], true);
+}

@@ -1,0 +1,131 @@
+// Decoding of recorded kernel messages (captured from this kernel) and of
+// messages built here for cases that are awkward to capture.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/rtnetlink.h>
+
+#include "conntrack/ct_decode.hpp"
+#include "fakes.hpp"
+#include "rtnl/addresses.hpp"
+
+using namespace topowall;
+
+namespace {
+std::string data(const char* name) { return std::string(TOPOWALL_TEST_DATA) + "/" + name; }
+
+// Build a ctnetlink NEW message: orig a->b, reply from `reply_src`.
+std::vector<char> build_ct(int family, const IpAddr& a, const IpAddr& b, const IpAddr& reply_src, int proto,
+                           std::uint16_t sport, std::uint16_t dport, std::uint16_t reply_sport, int icmp_type = -1) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = static_cast<std::uint8_t>(family);
+  auto tuple = [&](int type, const IpAddr& s, const IpAddr& d, std::uint16_t sp, std::uint16_t dp) {
+    auto* t = mnl_attr_nest_start(nlh, type);
+    auto* ipn = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+    bool v4 = family == AF_INET;
+    mnl_attr_put(nlh, v4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, s.size(), s.bytes.data());
+    mnl_attr_put(nlh, v4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, d.size(), d.bytes.data());
+    mnl_attr_nest_end(nlh, ipn);
+    auto* pn = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, static_cast<std::uint8_t>(proto));
+    if (icmp_type >= 0) {
+      mnl_attr_put_u8(nlh, v4 ? CTA_PROTO_ICMP_TYPE : CTA_PROTO_ICMPV6_TYPE, static_cast<std::uint8_t>(icmp_type));
+    } else {
+      mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(sp));
+      mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(dp));
+    }
+    mnl_attr_nest_end(nlh, pn);
+    mnl_attr_nest_end(nlh, t);
+  };
+  tuple(CTA_TUPLE_ORIG, a, b, sport, dport);
+  tuple(CTA_TUPLE_REPLY, reply_src, a, reply_sport, sport);
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+}  // namespace
+
+TEST(CtDecode, RecordedTcpNewEvent) {
+  auto bytes = fakes::read_hex(data("ct_tcp.hex"));
+  ASSERT_GT(bytes.size(), 20u);
+  auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(bytes.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->src.to_string(), "10.231.0.2");
+  EXPECT_EQ(f->dst.to_string(), "10.231.0.3");
+  EXPECT_EQ(f->proto, Proto::tcp);
+  EXPECT_EQ(f->dport, 8080);
+  EXPECT_GT(f->sport, 1024);
+}
+
+TEST(CtDecode, RecordedUdpNewEvent) {
+  auto bytes = fakes::read_hex(data("ct_udp.hex"));
+  auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(bytes.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->src.to_string(), "10.231.0.4");
+  EXPECT_EQ(f->dst.to_string(), "10.231.0.2");
+  EXPECT_EQ(f->proto, Proto::udp);
+  EXPECT_EQ(f->dport, 53);
+}
+
+TEST(CtDecode, DnatNamesTheRealServer) {
+  auto msg = build_ct(AF_INET, ip("10.0.0.2"), ip("192.0.2.10"), ip("10.0.0.7"), IPPROTO_TCP, 40000, 80, 8080);
+  auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(msg.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->dst.to_string(), "10.0.0.7");
+  EXPECT_EQ(f->dport, 8080);
+}
+
+TEST(CtDecode, Ipv6IcmpAndSctp) {
+  auto icmp = build_ct(AF_INET6, ip("fd00::2"), ip("fd00::3"), ip("fd00::3"), IPPROTO_ICMPV6, 0, 0, 0, 128);
+  auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(icmp.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->proto, Proto::icmpv6);
+  EXPECT_EQ(f->icmp_type, 128);
+  EXPECT_EQ(f->dst.to_string(), "fd00::3");
+  auto sctp = build_ct(AF_INET6, ip("fd00::2"), ip("fd00::3"), ip("fd00::3"), IPPROTO_SCTP, 5000, 3868, 3868);
+  f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(sctp.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->proto, Proto::sctp);
+  EXPECT_EQ(f->dport, 3868);
+}
+
+TEST(CtDecode, IgnoresUnmodelledProtocolsAndOtherMessages) {
+  auto gre = build_ct(AF_INET, ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.3"), 47, 0, 0, 0);
+  EXPECT_FALSE(conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(gre.data())));
+  auto msg = build_ct(AF_INET, ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.3"), IPPROTO_TCP, 1, 2, 2);
+  auto* nlh = reinterpret_cast<nlmsghdr*>(msg.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+  EXPECT_FALSE(conntrack::decode_ct_message(nlh));
+  // Truncated: the header claims less than an nfgenmsg.
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  nlh->nlmsg_len = NLMSG_LENGTH(1);
+  EXPECT_FALSE(conntrack::decode_ct_message(nlh));
+}
+
+TEST(RtnlDecode, RecordedIpv4Address) {
+  auto bytes = fakes::read_hex(data("rt_v4.hex"));
+  auto r = rtnl::decode_address(reinterpret_cast<const nlmsghdr*>(bytes.data()));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->addr.to_string(), "10.231.0.44");
+  EXPECT_EQ(r->prefix, 24);
+  EXPECT_EQ(r->scope, RT_SCOPE_UNIVERSE);
+  EXPECT_GT(r->ifindex, 0);
+}
+
+TEST(RtnlDecode, RecordedIpv6AddressAndUsableFilter) {
+  auto bytes = fakes::read_hex(data("rt_v6.hex"));
+  auto r = rtnl::decode_address(reinterpret_cast<const nlmsghdr*>(bytes.data()));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->addr.to_string(), "fd00:231::4");
+  EXPECT_EQ(r->prefix, 64);
+  rtnl::AddressRecord lo{1, ip("127.0.0.1"), 8, RT_SCOPE_HOST};
+  rtnl::AddressRecord ll{2, ip("fe80::1"), 64, RT_SCOPE_LINK};
+  auto u = rtnl::usable({*r, lo, ll});
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0], r->addr);
+}

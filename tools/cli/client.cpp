@@ -1,0 +1,66 @@
+#include "client.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace topowall::cli {
+
+Client::~Client() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status Client::connect() {
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path_.size() >= sizeof sa.sun_path) return Error{"socket path too long: " + path_};
+  std::memcpy(sa.sun_path, path_.c_str(), path_.size() + 1);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+    int e = errno;
+    std::string hint = e == ENOENT ? " (is topowalld running? pass --socket)"
+                       : e == EACCES ? " (permission denied: run as root or a member of the control group)"
+                                     : "";
+    return Error{"cannot reach topowalld at " + path_ + ": " + std::strerror(e) + hint, e};
+  }
+  return ok_status();
+}
+
+Result<nlohmann::json> Client::next() {
+  for (;;) {
+    auto nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      auto line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) return Error{"agent sent invalid JSON"};
+      return j;
+    }
+    char chunk[65536];
+    ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error{"agent closed the connection"};
+    buf_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+Result<nlohmann::json> Client::call(const std::string& method, const nlohmann::json& params) {
+  if (fd_ < 0)
+    if (auto st = connect(); !st) return st.error();
+  std::string line = nlohmann::json{{"v", 1}, {"method", method}, {"params", params}}.dump() + "\n";
+  std::size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{std::string("send to agent: ") + std::strerror(errno)};
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  return next();
+}
+
+}  // namespace topowall::cli
