@@ -269,7 +269,9 @@ json state_to_json(const State& s) {
          {"mode_overrides", std::move(overrides)},
          {"graph", graph_to_json(s.graph)},
          {"pending", std::move(pending)},
-         {"next_pending_id", s.graph.next_pending_id()}};
+         {"next_pending_id", s.graph.next_pending_id()},
+         {"workload_ids", s.ids.all()},
+         {"next_workload_id", s.ids.next()}};
   if (s.learn_until) j["learn_until"] = format_time(*s.learn_until);
   return j;
 }
@@ -277,7 +279,7 @@ json state_to_json(const State& s) {
 Result<State> state_from_json(const json& j) {
   try {
     only_fields(j, "$", {"schema", "version", "mode", "mode_overrides", "graph", "pending", "next_pending_id",
-                         "learn_until"});
+                         "learn_until", "workload_ids", "next_workload_id"});
     if (need(j, "$", "schema") != "topowall.state") fail("$.schema", "not a topowall state file");
     auto v = get_uint(j, "$", "version", 1000);
     if (v != kStateVersion)
@@ -317,6 +319,17 @@ Result<State> state_from_json(const json& j) {
     std::uint64_t next = j.contains("next_pending_id") ? get_uint(j, "$", "next_pending_id", UINT64_MAX) : 1;
     for (const auto& [k, p] : s.graph.pending()) next = std::max(next, p.id + 1);
     s.graph.set_next_pending_id(next);
+    std::map<std::string, std::uint32_t> ids;
+    if (j.contains("workload_ids")) {
+      const auto& o = j["workload_ids"];
+      if (!o.is_object()) fail("$.workload_ids", "must be an object");
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        if (!is_valid_name(it.key())) fail("$.workload_ids." + it.key(), "invalid name");
+        ids[it.key()] = static_cast<std::uint32_t>(get_uint(o, "$.workload_ids", it.key().c_str(), UINT32_MAX));
+      }
+    }
+    auto next_id = j.contains("next_workload_id") ? get_uint(j, "$", "next_workload_id", UINT32_MAX) : 0;
+    s.ids.restore(std::move(ids), static_cast<std::uint32_t>(next_id));
     return s;
   } catch (const Fail& f) {
     return Error{f.msg};

@@ -9,6 +9,7 @@
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/graph.hpp"
 #include "topowall/topology/learner.hpp"
+#include "topowall/topology/ruleset.hpp"
 
 namespace topowall::topology {
 
@@ -22,6 +23,7 @@ struct State {
   ModeTable modes;
   std::optional<TimePoint> learn_until;
   Graph graph;
+  IdTable ids;
   bool operator==(const State&) const = default;
 };
 

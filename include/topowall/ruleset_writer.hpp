@@ -1,0 +1,37 @@
+// Programs a compiled ruleset into the kernel (nftables in the agent, a fake in tests).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "topowall/result.hpp"
+#include "topowall/topology/ruleset.hpp"
+
+namespace topowall {
+
+struct ApplyReport {
+  bool full = false;           // the table was (re)created
+  std::size_t changes = 0;     // element deletions + additions
+  bool reconciled = false;     // compared against what the kernel held
+};
+
+struct WriterStats {
+  std::uint64_t applies = 0;
+  std::uint64_t full_applies = 0;
+  std::uint64_t element_changes = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t noop_applies = 0;
+};
+
+class RulesetWriter {
+ public:
+  virtual ~RulesetWriter() = default;
+  // Make the kernel match `model`: the first call reconciles with what the
+  // kernel already holds; later calls change only what differs.
+  virtual Result<ApplyReport> apply(const topology::RulesetModel& model) = 0;
+  // Remove the table (uninstall).
+  virtual Status remove() = 0;
+  virtual WriterStats stats() const = 0;
+};
+
+}  // namespace topowall

@@ -1,0 +1,176 @@
+#include "lab.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+
+#include "rtnl/addresses.hpp"
+
+namespace topowall::testing {
+
+int sh(const std::string& cmd) {
+  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string sh_out(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf;
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  pclose(p);
+  return out;
+}
+
+bool is_root() { return geteuid() == 0; }
+
+Lab::Lab(std::string prefix, std::string net, std::vector<std::string> hosts, int v6_tag)
+    : prefix_(std::move(prefix)), net_(std::move(net)), v6_tag_(v6_tag) {
+  sh("ip link del " + prefix_ + "br");
+  ok_ = sh("ip link add " + prefix_ + "br type bridge") == 0 &&
+        sh("ip addr add " + gateway() + "/24 dev " + prefix_ + "br") == 0 &&
+        sh("ip link set " + prefix_ + "br up") == 0;
+  for (std::size_t i = 0; i < hosts.size(); ++i) add_host(hosts[i], net_ + "." + std::to_string(i + 2));
+}
+
+void Lab::add_host(const std::string& host, const std::string& addr) {
+  // Unique per lab and host: a deleted namespace releases its veth asynchronously.
+  static std::atomic<int> serial{0};
+  const std::string n = ns(host), veth = prefix_ + std::to_string(getpid() % 100) + "x" + std::to_string(serial++ % 1000);
+  ++next_index_;
+  sh("ip netns del " + n);
+  bool ok = sh("ip netns add " + n) == 0 && sh("ip link add " + veth + " type veth peer name eth0 netns " + n) == 0 &&
+            sh("ip link set " + veth + " master " + prefix_ + "br up") == 0 &&
+            sh("ip -n " + n + " link set lo up") == 0 && sh("ip -n " + n + " link set eth0 up") == 0 &&
+            sh("ip -n " + n + " addr add " + addr + "/24 dev eth0") == 0 &&
+            sh("ip -n " + n + " route add default via " + gateway()) == 0;
+  ips_[host] = addr;
+  if (v6_tag_) {
+    auto last = addr.substr(addr.rfind('.') + 1);
+    auto v6 = "fd00:" + std::to_string(v6_tag_) + "::" + last;
+    ok = ok && sh("ip -n " + n + " addr add " + v6 + "/64 dev eth0 nodad") == 0;
+    ip6s_[host] = v6;
+  }
+  hosts_.push_back(host);
+  veths_[host] = veth;
+  ok_ = ok_ && ok;
+}
+
+void Lab::remove_host(const std::string& host) {
+  sh("ip netns pids " + ns(host) + " | xargs -r kill -9");
+  sh("ip netns del " + ns(host));
+  sh("ip link del " + veths_[host]);
+  ips_.erase(host);
+  ip6s_.erase(host);
+}
+
+Lab::~Lab() {
+  for (const auto& h : hosts_) {
+    sh("ip netns pids " + ns(h) + " | xargs -r kill -9");
+    sh("ip netns del " + ns(h));
+    sh("ip link del " + veths_[h]);
+  }
+  sh("ip link del " + prefix_ + "br");
+}
+
+Server::Server(const std::string& ns_path, int port, bool udp) : udp_(udp) {
+  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+    fd_.reset(::socket(AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
+    int one = 1, zero = 0;
+    setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd_.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(static_cast<std::uint16_t>(port));
+    sa.sin6_addr = in6addr_any;
+    if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return Error{"bind"};
+    if (!udp && listen(fd_.get(), 512) < 0) return Error{"listen"};
+    return ok_status();
+  });
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      if (udp_) {
+        char buf[64];
+        if (recv(fd_.get(), buf, sizeof buf, 0) >= 0) ++accepted_;
+      } else {
+        int c = accept(fd_.get(), nullptr, nullptr);
+        if (c >= 0) {
+          ++accepted_;
+          close(c);
+        }
+      }
+    }
+  });
+}
+
+Server::~Server() {
+  stop_ = true;
+  thread_.join();
+}
+
+bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, int timeout_ms) {
+  bool connected = false;
+  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+    bool v6 = ip.find(':') != std::string::npos;
+    UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (v6) {
+      auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+      sa->sin6_family = AF_INET6;
+      sa->sin6_port = htons(static_cast<std::uint16_t>(port));
+      inet_pton(AF_INET6, ip.c_str(), &sa->sin6_addr);
+      len = sizeof *sa;
+    } else {
+      auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+      sa->sin_family = AF_INET;
+      sa->sin_port = htons(static_cast<std::uint16_t>(port));
+      inet_pton(AF_INET, ip.c_str(), &sa->sin_addr);
+      len = sizeof *sa;
+    }
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+      connected = true;
+      return ok_status();
+    }
+    if (errno != EINPROGRESS) return ok_status();
+    pollfd p{fd.get(), POLLOUT, 0};
+    if (poll(&p, 1, timeout_ms) == 1) {
+      int err = 0;
+      socklen_t el = sizeof err;
+      getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &el);
+      connected = err == 0;
+    }
+    return ok_status();
+  });
+  return connected;
+}
+
+bool udp_send(const std::string& ns_path, const std::string& ip, int port) {
+  bool sent = false;
+  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    inet_pton(AF_INET, ip.c_str(), &sa.sin_addr);
+    sent = sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 1;
+    return ok_status();
+  });
+  return sent;
+}
+
+bool ping(const std::string& ns, const std::string& ip) {
+  return sh("ip netns exec " + ns + " busybox ping -c1 -W1 " + ip) == 0;
+}
+
+}  // namespace topowall::testing

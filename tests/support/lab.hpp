@@ -1,0 +1,68 @@
+// A lab of network namespaces on a host bridge, for root integration tests.
+// Everything it makes carries its prefix and is removed by the destructor.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fd.hpp"
+
+namespace topowall::testing {
+
+int sh(const std::string& cmd);                 // run a shell command, return its exit status
+std::string sh_out(const std::string& cmd);     // ... and capture stdout
+bool is_root();
+
+class Lab {
+ public:
+  // Hosts get <net>.<2..> on a /24 (and fd00:<tag>::<n>/64); the bridge is <net>.1.
+  Lab(std::string prefix, std::string net, std::vector<std::string> hosts, int v6_tag = 0);
+  ~Lab();
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+
+  bool ok() const { return ok_; }
+  std::string ns(const std::string& host) const { return prefix_ + "-" + host; }
+  std::string ns_path(const std::string& host) const { return "/run/netns/" + ns(host); }
+  std::string ip(const std::string& host) const { return ips_.at(host); }
+  std::string ip6(const std::string& host) const { return ip6s_.at(host); }
+  std::string gateway() const { return net_ + ".1"; }
+  // Add a host after construction (a new replica, or a reused address).
+  void add_host(const std::string& host, const std::string& addr);
+  void remove_host(const std::string& host);
+
+ private:
+  std::string prefix_, net_;
+  int v6_tag_;
+  std::map<std::string, std::string> ips_, ip6s_, veths_;
+  std::vector<std::string> hosts_;
+  int next_index_ = 0;
+  bool ok_ = true;
+};
+
+// A TCP or UDP server socket inside a namespace, accepting in the background.
+class Server {
+ public:
+  Server(const std::string& ns_path, int port, bool udp = false);
+  ~Server();
+  int accepted() const { return accepted_; }
+
+ private:
+  UniqueFd fd_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  bool udp_;
+};
+
+// Connect from inside a namespace; true when the handshake completed in time.
+bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, int timeout_ms = 700);
+// Send one UDP datagram from inside a namespace.
+bool udp_send(const std::string& ns_path, const std::string& ip, int port);
+// One ICMP echo from a namespace (busybox ping); true when answered.
+bool ping(const std::string& ns, const std::string& ip);
+
+}  // namespace topowall::testing

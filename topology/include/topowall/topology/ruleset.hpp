@@ -1,0 +1,108 @@
+// The compiler: graph + endpoints + modes -> the desired nftables ruleset,
+// as a model of sets and maps. Rule count is fixed; only elements grow, with
+// endpoints + edges (never their product), so per-packet cost is a handful of
+// hash lookups whatever the graph size.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "topowall/topology/endpoints.hpp"
+#include "topowall/topology/graph.hpp"
+#include "topowall/topology/learner.hpp"
+#include "topowall/types.hpp"
+
+namespace topowall::topology {
+
+inline constexpr std::uint32_t kHostId = 1;
+inline constexpr std::uint32_t kWorldId = 2;
+inline constexpr std::uint32_t kFirstWorkloadId = 16;
+
+// Stable numeric ids for names: a name keeps its id for the life of the state,
+// so incremental updates never renumber, and an id is never reused for
+// another name (no inherited permissions).
+class IdTable {
+ public:
+  std::uint32_t id(const std::string& name);  // allocates on first use
+  std::uint32_t find(const std::string& name) const;  // 0 when unknown
+  const std::map<std::string, std::uint32_t>& all() const { return ids_; }
+  std::uint32_t next() const { return next_; }
+  void restore(std::map<std::string, std::uint32_t> ids, std::uint32_t next);
+  bool operator==(const IdTable&) const = default;
+
+ private:
+  std::map<std::string, std::uint32_t> ids_;
+  std::uint32_t next_ = kFirstWorkloadId;
+};
+
+struct AllowKey {
+  std::uint32_t src = 0;
+  std::uint32_t dst = 0;
+  std::uint8_t proto = 0;
+  std::uint16_t port = 0;  // icmp type for icmp/icmpv6
+  auto operator<=>(const AllowKey&) const = default;
+};
+
+struct PortKey {
+  std::uint8_t proto = 0;
+  std::uint16_t port = 0;
+  auto operator<=>(const PortKey&) const = default;
+};
+
+// A disjoint address range [first, last] mapped to an id.
+struct Interval {
+  IpAddr first;
+  IpAddr last;
+  std::uint32_t id = 0;
+  auto operator<=>(const Interval&) const = default;
+};
+
+struct RulesetConfig {
+  std::string table = "topowall";
+  int priority = -5;             // just ahead of the usual filter chains
+  std::uint16_t nflog_group = 5113;
+  std::uint32_t alert_rate = 200;   // log messages per second, per verdict
+  std::uint32_t alert_burst = 100;
+  std::set<PortKey> failsafe{{6, 22}};  // never blocked (ssh)
+  bool operator==(const RulesetConfig&) const = default;
+};
+
+struct RulesetModel {
+  RulesetConfig cfg;
+  std::map<IpAddr, std::uint32_t> ep4, ep6;       // endpoint address -> workload id
+  std::vector<Interval> net4, net6;               // every other address -> host / network / world id
+  std::set<AllowKey> allow;
+  std::set<std::uint32_t> enforced, monitored;    // workload ids by mode (absent = learn)
+  std::map<std::uint32_t, std::string> names;     // id -> name, for alerts and `rules show`
+  bool operator==(const RulesetModel&) const = default;
+};
+
+struct CompileInput {
+  const Graph& graph;
+  const EndpointTable& endpoints;
+  const ModeTable& modes;
+  TimePoint now;
+};
+
+RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
+
+// Non-overlapping ranges for (cidr, id) pairs where the most specific prefix
+// wins; together they cover the whole family's address space (the rest -> world).
+std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr, std::uint32_t>> nets,
+                                         std::uint32_t fallback_id);
+
+enum class Verdict { accept, alert_accept, alert_drop };
+std::string_view to_string(Verdict v);
+
+// What the compiled ruleset does with the first packet of a new connection:
+// the reference semantics the nftables rules implement.
+Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port);
+
+// The model as `nft -f` text (for `topowall rules show` and the baseline benchmark).
+std::string render_nft(const RulesetModel& m);
+
+}  // namespace topowall::topology

@@ -1,0 +1,179 @@
+#include "topowall/topology/ruleset.hpp"
+
+#include <fmt/format.h>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "topowall/topology/identity.hpp"
+
+namespace topowall::topology {
+
+namespace {
+
+__extension__ typedef unsigned __int128 u128;
+
+u128 to_num(const IpAddr& a) {
+  u128 v = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) v = (v << 8) | a.bytes[i];
+  return v;
+}
+
+IpAddr from_num(int family, u128 v) {
+  IpAddr a;
+  a.family = static_cast<std::uint8_t>(family);
+  for (std::size_t i = a.size(); i-- > 0;) {
+    a.bytes[i] = static_cast<std::uint8_t>(v & 0xff);
+    v >>= 8;
+  }
+  return a;
+}
+
+struct Range {
+  u128 lo, hi;
+  std::uint32_t id;
+};
+
+// Paint [lo, hi] with id over a sorted, disjoint cover.
+void overlay(std::vector<Range>& cover, Range r) {
+  std::vector<Range> out;
+  out.reserve(cover.size() + 2);
+  for (const auto& c : cover) {
+    if (c.hi < r.lo || c.lo > r.hi) {
+      out.push_back(c);
+      continue;
+    }
+    if (c.lo < r.lo) out.push_back({c.lo, r.lo - 1, c.id});
+    if (c.hi > r.hi) out.push_back({r.hi + 1, c.hi, c.id});
+  }
+  out.push_back(r);
+  std::sort(out.begin(), out.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
+  cover = std::move(out);
+}
+
+bool is_port_proto(Proto p) { return p == Proto::tcp || p == Proto::udp || p == Proto::sctp; }
+
+}  // namespace
+
+std::uint32_t IdTable::id(const std::string& name) {
+  if (name == kHost) return kHostId;
+  if (name == kWorld) return kWorldId;
+  auto [it, inserted] = ids_.try_emplace(name, next_);
+  if (inserted) ++next_;
+  return it->second;
+}
+
+std::uint32_t IdTable::find(const std::string& name) const {
+  if (name == kHost) return kHostId;
+  if (name == kWorld) return kWorldId;
+  auto it = ids_.find(name);
+  return it == ids_.end() ? 0 : it->second;
+}
+
+void IdTable::restore(std::map<std::string, std::uint32_t> ids, std::uint32_t next) {
+  ids_ = std::move(ids);
+  next_ = std::max(next, kFirstWorkloadId);
+  for (const auto& [n, id] : ids_) next_ = std::max(next_, id + 1);
+}
+
+std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr, std::uint32_t>> nets,
+                                         std::uint32_t fallback_id) {
+  const int bits = family == AF_INET ? 32 : 128;
+  const u128 max = bits == 128 ? ~u128(0) : (u128(1) << 32) - 1;
+  std::vector<Range> cover{{0, max, fallback_id}};
+  // Least specific first, so more specific prefixes paint over them.
+  std::stable_sort(nets.begin(), nets.end(), [](const auto& a, const auto& b) { return a.first.prefix < b.first.prefix; });
+  for (const auto& [cidr, id] : nets) {
+    if (cidr.addr.family != family) continue;
+    u128 lo = to_num(cidr.addr);
+    int host_bits = bits - cidr.prefix;
+    u128 span = host_bits >= 128 ? ~u128(0) : (u128(1) << host_bits) - 1;
+    overlay(cover, {lo, lo + span, id});
+  }
+  std::vector<Interval> out;
+  for (const auto& r : cover) {
+    if (!out.empty() && out.back().id == r.id && to_num(out.back().last) + 1 == r.lo) {
+      out.back().last = from_num(family, r.hi);
+      continue;
+    }
+    out.push_back({from_num(family, r.lo), from_num(family, r.hi), r.id});
+  }
+  return out;
+}
+
+RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg) {
+  RulesetModel m;
+  m.cfg = cfg;
+  m.names[kHostId] = std::string(kHost);
+  m.names[kWorldId] = std::string(kWorld);
+  for (const auto& [addr, workload] : in.endpoints.address_map()) {
+    auto id = ids.id(workload);
+    m.names[id] = workload;
+    (addr.is_v4() ? m.ep4 : m.ep6)[addr] = id;
+  }
+  std::vector<std::pair<Cidr, std::uint32_t>> nets;
+  for (const auto& n : in.endpoints.external_networks()) {
+    auto id = ids.id(n.name);
+    m.names[id] = n.name;
+    nets.emplace_back(n.cidr, id);
+  }
+  for (const auto& h : in.endpoints.host_addresses()) nets.emplace_back(Cidr{h, h.is_v4() ? 32 : 128}, kHostId);
+  m.net4 = disjoint_intervals(AF_INET, nets, kWorldId);
+  m.net6 = disjoint_intervals(AF_INET6, nets, kWorldId);
+
+  for (const auto& [k, e] : in.graph.edges()) {
+    if (e.state == EdgeState::denied) continue;
+    if (e.expires && *e.expires <= in.now) continue;
+    auto s = ids.id(k.src), d = ids.id(k.dst);
+    m.names[s] = k.src;
+    m.names[d] = k.dst;
+    m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
+  }
+  // Every workload known to the node or the graph gets a mode.
+  std::set<std::string> workloads;
+  for (const auto& [w, ids_] : in.endpoints.workloads()) workloads.insert(w);
+  for (const auto& [w, rec] : in.graph.workloads()) workloads.insert(w);
+  for (const auto& w : workloads) {
+    auto id = ids.id(w);
+    m.names[id] = w;
+    switch (in.modes.of(w)) {
+      case Mode::enforce: m.enforced.insert(id); break;
+      case Mode::monitor: m.monitored.insert(id); break;
+      case Mode::learn: break;
+    }
+  }
+  return m;
+}
+
+std::string_view to_string(Verdict v) {
+  switch (v) {
+    case Verdict::accept: return "accept";
+    case Verdict::alert_accept: return "alert-accept";
+    case Verdict::alert_drop: return "alert-drop";
+  }
+  return "?";
+}
+
+Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port) {
+  const auto& ep = src.is_v4() ? m.ep4 : m.ep6;
+  const auto& net = src.is_v4() ? m.net4 : m.net6;
+  auto s_ep = ep.find(src), d_ep = ep.find(dst);
+  bool s_is = s_ep != ep.end(), d_is = d_ep != ep.end();
+  if (!s_is && !d_is) return Verdict::accept;  // not ours
+  if (is_port_proto(proto) && m.cfg.failsafe.count({static_cast<std::uint8_t>(proto), port})) return Verdict::accept;
+  auto net_id = [&](const IpAddr& a) {
+    auto n = to_num(a);
+    for (const auto& i : net)
+      if (to_num(i.first) <= n && n <= to_num(i.last)) return i.id;
+    return kWorldId;
+  };
+  std::uint32_t s = s_is ? s_ep->second : net_id(src);
+  std::uint32_t d = d_is ? d_ep->second : net_id(dst);
+  if (m.allow.count({s, d, static_cast<std::uint8_t>(proto), port})) return Verdict::accept;
+  if ((s_is && m.enforced.count(s)) || (d_is && m.enforced.count(d))) return Verdict::alert_drop;
+  if ((s_is && m.monitored.count(s)) || (d_is && m.monitored.count(d))) return Verdict::alert_accept;
+  return Verdict::accept;
+}
+
+}  // namespace topowall::topology
