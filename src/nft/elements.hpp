@@ -1,10 +1,12 @@
-// Kernel byte layout of the model's set and map elements (pure). Keys mirror
-// what the rules load into registers: addresses in network order, ids in host
-// order, protocol in the first byte of a 32-bit register, ports network order.
+// The model laid out as kernel objects (pure): every set with its elements in
+// kernel byte layout, and every chain. Keys mirror what the rules load into
+// registers: addresses in network order, marks in host order, protocol in the
+// first byte of a 32-bit register, ports in network order.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,29 +15,52 @@
 namespace topowall::nft {
 
 using Bytes = std::vector<std::uint8_t>;
-using ElementMap = std::map<Bytes, Bytes>;  // key -> data ("" for plain sets)
+// key -> data. Interval sets carry one trailing key byte: 0 for an interval
+// end element, 1 for a start. Verdict map data is the text "jump <chain>" or "goto <chain>".
+using ElementMap = std::map<Bytes, Bytes>;
+
+enum class DataKind { none, verdict };
 
 struct SetSpec {
   std::string name;
-  std::uint32_t key_len;
-  std::uint32_t key_type;   // nft datatype id, for `nft list` display
-  std::uint32_t data_len;   // 0 = plain set
-  std::uint32_t flags;      // NFT_SET_*
+  std::uint32_t key_len = 0;
+  std::uint32_t key_type = 0;  // nft datatype id, for `nft list`
+  DataKind data = DataKind::none;
+  bool interval = false;
 };
 
-const std::vector<SetSpec>& set_specs();
+enum class ChainKind { check, verdict, alert_drop, alert_pass, forward, input, src, dst };
 
-// Every set's elements for a model.
-std::map<std::string, ElementMap> encode(const topology::RulesetModel& m);
-
-Bytes id_bytes(std::uint32_t id);
-Bytes allow_key(const topology::AllowKey& k);
-
-struct ElementDiff {
-  std::map<std::string, std::vector<std::pair<Bytes, Bytes>>> del, add;
-  std::size_t size() const;
+struct ChainSpec {
+  std::string name;
+  ChainKind kind;
+  std::uint32_t id = 0;  // src_/dst_ chains
 };
-// What to delete and add to turn `have` into `want`; a changed value is a delete plus an add.
-ElementDiff diff(const std::map<std::string, ElementMap>& have, const std::map<std::string, ElementMap>& want);
+
+struct Layout {
+  std::map<std::string, SetSpec> sets;
+  std::map<std::string, ElementMap> elements;
+  std::vector<ChainSpec> chains;      // in creation order
+  std::vector<std::string> set_order;  // creation order (as `nft list` shows them)
+  std::set<std::string> damaged;       // chains edited by hand: flush and refill
+};
+
+Layout layout(const topology::RulesetModel& m);
+
+struct LayoutDiff {
+  std::vector<SetSpec> add_sets;
+  std::vector<std::string> del_sets;
+  std::vector<ChainSpec> add_chains;
+  std::vector<std::string> del_chains;
+  std::vector<std::string> flush_chains;  // refilled: their rules are re-added
+  std::map<std::string, std::vector<std::pair<Bytes, Bytes>>> del, add;  // elements
+  std::size_t element_changes() const;
+  bool empty() const;
+};
+// What turns `have` into `want`; a changed value is a delete plus an add.
+LayoutDiff diff(const Layout& have, const Layout& want);
+
+// Decoders for tests and reconcile.
+std::string verdict_text(bool jump, const std::string& chain);
 
 }  // namespace topowall::nft

@@ -7,7 +7,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 
-#include <cstring>
+#include <fmt/format.h>
 
 namespace topowall::nft {
 
@@ -15,10 +15,9 @@ void RuleDel::operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
 
 namespace {
 
-// Scratch registers: an address (up to 16 bytes) is loaded at kScratch, the
-// concatenated key src id . dst id . proto . port is assembled at kKey.
-constexpr std::uint32_t kKey = NFT_REG32_00;
-constexpr std::uint32_t kScratch = NFT_REG32_04;
+constexpr std::uint32_t kR1 = NFT_REG_1;  // 16 bytes: addresses, and the first key slot
+constexpr std::uint32_t kR9 = NFT_REG32_01;
+constexpr std::uint32_t kR10 = NFT_REG32_02;
 
 class Rule {
  public:
@@ -33,14 +32,34 @@ class Rule {
     nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
     return add(e);
   }
-  Rule& cmp(std::uint32_t sreg, std::uint32_t op, const void* data, std::uint32_t len) {
+  Rule& meta_set(std::uint32_t key, std::uint32_t sreg) {
+    auto* e = nftnl_expr_alloc("meta");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, sreg);
+    return add(e);
+  }
+  Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) {
     auto* e = nftnl_expr_alloc("cmp");
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 1);
     return add(e);
   }
-  Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) { return cmp(sreg, op, &v, 1); }
+  Rule& cmp32(std::uint32_t sreg, std::uint32_t op, std::uint32_t v) {
+    auto* e = nftnl_expr_alloc("cmp");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 4);
+    return add(e);
+  }
+  Rule& range8(std::uint32_t sreg, std::uint8_t from, std::uint8_t to) {
+    auto* e = nftnl_expr_alloc("range");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, sreg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+    nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, &from, 1);
+    nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, &to, 1);
+    return add(e);
+  }
   Rule& payload(std::uint32_t base, std::uint32_t off, std::uint32_t len, std::uint32_t dreg) {
     auto* e = nftnl_expr_alloc("payload");
     nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
@@ -49,28 +68,35 @@ class Rule {
     nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
     return add(e);
   }
-  Rule& lookup(std::uint32_t sreg, const char* set, int dreg = -1, bool inverted = false) {
+  Rule& bitwise(std::uint32_t reg, std::uint32_t mask, std::uint32_t xor_) {
+    auto* e = nftnl_expr_alloc("bitwise");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor_, 4);
+    return add(e);
+  }
+  Rule& lookup(std::uint32_t sreg, const std::string& set, bool inverted = false, bool vmap = false) {
     auto* e = nftnl_expr_alloc("lookup");
     nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
-    nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
-    if (dreg >= 0) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, static_cast<std::uint32_t>(dreg));
+    nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
+    if (vmap) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
     if (inverted) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
     return add(e);
   }
   Rule& ct_state_any(std::uint32_t bits) {
     auto* e = nftnl_expr_alloc("ct");
     nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, kKey);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, kR1);
     add(e);
-    std::uint32_t zero = 0;
-    auto* b = nftnl_expr_alloc("bitwise");
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, kKey);
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, kKey);
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, 4);
-    nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, &bits, 4);
-    nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    add(b);
-    return cmp(kKey, NFT_CMP_NEQ, &zero, 4);
+    bitwise(kR1, bits, 0);
+    return cmp32(kR1, NFT_CMP_NEQ, 0);
+  }
+  // meta mark set meta mark & mask | value
+  Rule& set_mark(std::uint32_t keep, std::uint32_t value) {
+    meta(NFT_META_MARK, kR1).bitwise(kR1, keep, value);
+    return meta_set(NFT_META_MARK, kR1);
   }
   Rule& verdict(int code, const char* chain = nullptr) {
     auto* e = nftnl_expr_alloc("immediate");
@@ -109,119 +135,124 @@ class Rule {
 struct Family {
   std::uint8_t nfproto;
   std::uint32_t saddr_off, daddr_off, addr_len;
-  std::uint8_t icmp;
-  const char *ep, *net;
+  const char* v;
 };
-const Family kV4{NFPROTO_IPV4, 12, 16, 4, IPPROTO_ICMP, "ep4", "net4"};
-const Family kV6{NFPROTO_IPV6, 8, 24, 16, IPPROTO_ICMPV6, "ep6", "net6"};
+const Family kV4{NFPROTO_IPV4, 12, 16, 4, "4"};
+const Family kV6{NFPROTO_IPV6, 8, 24, 16, "6"};
 
-Rule& family(Rule& r, const Family& f) {
-  r.meta(NFT_META_NFPROTO, kScratch);
-  return r.cmp8(kScratch, NFT_CMP_EQ, f.nfproto);
+Rule& family(Rule& r, const Family& f) { return r.meta(NFT_META_NFPROTO, kR1).cmp8(kR1, NFT_CMP_EQ, f.nfproto); }
+Rule& addr(Rule& r, const Family& f, bool src) {
+  return r.payload(NFT_PAYLOAD_NETWORK_HEADER, src ? f.saddr_off : f.daddr_off, f.addr_len, kR1);
 }
 
-// Load an address and map it to an id in `dst_reg`; `not_in_ep` first proves
-// the address is no endpoint (so a network id never stands in for one).
-void resolve(Rule& r, const Family& f, bool src, const char* map, std::uint32_t dst_reg, bool not_in_ep) {
-  r.payload(NFT_PAYLOAD_NETWORK_HEADER, src ? f.saddr_off : f.daddr_off, f.addr_len, kScratch);
-  if (not_in_ep) r.lookup(kScratch, f.ep, -1, true);
-  r.lookup(kScratch, map, static_cast<int>(dst_reg));
+void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
+  {
+    Rule r(cfg.table, c);
+    r.ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)).verdict(NF_ACCEPT);
+    push(r);
+  }
+  for (const auto* f : {&kV4, &kV6}) {  // neither end is a workload here: not ours to judge
+    Rule r(cfg.table, c);
+    family(r, *f);
+    addr(r, *f, true).lookup(kR1, std::string("eps") + f->v, true);
+    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
+    push(r.verdict(NF_ACCEPT));
+  }
+  {  // IPv6 neighbour discovery and MLD are untracked; they must always pass
+    Rule r(cfg.table, c);
+    family(r, kV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
+    r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR1).range8(kR1, 130, 143);
+    push(r.verdict(NF_ACCEPT));
+  }
+  {
+    Rule r(cfg.table, c);
+    r.meta(NFT_META_L4PROTO, kR1).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR9).lookup(kR1, "failsafe");
+    push(r.verdict(NF_ACCEPT));
+  }
+  {
+    Rule r(cfg.table, c);
+    push(r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NF_DROP));
+  }
+  for (const auto* f : {&kV4, &kV6}) {
+    // Source id into the mark (net first, an endpoint overrides), then judge
+    // at the destination's chain.
+    for (auto [src, set] : {std::pair{true, "srcnet"}, std::pair{true, "src"}, std::pair{false, "dst"},
+                            std::pair{false, "dstnet"}}) {
+      Rule r(cfg.table, c);
+      family(r, *f);
+      addr(r, *f, src).lookup(kR1, std::string(set) + f->v, false, true);
+      push(r);
+    }
+  }
 }
 
 }  // namespace
 
-const std::vector<ChainSpec>& chain_specs() {
-  static const std::vector<ChainSpec> specs = {
-      {"check", -1}, {"alert_drop", -1}, {"alert_pass", -1}, {"forward", NF_INET_FORWARD}, {"input", NF_INET_LOCAL_IN}};
-  return specs;
+int hook_of(ChainKind kind) {
+  return kind == ChainKind::forward ? NF_INET_FORWARD : kind == ChainKind::input ? NF_INET_LOCAL_IN : -1;
 }
 
-std::vector<std::pair<std::string, RulePtr>> build_rules(const topology::RulesetConfig& cfg) {
-  std::vector<std::pair<std::string, RulePtr>> out;
+std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+  std::vector<RulePtr> out;
   const auto& t = cfg.table;
-  auto push = [&](const char* chain, Rule& r) { out.emplace_back(chain, r.take()); };
-
-  {
-    Rule r(t, "check");
-    r.ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)).verdict(NF_ACCEPT);
-    push("check", r);
-  }
-  // Neither end is a workload of this node: not ours to judge.
-  for (const auto* f : {&kV4, &kV6}) {
-    Rule r(t, "check");
-    family(r, *f);
-    r.payload(NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len, kScratch).lookup(kScratch, f->ep, -1, true);
-    r.payload(NFT_PAYLOAD_NETWORK_HEADER, f->daddr_off, f->addr_len, kScratch).lookup(kScratch, f->ep, -1, true);
-    r.verdict(NF_ACCEPT);
-    push("check", r);
-  }
-  {
-    // IPv6 neighbour discovery and MLD (types 130-143) are untracked and must
-    // always pass, or addresses stop resolving.
-    Rule r(t, "check");
-    family(r, kV6);
-    r.meta(NFT_META_L4PROTO, kScratch).cmp8(kScratch, NFT_CMP_EQ, IPPROTO_ICMPV6);
-    r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kScratch);
-    r.cmp8(kScratch, NFT_CMP_GTE, 130).cmp8(kScratch, NFT_CMP_LTE, 143).verdict(NF_ACCEPT);
-    push("check", r);
-  }
-  {
-    Rule r(t, "check");
-    r.meta(NFT_META_L4PROTO, kKey).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kKey + 1);
-    r.lookup(kKey, "failsafe").verdict(NF_ACCEPT);
-    push("check", r);
-  }
-  {
-    Rule r(t, "check");
-    r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NF_DROP);
-    push("check", r);
-  }
-  // The edge check: src id . dst id . proto . port in @allow.
-  for (const auto* f : {&kV4, &kV6}) {
-    struct Ends {
-      bool src_ep, dst_ep;
-    };
-    for (auto ends : {Ends{true, true}, Ends{true, false}, Ends{false, true}}) {
-      for (bool icmp : {false, true}) {
-        Rule r(t, "check");
-        family(r, *f);
-        r.meta(NFT_META_L4PROTO, kScratch).cmp8(kScratch, icmp ? NFT_CMP_EQ : NFT_CMP_NEQ, f->icmp);
-        resolve(r, *f, true, ends.src_ep ? f->ep : f->net, kKey, !ends.src_ep);
-        resolve(r, *f, false, ends.dst_ep ? f->ep : f->net, kKey + 1, !ends.dst_ep);
-        r.meta(NFT_META_L4PROTO, kKey + 2);
-        if (icmp) r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kKey + 3);  // icmp type
-        else r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kKey + 3);      // destination port
-        r.lookup(kKey, "allow").verdict(NF_ACCEPT);
-        push("check", r);
-      }
+  const auto& c = spec.name;
+  const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
+  switch (spec.kind) {
+    case ChainKind::check: check_rules(cfg, c, out); break;
+    case ChainKind::src: {
+      Rule r(t, c);
+      push(r.set_mark(keep, topology::mark_value(mask, spec.id)));
+      break;
     }
-  }
-  // Not an edge: the stricter workload end decides.
-  for (const auto* set : {"enforced", "monitored"}) {
-    for (const auto* f : {&kV4, &kV6}) {
-      for (bool src : {true, false}) {
-        Rule r(t, "check");
-        family(r, *f);
-        resolve(r, *f, src, f->ep, kKey, false);
-        r.lookup(kKey, set).verdict(NFT_GOTO, std::string(set) == "enforced" ? "alert_drop" : "alert_pass");
-        push("check", r);
+    case ChainKind::dst: {
+      {
+        Rule r(t, c);
+        r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).meta(NFT_META_L4PROTO, kR9);
+        r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR10).lookup(kR1, fmt::format("in_{}", spec.id));
+        push(r.set_mark(keep, 0).verdict(NF_ACCEPT));
       }
+      for (auto [proto, set] : {std::pair<int, const char*>{IPPROTO_ICMP, "icmp"}, std::pair<int, const char*>{IPPROTO_ICMPV6, "icmp6"}}) {
+        Rule r(t, c);
+        r.meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, static_cast<std::uint8_t>(proto));
+        r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR9);
+        r.lookup(kR1, fmt::format("{}_{}", set, spec.id));
+        push(r.set_mark(keep, 0).verdict(NF_ACCEPT));
+      }
+      Rule g(t, c);
+      push(g.verdict(NFT_GOTO, "verdict"));
+      break;
     }
-  }
-  for (auto [chain, prefix, verdict] : {std::tuple{"alert_drop", "topowall:drop", NF_DROP},
-                                        std::tuple{"alert_pass", "topowall:pass", NF_ACCEPT}}) {
-    // Over the rate the log rule stops; the verdict rule still applies.
-    Rule l(t, chain);
-    l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, prefix);
-    push(chain, l);
-    Rule v(t, chain);
-    v.counter().verdict(verdict);
-    push(chain, v);
-  }
-  for (const auto* base : {"forward", "input"}) {
-    Rule r(t, base);
-    r.verdict(NFT_JUMP, "check");
-    push(base, r);
+    case ChainKind::verdict: {
+      Rule clear(t, c);
+      push(clear.set_mark(keep, 0));
+      for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+        for (const auto* f : {&kV4, &kV6})
+          for (bool src : {true, false}) {
+            Rule r(t, c);
+            family(r, *f);
+            addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
+            push(r.verdict(NFT_GOTO, target));
+          }
+      break;
+    }
+    case ChainKind::alert_drop:
+    case ChainKind::alert_pass: {
+      bool drop = spec.kind == ChainKind::alert_drop;
+      // Over the rate the log rule stops; the verdict rule still applies.
+      Rule l(t, c);
+      push(l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, drop ? "topowall:drop" : "topowall:pass"));
+      Rule v(t, c);
+      push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));
+      break;
+    }
+    case ChainKind::forward:
+    case ChainKind::input: {
+      Rule r(t, c);
+      push(r.verdict(NFT_JUMP, "check"));
+      break;
+    }
   }
   return out;
 }

@@ -1,11 +1,11 @@
-// The fixed rules of the owned table, built as libnftnl expressions.
+// The rules of each chain, built as libnftnl expressions. They are spelled
+// the way nft itself encodes them, so `nft list ruleset` reads them back.
 #pragma once
 
 #include <memory>
-#include <string>
 #include <vector>
 
-#include "topowall/topology/ruleset.hpp"
+#include "nft/elements.hpp"
 
 struct nftnl_rule;
 
@@ -16,14 +16,8 @@ struct RuleDel {
 };
 using RulePtr = std::unique_ptr<nftnl_rule, RuleDel>;
 
-struct ChainSpec {
-  std::string name;
-  int hook = -1;  // NF_INET_*; -1 for a regular chain
-};
-
-const std::vector<ChainSpec>& chain_specs();
-
-// Every rule of the table, in order, tagged with its chain.
-std::vector<std::pair<std::string, RulePtr>> build_rules(const topology::RulesetConfig& cfg);
+std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& chain);
+// NF_INET_* hook of a base chain, or -1.
+int hook_of(ChainKind kind);
 
 }  // namespace topowall::nft

@@ -32,12 +32,6 @@ using Table = Handle<nftnl_table, nftnl_table_free>;
 using Set = Handle<nftnl_set, nftnl_set_free>;
 using Chain = Handle<nftnl_chain, nftnl_chain_free>;
 
-const SetSpec& spec_of(const std::string& name) {
-  for (const auto& s : set_specs())
-    if (s.name == name) return s;
-  throw std::logic_error("unknown set " + name);
-}
-
 void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
                   const std::vector<std::pair<Bytes, Bytes>>& elems, bool del) {
   for (std::size_t i = 0; i < elems.size(); i += kElemsPerMessage) {
@@ -45,11 +39,16 @@ void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
     nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
     nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
     for (std::size_t j = i; j < std::min(elems.size(), i + kElemsPerMessage); ++j) {
+      const auto& [key, data] = elems[j];
       auto* e = nftnl_set_elem_alloc();
-      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, elems[j].first.data(), static_cast<std::uint32_t>(elems[j].first.size()));
-      if (!del && !elems[j].second.empty())
-        nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, elems[j].second.data(),
-                           static_cast<std::uint32_t>(elems[j].second.size()));
+      auto klen = static_cast<std::uint32_t>(spec.interval ? key.size() - 1 : key.size());
+      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), klen);
+      if (spec.interval && !key.back()) nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+      if (!del && !data.empty()) {
+        std::string v(data.begin(), data.end());
+        nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, v.rfind("jump ", 0) == 0 ? NFT_JUMP : NFT_GOTO);
+        nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, v.substr(5).c_str());
+      }
       nftnl_set_elem_add(s.p, e);
     }
     auto* nlh = b.msg(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, NFPROTO_INET, del ? 0 : NLM_F_CREATE);
@@ -58,17 +57,86 @@ void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
   }
 }
 
+void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint32_t id) {
+  Set s(nftnl_set_alloc());
+  nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
+  nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(s.p, NFTNL_SET_KEY_LEN, spec.key_len);
+  nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, spec.key_type);
+  std::uint32_t flags = spec.interval ? NFT_SET_INTERVAL : 0;
+  if (spec.data == DataKind::verdict) {
+    flags |= NFT_SET_MAP;
+    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 0);
+  }
+  nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, flags);
+  nftnl_set_set_u32(s.p, NFTNL_SET_ID, id);
+  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE), s.p);
+  b.done();
+}
+
+void put_chain(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+  Chain c(nftnl_chain_alloc());
+  nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, cfg.table.c_str());
+  nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, spec.name.c_str());
+  nftnl_chain_set_u32(c.p, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+  if (int hook = hook_of(spec.kind); hook >= 0) {
+    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, static_cast<std::uint32_t>(hook));
+    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, cfg.priority);
+    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "filter");
+    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+  }
+  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE), c.p);
+  b.done();
+}
+
+void put_rules(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+  for (auto& r : build_rules(cfg, spec)) {
+    nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND), r.get());
+    b.done();
+  }
+}
+
+void flush_chain(Batch& b, const std::string& table, const std::string& name) {
+  RulePtr r(nftnl_rule_alloc());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, name.c_str());
+  nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_DELRULE, NFPROTO_INET, 0), r.get());
+  b.done();
+}
+
+void del_chain(Batch& b, const std::string& table, const std::string& name) {
+  flush_chain(b, table, name);  // a chain must be empty to go
+  Chain c(nftnl_chain_alloc());
+  nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, table.c_str());
+  nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, name.c_str());
+  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_DELCHAIN, NFPROTO_INET, 0), c.p);
+  b.done();
+}
+
+void del_set(Batch& b, const std::string& table, const std::string& name) {
+  Set s(nftnl_set_alloc());
+  nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(s.p, NFTNL_SET_NAME, name.c_str());
+  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_DELSET, NFPROTO_INET, 0), s.p);
+  b.done();
+}
+
+std::size_t expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+  return build_rules(cfg, spec).size();
+}
+
 }  // namespace
 
 std::string structure_tag(const topology::RulesetConfig& c) {
-  // Bump the version whenever the rules or set layout change shape.
-  return fmt::format("topowall/v1 prio={} group={} rate={} burst={}", c.priority, c.nflog_group, c.alert_rate,
-                     c.alert_burst);
+  // Bump the version whenever the rules or the set layout change shape.
+  return fmt::format("topowall/v2 prio={} group={} rate={} burst={} mask={:#x}", c.priority, c.nflog_group,
+                     c.alert_rate, c.alert_burst, c.mark_mask);
 }
 
 Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table) {
   std::optional<std::string> tag;
-  bool found = false;
   Table want(nftnl_table_alloc());
   nftnl_table_set_str(want.p, NFTNL_TABLE_NAME, table.c_str());
   auto st = sock_.request(
@@ -76,90 +144,138 @@ Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table)
       [&](const nlmsghdr* m) {
         Table t(nftnl_table_alloc());
         if (nftnl_table_nlmsg_parse(m, t.p) < 0) return;
-        found = true;
+        tag = std::string();
         if (nftnl_table_is_set(t.p, NFTNL_TABLE_USERDATA)) {
           std::uint32_t len = 0;
           auto* d = static_cast<const char*>(nftnl_table_get_data(t.p, NFTNL_TABLE_USERDATA, &len));
           tag = std::string(d, len);
-        } else {
-          tag = std::string();
         }
       });
   if (!st) {
     if (st.error().code == ENOENT) return std::optional<std::string>{};
     return st.error();
   }
-  if (!found) return std::optional<std::string>{};
   return tag;
 }
 
-Result<std::map<std::string, ElementMap>> NftWriter::read_elements(const std::string& table) {
-  std::map<std::string, ElementMap> out;
-  for (const auto& spec : set_specs()) {
-    auto& elems = out[spec.name];
-    Set want(nftnl_set_alloc());
-    nftnl_set_set_str(want.p, NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(want.p, NFTNL_SET_NAME, spec.name.c_str());
+Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetModel& want_model) {
+  const auto& table = want_model.cfg.table;
+  auto tag = read_tag(table);
+  if (!tag) return tag.error();
+  if (!*tag) return std::optional<Layout>{};
+  const auto want = layout(want_model);
+  Layout have;
+  // Chains and their rule counts.
+  std::map<std::string, std::size_t> rules;
+  {
+    Chain q(nftnl_chain_alloc());
+    nftnl_chain_set_str(q.p, NFTNL_CHAIN_TABLE, table.c_str());
+    auto st = sock_.request(
+        NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, q.p); },
+        [&](const nlmsghdr* m) {
+          Chain c(nftnl_chain_alloc());
+          if (nftnl_chain_nlmsg_parse(m, c.p) < 0) return;
+          if (table != nftnl_chain_get_str(c.p, NFTNL_CHAIN_TABLE)) return;
+          std::string name = nftnl_chain_get_str(c.p, NFTNL_CHAIN_NAME);
+          ChainSpec spec{name, ChainKind::check};
+          for (const auto& w : want.chains)
+            if (w.name == name) spec = w;
+          have.chains.push_back(spec);
+          rules[name];
+        });
+    if (!st) return st.error();
+    RulePtr rq(nftnl_rule_alloc());
+    nftnl_rule_set_str(rq.get(), NFTNL_RULE_TABLE, table.c_str());
+    st = sock_.request(
+        NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
+        [&](const nlmsghdr* m) {
+          RulePtr r(nftnl_rule_alloc());
+          if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
+          if (table == nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) ++rules[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)];
+        });
+    if (!st) return st.error();
+  }
+  // A chain whose rules differ in number from ours was edited by hand: drop it
+  // from `have` so that it is deleted and rebuilt.
+  for (const auto& c : have.chains)
+    for (const auto& w : want.chains)
+      if (w.name == c.name && rules[c.name] != expected_rules(want_model.cfg, w)) have.damaged.insert(c.name);
+  // Sets and their elements.
+  std::vector<std::string> set_names;
+  {
+    Set q(nftnl_set_alloc());
+    nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
+    auto st = sock_.request(
+        NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, q.p); },
+        [&](const nlmsghdr* m) {
+          Set s(nftnl_set_alloc());
+          if (nftnl_set_nlmsg_parse(m, s.p) < 0) return;
+          if (table == nftnl_set_get_str(s.p, NFTNL_SET_TABLE)) set_names.push_back(nftnl_set_get_str(s.p, NFTNL_SET_NAME));
+        });
+    if (!st) return st.error();
+  }
+  for (const auto& name : set_names) {
+    auto ws = want.sets.find(name);
+    SetSpec spec = ws != want.sets.end() ? ws->second : SetSpec{name};
+    have.sets[name] = spec;
+    auto& elems = have.elements[name];
+    Set q(nftnl_set_alloc());
+    nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
+    nftnl_set_set_str(q.p, NFTNL_SET_NAME, name.c_str());
     auto st = sock_.request(
         NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP,
-        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, want.p); },
+        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.p); },
         [&](const nlmsghdr* m) {
           Set got(nftnl_set_alloc());
           if (nftnl_set_elems_nlmsg_parse(m, got.p) < 0) return;
           auto* it = nftnl_set_elems_iter_create(got.p);
           for (auto* e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it)) {
-            if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
-                (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END))
-              continue;
-            std::uint32_t kl = 0, dl = 0;
+            std::uint32_t kl = 0;
             auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
-            Bytes data;
-            if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
-              auto* d = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &dl));
-              data.assign(d, d + dl);
+            Bytes key(k, k + kl), data;
+            if (spec.interval) {
+              bool end = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+                         (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END);
+              key.push_back(end ? 0 : 1);
             }
-            elems[Bytes(k, k + kl)] = data;
+            if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
+              auto v = verdict_text(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT) == static_cast<std::uint32_t>(NFT_JUMP),
+                                    nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN));
+              data.assign(v.begin(), v.end());
+            }
+            elems[key] = data;
           }
           nftnl_set_elems_iter_destroy(it);
         });
     if (!st) return st.error();
   }
-  return out;
+  return std::optional<Layout>(std::move(have));
 }
 
-Result<std::map<std::string, std::size_t>> NftWriter::read_rule_counts(const std::string& table) {
-  std::map<std::string, std::size_t> counts;
-  RulePtr want(nftnl_rule_alloc());
-  nftnl_rule_set_str(want.get(), NFTNL_RULE_TABLE, table.c_str());
-  auto st = sock_.request(
-      NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, want.get()); },
-      [&](const nlmsghdr* m) {
-        RulePtr r(nftnl_rule_alloc());
-        if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
-        if (std::string(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) != table) return;
-        ++counts[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)];
-      });
-  if (!st) return st.error();
-  return counts;
+Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid) {
+  const auto& t = m.cfg.table;
+  const auto want = layout(m);
+  Batch b(sock_.seq(), genid);
+  std::uint32_t set_id = 1;
+  // Order matters: objects before what refers to them, references before
+  // what they refer to goes away. Deletions first so a reused address
+  // changes owner inside this one transaction.
+  for (const auto& s : d.add_sets) put_set(b, t, s, set_id++);
+  for (const auto& c : d.flush_chains) flush_chain(b, t, c);
+  for (const auto& c : d.add_chains) put_chain(b, m.cfg, c);
+  for (const auto& c : d.add_chains) put_rules(b, m.cfg, c);
+  for (const auto& [set, elems] : d.del) put_elements(b, t, want.sets.at(set), elems, true);
+  for (const auto& [set, elems] : d.add) put_elements(b, t, want.sets.at(set), elems, false);
+  for (const auto& c : d.del_chains) del_chain(b, t, c);
+  for (const auto& s : d.del_sets) del_set(b, t, s);
+  return sock_.commit(b);
 }
 
-Result<bool> NftWriter::structure_intact(const topology::RulesetModel& m) {
-  auto tag = read_tag(m.cfg.table);
-  if (!tag) return tag.error();
-  if (!*tag || **tag != structure_tag(m.cfg)) return false;
-  // Someone may have flushed a chain by hand: the rule counts must match too.
-  auto counts = read_rule_counts(m.cfg.table);
-  if (!counts) return counts.error();
-  std::map<std::string, std::size_t> want;
-  for (const auto& [chain, r] : build_rules(m.cfg)) ++want[chain];
-  return *counts == want;
-}
-
-Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, bool exists) {
+Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, const Layout& want, bool exists) {
   const auto& t = m.cfg.table;
   Batch b(sock_.seq());
-  // Delete and recreate in one transaction: packets see the old table or the
-  // new one, never neither.
+  // Delete and recreate in one transaction: packets meet the old table or
+  // the new one, never neither.
   if (exists) {
     Table del(nftnl_table_alloc());
     nftnl_table_set_str(del.p, NFTNL_TABLE_NAME, t.c_str());
@@ -173,113 +289,72 @@ Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, boo
   // No NFT_TABLE_F_OWNER: the ruleset must outlive the agent.
   nftnl_table_nlmsg_build_payload(b.msg(NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE), table.p);
   b.done();
-
-  auto want = encode(m);
   std::uint32_t set_id = 1;
-  for (const auto& spec : set_specs()) {
-    Set s(nftnl_set_alloc());
-    nftnl_set_set_str(s.p, NFTNL_SET_TABLE, t.c_str());
-    nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
-    nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, NFPROTO_INET);
-    nftnl_set_set_u32(s.p, NFTNL_SET_KEY_LEN, spec.key_len);
-    nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, spec.key_type);
-    nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, spec.flags);
-    nftnl_set_set_u32(s.p, NFTNL_SET_ID, set_id++);
-    if (spec.data_len) {
-      nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, 19);  // mark
-      nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, spec.data_len);
-    }
-    nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE), s.p);
-    b.done();
-    const auto& elems = want[spec.name];
-    put_elements(b, t, spec, std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()), false);
-  }
-  for (const auto& cs : chain_specs()) {
-    Chain c(nftnl_chain_alloc());
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, t.c_str());
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, cs.name.c_str());
-    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-    if (cs.hook >= 0) {
-      nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, static_cast<std::uint32_t>(cs.hook));
-      nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, m.cfg.priority);
-      nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "filter");
-      nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-    }
-    nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE), c.p);
-    b.done();
-  }
-  for (auto& [chain, r] : build_rules(m.cfg)) {
-    nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND), r.get());
-    b.done();
-  }
+  for (const auto& name : want.set_order) put_set(b, t, want.sets.at(name), set_id++);
+  for (const auto& c : want.chains) put_chain(b, m.cfg, c);
+  for (const auto& c : want.chains) put_rules(b, m.cfg, c);
+  for (const auto& [name, elems] : want.elements)
+    put_elements(b, t, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()), false);
   if (auto st = sock_.commit(b); !st) return st.error();
-  applied_ = std::move(want);
-  applied_cfg_ = m.cfg;
-  ++stats_.full_applies;
   ApplyReport rep;
   rep.full = true;
-  for (const auto& [n, e] : *applied_) rep.changes += e.size();
+  for (const auto& [n, e] : want.elements) rep.changes += e.size();
+  ++stats_.full_applies;
   return rep;
-}
-
-Status NftWriter::commit_diff(const std::string& table, const ElementDiff& d, std::optional<std::uint32_t> genid) {
-  Batch b(sock_.seq(), genid);
-  // Deletions first: a reused address changes owner inside one transaction.
-  for (const auto& [set, elems] : d.del) put_elements(b, table, spec_of(set), elems, true);
-  for (const auto& [set, elems] : d.add) put_elements(b, table, spec_of(set), elems, false);
-  return sock_.commit(b);
 }
 
 Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
   ++stats_.applies;
-  auto want = encode(m);
+  auto want = layout(m);
   ApplyReport rep;
   if (!applied_ || applied_cfg_ != m.cfg) {
-    // First apply (or new structure): reconcile with the kernel instead of
-    // rewriting a table that may already be right.
+    // First apply, or new structure: reconcile with what the kernel holds
+    // rather than rewrite a table that may already be right.
     auto gen = sock_.genid();
     if (!gen) return gen.error();
-    auto intact = structure_intact(m);
-    if (!intact) return intact.error();
     auto tag = read_tag(m.cfg.table);
     if (!tag) return tag.error();
-    if (!*intact) {
+    if (!*tag || **tag != structure_tag(m.cfg)) {
       spdlog::info("nftables: {} table inet {}", *tag ? "rebuilding" : "creating", m.cfg.table);
-      auto r = full_replace(m, tag->has_value());
-      if (!r) ++stats_.errors;
+      auto r = full_replace(m, want, tag->has_value());
+      if (!r) {
+        ++stats_.errors;
+        return r;
+      }
+      applied_ = std::move(want);
+      applied_cfg_ = m.cfg;
       return r;
     }
-    auto have = read_elements(m.cfg.table);
+    auto have = read_kernel(m);
     if (!have) return have.error();
-    auto d = diff(*have, want);
+    auto d = diff(**have, want);
     rep.reconciled = true;
-    rep.changes = d.size();
-    if (d.size()) {
-      if (auto st = commit_diff(m.cfg.table, d, *gen); !st) {
+    rep.changes = d.element_changes() + d.add_chains.size() + d.del_chains.size() + d.add_sets.size() + d.del_sets.size() +
+                  d.flush_chains.size();
+    if (!d.empty()) {
+      if (auto st = commit(m, d, *gen); !st) {
         ++stats_.errors;
         return st.error();
       }
     }
-    spdlog::info("nftables: table inet {} reconciled ({} element changes)", m.cfg.table, d.size());
-    applied_ = std::move(want);
-    applied_cfg_ = m.cfg;
-    stats_.element_changes += rep.changes;
-    if (!rep.changes) ++stats_.noop_applies;
-    return rep;
-  }
-  auto d = diff(*applied_, want);
-  rep.changes = d.size();
-  if (!d.size()) {
-    ++stats_.noop_applies;
-    return rep;
-  }
-  if (auto st = commit_diff(m.cfg.table, d, std::nullopt); !st) {
-    ++stats_.errors;
-    applied_.reset();  // unknown state: the next apply reconciles from the kernel
-    return st.error();
+    spdlog::info("nftables: table inet {} reconciled with the kernel ({} changes)", m.cfg.table, rep.changes);
+  } else {
+    auto d = diff(*applied_, want);
+    rep.changes = d.element_changes() + d.add_chains.size() + d.del_chains.size() + d.add_sets.size() + d.del_sets.size();
+    if (d.empty()) {
+      ++stats_.noop_applies;
+      return rep;
+    }
+    if (auto st = commit(m, d, std::nullopt); !st) {
+      ++stats_.errors;
+      applied_.reset();  // unknown state: the next apply reconciles from the kernel
+      return st.error();
+    }
   }
   applied_ = std::move(want);
+  applied_cfg_ = m.cfg;
   stats_.element_changes += rep.changes;
+  if (!rep.changes) ++stats_.noop_applies;
   return rep;
 }
 

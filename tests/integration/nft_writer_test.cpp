@@ -29,6 +29,7 @@ struct WriterFixture : ::testing::Test {
     model.allow = {{16, 17, 6, 8080}, {16, 17, 1, 8}};
     model.enforced = {16, 17, 18};
     model.cfg.failsafe = {{6, 2222}};
+    model.ids = {1, 2, 16, 17, 18, 19};
   }
   void TearDown() override {
     if (!is_root()) return;
@@ -88,7 +89,8 @@ TEST_F(WriterFixture, ReusedAddressChangesOwnerAtomically) {
   model.enforced.insert(19);
   auto r = writer.apply(model);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->changes, 3u);  // delete old mapping, add new one, add 19 to enforced
+  // src4 and dst4 change owner (delete + add each); enforced4 is unchanged.
+  EXPECT_EQ(r->changes, 4u);
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
 }
 
@@ -102,20 +104,23 @@ TEST_F(WriterFixture, ARestartedWriterReconcilesWithoutRewriting) {
   EXPECT_TRUE(r->reconciled);
   EXPECT_EQ(r->changes, 0u);
   // Drift made by hand is repaired element by element.
-  ASSERT_EQ(sh("nft delete element inet " + table + " enforced '{ 18 }'"), 0);
+  ASSERT_EQ(sh("nft delete element inet " + table + " enforced4 '{ " + lab->ip("c") + " }'"), 0);
   nft::NftWriter third;
   ASSERT_TRUE(third.open());
   r = third.apply(model);
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->full);
   EXPECT_EQ(r->changes, 1u);
-  // A flushed chain means the structure is gone: rebuild.
+  // A chain flushed by hand is rebuilt, and only that chain.
   ASSERT_EQ(sh("nft flush chain inet " + table + " check"), 0);
   nft::NftWriter fourth;
   ASSERT_TRUE(fourth.open());
   r = fourth.apply(model);
   ASSERT_TRUE(r);
-  EXPECT_TRUE(r->full);
+  EXPECT_FALSE(r->full);
+  EXPECT_EQ(r->changes, 2u);  // the chain deleted and created again
+  EXPECT_NE(sh_out("nft list chain inet " + table + " check").find("ct state established,related accept"),
+            std::string::npos);
 }
 
 TEST_F(WriterFixture, TableHasNoOwnerFlagAndTouchesNoOtherTable) {
@@ -128,12 +133,51 @@ TEST_F(WriterFixture, TableHasNoOwnerFlagAndTouchesNoOtherTable) {
 }
 
 TEST_F(WriterFixture, LargeGraphAppliesInOneTransaction) {
+  for (std::uint32_t i = 100; i < 600; ++i) model.ids.insert(i);
   for (std::uint32_t i = 0; i < 20000; ++i) model.allow.insert(AllowKey{100 + i % 500, 100 + i / 40, 6, static_cast<std::uint16_t>(1 + i % 1000)});
   for (std::uint32_t i = 0; i < 5000; ++i) model.ep4[IpAddr::v4(0x0b000000 + i)] = 100 + i % 500;
   auto r = writer.apply(model);
   ASSERT_TRUE(r) << r.error().message;
-  auto got = writer.read_elements(table);
-  ASSERT_TRUE(got);
-  EXPECT_EQ((*got)["allow"].size(), model.allow.size());
-  EXPECT_EQ((*got)["ep4"].size(), model.ep4.size());
+  auto got = writer.read_kernel(model);
+  ASSERT_TRUE(got && *got);
+  std::size_t allow = 0;
+  for (const auto& [name, elems] : (*got)->elements)
+    if (name.rfind("in_", 0) == 0 || name.rfind("icmp", 0) == 0) allow += elems.size();
+  EXPECT_EQ(allow, model.allow.size());
+  EXPECT_EQ((*got)->elements["eps4"].size(), model.ep4.size());
+}
+
+TEST_F(WriterFixture, NftReadsTheTableBackExactlyAsTheRenderedText) {
+  ASSERT_TRUE(writer.apply(model));
+  auto ours = sh_out("nft list table inet " + table);
+  ASSERT_NE(ours.find("chain dst_17"), std::string::npos) << ours;
+  // The same model loaded by nft itself from the rendered text.
+  auto twin = model;
+  twin.cfg.table = table + "x";
+  auto path = "/tmp/" + twin.cfg.table + ".nft";
+  FILE* f = fopen(path.c_str(), "w");
+  fputs(topology::render_nft(twin).c_str(), f);
+  fclose(f);
+  ASSERT_EQ(sh("nft -f " + path), 0);
+  auto theirs = sh_out("nft list table inet " + twin.cfg.table);
+  sh("nft delete table inet " + twin.cfg.table);
+  unlink(path.c_str());
+  auto norm = [&](std::string s, const std::string& name) {
+    for (auto p = s.find(name); p != std::string::npos; p = s.find(name)) s.replace(p, name.size(), "T");
+    return s;
+  };
+  EXPECT_EQ(norm(ours, table), norm(theirs, twin.cfg.table));
+}
+
+TEST_F(WriterFixture, WorldAndHostEndsUseTheNetworkMaps) {
+  // 10.231.2.1 (the bridge) is the host; allow a -> host tcp/7070 only.
+  model.net4 = topology::disjoint_intervals(AF_INET, {{*Cidr::parse(lab->gateway() + "/32"), topology::kHostId}},
+                                            topology::kWorldId);
+  model.allow.insert(AllowKey{16, topology::kHostId, 6, 7070});
+  Server host7070("", 7070), host7071("", 7071);
+  auto r = writer.apply(model);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->gateway(), 7070));
+  EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->gateway(), 7071));
+  EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->gateway(), 7070));
 }

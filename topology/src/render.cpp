@@ -1,6 +1,6 @@
-// The compiled model as nft text. Sets and maps are exact `nft -f` syntax; the
-// fixed rules chain map lookups into one concatenated key, which nft's grammar
-// cannot spell, so they are shown in nft-like notation.
+// The compiled model as `nft -f` text: what the agent programs through
+// libnftnl, spelled so nft can load it too (the benchmark baseline) and so
+// `topowall rules show` shows exactly what is in the kernel.
 #include <fmt/format.h>
 
 #include "topowall/topology/ruleset.hpp"
@@ -21,77 +21,101 @@ std::string elements(const Range& r, Fn fn) {
 }
 
 std::string proto_name(std::uint8_t p) {
-  auto proto = proto_from_number(p);
-  return proto ? std::string(to_string(*proto)) : std::to_string(p);
+  switch (p) {
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 132: return "sctp";
+    default: return std::to_string(p);
+  }
 }
+
+std::string hex(std::uint32_t v) { return fmt::format("0x{:08x}", v); }
 
 }  // namespace
 
 std::string render_nft(const RulesetModel& m) {
+  const auto mask = m.cfg.mark_mask;
+  const auto keep = hex(~mask);
   std::string o = fmt::format("table inet {} {{\n", m.cfg.table);
-  o += "\t# address -> workload id\n";
-  for (auto [name, fam, map] : {std::tuple{"ep4", "ipv4_addr", &m.ep4}, std::tuple{"ep6", "ipv6_addr", &m.ep6}}) {
-    o += fmt::format("\tmap {} {{\n\t\ttype {} : mark\n", name, fam);
-    o += elements(*map, [](const auto& e) { return fmt::format("{} : {}", e.first.to_string(), e.second); });
-    o += "\t}\n";
+  auto set = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems) {
+    o += fmt::format("\tset {} {{\n\t\ttype {}\n{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n", elems);
+  };
+  auto map = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems) {
+    o += fmt::format("\tmap {} {{\n\t\ttype {}\n{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n", elems);
+  };
+  for (auto [v, ep, net, addr] : {std::tuple{"4", &m.ep4, &m.net4, "ipv4_addr"}, std::tuple{"6", &m.ep6, &m.net6, "ipv6_addr"}}) {
+    set(std::string("eps") + v, addr, "", elements(*ep, [](const auto& e) { return e.first.to_string(); }));
+    map(std::string("src") + v, std::string(addr) + " : verdict", "",
+        elements(*ep, [](const auto& e) { return fmt::format("{} : jump src_{}", e.first.to_string(), e.second); }));
+    map(std::string("dst") + v, std::string(addr) + " : verdict", "",
+        elements(*ep, [](const auto& e) { return fmt::format("{} : goto dst_{}", e.first.to_string(), e.second); }));
+    auto range = [](const Interval& i) { return i.first.to_string() + "-" + i.last.to_string(); };
+    map(std::string("srcnet") + v, std::string(addr) + " : verdict", "interval",
+        elements(*net, [&](const Interval& i) { return fmt::format("{} : jump src_{}", range(i), i.id); }));
+    map(std::string("dstnet") + v, std::string(addr) + " : verdict", "interval",
+        elements(*net, [&](const Interval& i) { return fmt::format("{} : goto dst_{}", range(i), i.id); }));
+    for (auto [mode, ids] : {std::pair{"enforced", &m.enforced}, std::pair{"monitored", &m.monitored}}) {
+      std::vector<IpAddr> addrs;
+      for (const auto& [a, id] : *ep)
+        if (ids->count(id)) addrs.push_back(a);
+      set(std::string(mode) + v, addr, "", elements(addrs, [](const IpAddr& a) { return a.to_string(); }));
+    }
   }
-  o += "\t# every other address -> host, named network or world id\n";
-  for (auto [name, fam, v] : {std::tuple{"net4", "ipv4_addr", &m.net4}, std::tuple{"net6", "ipv6_addr", &m.net6}}) {
-    o += fmt::format("\tmap {} {{\n\t\ttype {} : mark\n\t\tflags interval\n", name, fam);
-    o += elements(*v, [](const Interval& i) {
-      return fmt::format("{}-{} : {}", i.first.to_string(), i.last.to_string(), i.id);
-    });
-    o += "\t}\n";
+  set("failsafe", "inet_proto . inet_service", "",
+      elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
+  for (auto id : m.ids) {
+    std::vector<AllowKey> ports, icmp, icmp6;
+    for (const auto& k : m.allow) {
+      if (k.dst != id) continue;
+      (k.proto == 1 ? icmp : k.proto == 58 ? icmp6 : ports).push_back(k);
+    }
+    set(fmt::format("in_{}", id), "mark . inet_proto . inet_service", "", elements(ports, [&](const AllowKey& k) {
+          return fmt::format("{} . {} . {}", hex(mark_value(mask, k.src)), proto_name(k.proto), k.port);
+        }));
+    set(fmt::format("icmp_{}", id), "mark . icmp_type", "",
+        elements(icmp, [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), k.port); }));
+    set(fmt::format("icmp6_{}", id), "mark . icmpv6_type", "",
+        elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), k.port); }));
   }
-  o += "\t# allowed edges: source id . destination id . protocol . port (icmp: type)\n";
-  o += "\tset allow {\n\t\ttype mark . mark . inet_proto . inet_service\n";
-  o += elements(m.allow, [](const AllowKey& k) {
-    return fmt::format("{} . {} . {} . {}", k.src, k.dst, proto_name(k.proto), k.port);
-  });
-  o += "\t}\n";
-  for (auto [name, s] : {std::pair{"enforced", &m.enforced}, std::pair{"monitored", &m.monitored}}) {
-    o += fmt::format("\tset {} {{\n\t\ttype mark\n", name);
-    o += elements(*s, [](std::uint32_t id) { return std::to_string(id); });
-    o += "\t}\n";
-  }
-  o += "\tset failsafe {\n\t\ttype inet_proto . inet_service\n";
-  o += elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); });
-  o += "\t}\n";
   o += fmt::format(
       "\tchain forward {{\n\t\ttype filter hook forward priority {}; policy accept;\n\t\tjump check\n\t}}\n"
       "\tchain input {{\n\t\ttype filter hook input priority {}; policy accept;\n\t\tjump check\n\t}}\n",
       m.cfg.priority, m.cfg.priority);
   o += "\tchain check {\n"
-       "\t\tct state established,related accept\n";
-  for (auto [fam, ip, icmp] : {std::tuple{"ipv4", "ip", "icmp"}, std::tuple{"ipv6", "ip6", "icmpv6"}}) {
-    std::string ep = std::string("@ep") + (fam[3] == '4' ? "4" : "6");
-    std::string net = std::string("@net") + (fam[3] == '4' ? "4" : "6");
-    o += fmt::format("\t\tmeta nfproto {} {} saddr != {} {} daddr != {} accept\n", fam, ip, ep, ip, ep);
-  }
-  o += "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
+       "\t\tct state established,related accept\n"
+       "\t\tmeta nfproto ipv4 ip saddr != @eps4 ip daddr != @eps4 accept\n"
+       "\t\tmeta nfproto ipv6 ip6 saddr != @eps6 ip6 daddr != @eps6 accept\n"
+       "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
        "\t\tmeta l4proto . th dport @failsafe accept\n"
        "\t\tct state invalid drop\n";
-  for (auto [fam, ip, icmp] : {std::tuple{"ipv4", "ip", "icmp"}, std::tuple{"ipv6", "ip6", "icmpv6"}}) {
-    std::string n = fam[3] == '4' ? "4" : "6";
-    for (auto [s, d] : {std::pair{"ep", "ep"}, std::pair{"ep", "net"}, std::pair{"net", "ep"}}) {
-      o += fmt::format("\t\tmeta nfproto {} meta l4proto != {} {} saddr map @{}{} . {} daddr map @{}{} . meta l4proto . th dport @allow accept\n",
-                       fam, icmp, ip, s, n, ip, d, n);
-      o += fmt::format("\t\tmeta nfproto {} meta l4proto {} {} saddr map @{}{} . {} daddr map @{}{} . meta l4proto . {} type @allow accept\n",
-                       fam, icmp, ip, s, n, ip, d, n, icmp);
-    }
-  }
-  for (auto [fam, ip] : {std::pair{"ipv4", "ip"}, std::pair{"ipv6", "ip6"}}) {
-    std::string n = fam[3] == '4' ? "4" : "6";
-    o += fmt::format("\t\tmeta nfproto {} {} saddr map @ep{} @enforced goto alert_drop\n", fam, ip, n);
-    o += fmt::format("\t\tmeta nfproto {} {} daddr map @ep{} @enforced goto alert_drop\n", fam, ip, n);
-    o += fmt::format("\t\tmeta nfproto {} {} saddr map @ep{} @monitored goto alert_pass\n", fam, ip, n);
-    o += fmt::format("\t\tmeta nfproto {} {} daddr map @ep{} @monitored goto alert_pass\n", fam, ip, n);
+  for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}}) {
+    auto fam = std::string("ipv") + v;
+    o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @srcnet{}\n", fam, ip, v);
+    o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @src{}\n", fam, ip, v);
+    o += fmt::format("\t\tmeta nfproto {} {} daddr vmap @dst{}\n", fam, ip, v);
+    o += fmt::format("\t\tmeta nfproto {} {} daddr vmap @dstnet{}\n", fam, ip, v);
   }
   o += "\t}\n";
+  for (auto id : m.ids) {
+    o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {}\n\t}}\n", id, keep, hex(mark_value(mask, id)));
+    o += fmt::format(
+        "\tchain dst_{0} {{\n"
+        "\t\tmeta mark & {1} . meta l4proto . th dport @in_{0} meta mark set meta mark & {2} accept\n"
+        "\t\tmeta l4proto icmp meta mark & {1} . icmp type @icmp_{0} meta mark set meta mark & {2} accept\n"
+        "\t\tmeta l4proto ipv6-icmp meta mark & {1} . icmpv6 type @icmp6_{0} meta mark set meta mark & {2} accept\n"
+        "\t\tgoto verdict\n\t}}\n",
+        id, hex(mask), keep);
+  }
+  o += fmt::format("\tchain verdict {{\n\t\tmeta mark set meta mark & {}\n", keep);
+  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      for (auto dir : {"saddr", "daddr"})
+        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
+  o += "\t}\n";
   o += fmt::format(
-      "\tchain alert_drop {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:drop\" group {} queue-threshold 1\n"
+      "\tchain alert_drop {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:drop\" group {} snaplen 128 queue-threshold 1\n"
       "\t\tcounter drop\n\t}}\n"
-      "\tchain alert_pass {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:pass\" group {} queue-threshold 1\n"
+      "\tchain alert_pass {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:pass\" group {} snaplen 128 queue-threshold 1\n"
       "\t\tcounter accept\n\t}}\n",
       m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group);
   o += "}\n";

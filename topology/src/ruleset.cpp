@@ -102,6 +102,10 @@ std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr,
   return out;
 }
 
+int mark_shift(std::uint32_t mask) { return mask ? __builtin_ctz(mask) : 0; }
+std::uint32_t mark_capacity(std::uint32_t mask) { return mask >> mark_shift(mask); }
+std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id) { return (id << mark_shift(mask)) & mask; }
+
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg) {
   RulesetModel m;
   m.cfg = cfg;
@@ -142,6 +146,24 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
       case Mode::monitor: m.monitored.insert(id); break;
       case Mode::learn: break;
     }
+  }
+  // An id beyond the mark bits cannot be carried: leave that workload's
+  // addresses unjudged (counted and logged by the agent) rather than alias it.
+  const auto cap = mark_capacity(cfg.mark_mask);
+  for (auto it = m.names.begin(); it != m.names.end();) {
+    if (it->first <= cap) {
+      m.ids.insert(it->first);
+      ++it;
+      continue;
+    }
+    m.over_capacity.insert(it->second);
+    auto bad = it->first;
+    std::erase_if(m.ep4, [&](const auto& e) { return e.second == bad; });
+    std::erase_if(m.ep6, [&](const auto& e) { return e.second == bad; });
+    std::erase_if(m.allow, [&](const AllowKey& k) { return k.src == bad || k.dst == bad; });
+    m.enforced.erase(bad);
+    m.monitored.erase(bad);
+    it = m.names.erase(it);
   }
   return m;
 }

@@ -1,7 +1,12 @@
 // The compiler: graph + endpoints + modes -> the desired nftables ruleset,
-// as a model of sets and maps. Rule count is fixed; only elements grow, with
-// endpoints + edges (never their product), so per-packet cost is a handful of
-// hash lookups whatever the graph size.
+// as a model of sets and maps. No rule per edge: rules are fixed, plus two small
+// chains per workload id; elements grow with endpoints + edges (never their
+// product), and per-packet cost is a few hash lookups whatever the graph size.
+//
+// How a new connection is judged: the source address maps (vmap) to a chain
+// that writes the source's id into the claimed mark bits; the destination
+// address maps to the destination's chain, which looks up
+// (mark & mask . proto . port) in that destination's set of allowed sources.
 #pragma once
 
 #include <compare>
@@ -68,6 +73,9 @@ struct RulesetConfig {
   std::uint32_t alert_rate = 200;   // log messages per second, per verdict
   std::uint32_t alert_burst = 100;
   std::set<PortKey> failsafe{{6, 22}};  // never blocked (ssh)
+  // Packet-mark bits topowall may use, transiently, while judging a new
+  // connection; the other bits are never changed (kube-proxy, CNIs, podman).
+  std::uint32_t mark_mask = 0x0fff0000;
   bool operator==(const RulesetConfig&) const = default;
 };
 
@@ -78,6 +86,8 @@ struct RulesetModel {
   std::set<AllowKey> allow;
   std::set<std::uint32_t> enforced, monitored;    // workload ids by mode (absent = learn)
   std::map<std::uint32_t, std::string> names;     // id -> name, for alerts and `rules show`
+  std::set<std::uint32_t> ids;                    // every id that needs its chains
+  std::set<std::string> over_capacity;            // names whose id does not fit the mark bits
   bool operator==(const RulesetModel&) const = default;
 };
 
@@ -87,6 +97,10 @@ struct CompileInput {
   const ModeTable& modes;
   TimePoint now;
 };
+
+int mark_shift(std::uint32_t mask);
+std::uint32_t mark_capacity(std::uint32_t mask);  // largest id that fits
+std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id);
 
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
 
