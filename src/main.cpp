@@ -6,6 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.hpp"
+#include "alerts/sinks.hpp"
+#include "nflog/nflog.hpp"
+#include "nft/writer.hpp"
 #include "conntrack/ct_listener.hpp"
 #include "netns/netns_watcher.hpp"
 #include "rtnl/address_watcher.hpp"
@@ -20,8 +23,10 @@ int main(int argc, char** argv) {
   std::string state_dir = "/var/lib/topowall", socket = "/run/topowall/topowall.sock", runtime_socket, mode_s,
               learn_for_s, after_learn_s = "monitor", labels_csv, netns_dir = "/run/netns", netns_labels,
               control_group, log_level = "info";
-  std::vector<std::string> external;
-  bool discover_netns = false, no_discover_netns = false;
+  std::vector<std::string> external, sinks{"log"}, failsafe{"tcp/22"};
+  bool discover_netns = false, no_discover_netns = false, uninstall = false;
+  std::string table = "topowall", mark_mask = "0x0fff0000", new_learn_s = "0", promote_s = "0";
+  int nflog_group = 5113, priority = -5;
   app.add_option("--state-dir", state_dir, "where the graph and mode persist")->capture_default_str();
   app.add_option("--socket", socket, "control socket path")->capture_default_str();
   app.add_option("--runtime-socket", runtime_socket,
@@ -41,6 +46,20 @@ int main(int argc, char** argv) {
   app.add_option("--netns-labels", netns_labels, "JSON file: {\"<netns>\": {\"app\": \"web\"}}");
   app.add_option("--control-group", control_group, "group allowed to change state besides root");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--table", table, "the nftables table (family inet) topowall owns")->capture_default_str();
+  app.add_option("--nflog-group", nflog_group, "NFLOG group for alerts")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("--priority", priority, "priority of the forward/input hooks")->capture_default_str();
+  app.add_option("--mark-mask", mark_mask, "packet-mark bits topowall may use (transiently); others are never touched")
+      ->capture_default_str();
+  app.add_option("--failsafe", failsafe, "PROTO/PORT never blocked (repeatable)")->capture_default_str();
+  app.add_option("--alert-sink", sinks, "log, syslog, jsonl:/path, webhook:http://host:port/path (repeatable)")
+      ->capture_default_str();
+  app.add_option("--new-workload-learn-for", new_learn_s,
+                 "a workload first seen while monitoring/enforcing learns alone this long (0: enforced at once)")
+      ->capture_default_str();
+  app.add_option("--auto-promote-after", promote_s, "promote a learning workload to enforce after this quiet period (0: never)")
+      ->capture_default_str();
+  app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("topowalld");
@@ -76,7 +95,53 @@ int main(int argc, char** argv) {
     cfg.external.push_back({*cidr, name});
   }
 
+  cfg.ruleset.table = table;
+  cfg.ruleset.nflog_group = static_cast<std::uint16_t>(nflog_group);
+  cfg.ruleset.priority = priority;
+  try {
+    cfg.ruleset.mark_mask = static_cast<std::uint32_t>(std::stoul(mark_mask, nullptr, 0));
+  } catch (...) {
+    cfg.ruleset.mark_mask = 0;
+  }
+  if (topology::mark_capacity(cfg.ruleset.mark_mask) < 64) {
+    spdlog::error("--mark-mask '{}' must be contiguous bits giving room for at least 64 ids, e.g. 0x0fff0000", mark_mask);
+    return 2;
+  }
+  cfg.ruleset.failsafe.clear();
+  for (const auto& f : failsafe) {
+    auto slash = f.find('/');
+    auto proto = slash == std::string::npos ? std::nullopt : parse_proto(f.substr(0, slash));
+    int port = slash == std::string::npos ? 0 : std::atoi(f.c_str() + slash + 1);
+    if (!proto || is_icmp(*proto) || port < 1 || port > 65535) {
+      spdlog::error("--failsafe '{}' must be tcp|udp|sctp/PORT", f);
+      return 2;
+    }
+    cfg.ruleset.failsafe.insert({static_cast<std::uint8_t>(*proto), static_cast<std::uint16_t>(port)});
+  }
+  for (auto [text, out] : {std::pair{&new_learn_s, &cfg.new_workload_learn_for}, std::pair{&promote_s, &cfg.auto_promote_after}}) {
+    auto d = topology::parse_duration(*text);
+    if (!d) {
+      spdlog::error("'{}' is not a duration like 30m", *text);
+      return 2;
+    }
+    *out = *d;
+  }
+
   boost::asio::io_context io;
+  if (uninstall) {
+    nft::NftWriter w;
+    if (auto st = w.open(); !st) {
+      spdlog::error("{}", st.error().message);
+      return 1;
+    }
+    auto st = w.remove_table(table);
+    if (!st) {
+      spdlog::error("{}", st.error().message);
+      return 1;
+    }
+    spdlog::info("table inet {} removed", table);
+    return 0;
+  }
   auto store = std::make_unique<store::FileStateStore>(state_dir);
   if (auto st = store->prepare(); !st) {
     spdlog::error("{}", st.error().message);
@@ -89,6 +154,23 @@ int main(int argc, char** argv) {
     ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{netns_dir, netns_labels});
   ad.flows = std::make_unique<conntrack::CtListener>(io);
   ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
+  auto writer = std::make_unique<nft::NftWriter>();
+  if (auto st = writer->open(); !st) {
+    spdlog::error("nftables: {}", st.error().message);
+    return 1;
+  }
+  ad.writer = std::move(writer);
+  ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
+  ad.conntrack_delete = conntrack::delete_conntrack;
+  for (const auto& spec : sinks) {
+    std::string err;
+    auto sink = alerts::make_sink(io, spec, err);
+    if (!sink) {
+      spdlog::error("--alert-sink: {}", err);
+      return 2;
+    }
+    ad.sinks.push_back(std::move(sink));
+  }
 
   agent::Agent agent(io, cfg, std::move(ad));
   if (auto st = agent.start(); !st) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "topowall/topology/exporters.hpp"
@@ -30,7 +31,9 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
       learner_(state_.graph, endpoints_, state_.modes),
-      ticker_(io) {
+      ticker_(io),
+      retry_apply_(io),
+      aggregator_(cfg_.alert_window) {
   endpoints_.set_external_networks(cfg_.external);
 }
 
@@ -84,6 +87,15 @@ Status Agent::start() {
     if (auto st = ad_.flows->resync(); !st) spdlog::warn("initial conntrack dump failed: {}", st.error().message);
   }
 
+  // 6. Alerts from the ruleset's log.
+  if (ad_.alerts)
+    if (auto st = ad_.alerts->start([this](const LoggedPacket& p) { on_logged(p); }); !st)
+      return Error{"alerts: " + st.error().message};
+
+  // 7. Rules: programmed once discovery has synced, never before, so a
+  // restarted agent never takes away what the kernel is still enforcing.
+  request_apply();
+
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
@@ -93,6 +105,8 @@ Status Agent::start() {
 
 void Agent::stop() {
   ticker_.cancel();
+  retry_apply_.cancel();
+  if (ad_.alerts) ad_.alerts->stop();
   if (ad_.flows) ad_.flows->stop();
   if (ad_.runtime) ad_.runtime->stop();
   if (ad_.netns) ad_.netns->stop();
@@ -123,9 +137,11 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
     switch (ev.kind) {
       case DiscoveryEvent::Kind::synced:
         (src == Source::runtime ? runtime_synced_ : netns_synced_) = true;
+        request_apply();
         return;
       case DiscoveryEvent::Kind::remove:
         remove_endpoint(ev.id);
+        request_apply();
         return;
       case DiscoveryEvent::Kind::upsert: break;
     }
@@ -174,10 +190,12 @@ void Agent::apply_endpoint(const std::string& id) {
   const auto* prev = endpoints_.find(id);
   bool changed = !prev || prev->workload != workload || prev->info.addresses != info.addresses;
   if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
+  if (!state_.graph.workloads().count(workload)) on_new_workload(workload, Clock::now());
   state_.graph.note_workload(workload, info.labels, Clock::now());
   endpoints_.upsert(workload, std::move(info));
   if (changed) {
     dirty_ = true;
+    request_apply();   // a new endpoint is enforced within this loop turn
     flush_deferred();  // held flows may now resolve
   }
 }
@@ -225,6 +243,7 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
     case topology::Outcome::new_edge:
       spdlog::info("learned {}", topology::edge_for(flow, endpoints_)->to_string());
       dirty_ = true;
+      request_apply();
       break;
     case topology::Outcome::pending_new:
       spdlog::warn("flow outside the graph: {}", topology::edge_for(flow, endpoints_)->to_string());
@@ -255,6 +274,8 @@ void Agent::tick() {
       learn(h.flow, h.resync);
     }
     check_learn_window(Clock::now());
+    check_workload_windows(Clock::now());
+    for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
       (void)persist();
@@ -278,6 +299,7 @@ void Agent::check_learn_window(TimePoint now) {
   }
   state_.learn_until.reset();
   dirty_ = true;
+  request_apply();
 }
 
 void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
@@ -286,6 +308,7 @@ void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_fo
   if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
   dirty_ = true;
   (void)persist();
+  apply_now();  // one transaction, before the caller hears back
   spdlog::info("mode set to {}", to_string(m));
 }
 
@@ -344,6 +367,28 @@ json Agent::status_json() const {
     counters["control_requests"] = server_->stats().requests;
     counters["control_rejected"] = server_->stats().rejected;
   }
+  counters["ruleset_applies"] = counters_.applies;
+  counters["ruleset_apply_errors"] = counters_.apply_errors;
+  counters["conntrack_deleted"] = counters_.conntrack_deleted;
+  counters["alerts"] = counters_.alerts;
+  counters["alerts_suppressed"] = aggregator_.suppressed();
+  counters["ids_over_capacity"] = counters_.ids_over_capacity;
+  if (ad_.writer) {
+    auto ws = ad_.writer->stats();
+    counters["nft_full_applies"] = ws.full_applies;
+    counters["nft_element_changes"] = ws.element_changes;
+    counters["nft_errors"] = ws.errors;
+  }
+  if (ad_.alerts) {
+    auto as = ad_.alerts->stats();
+    counters["nflog_packets"] = as.packets;
+    counters["nflog_enobufs"] = as.enobufs;
+    counters["nflog_errors"] = as.errors;
+  }
+  std::uint64_t sink_drops = 0;
+  for (const auto& s : ad_.sinks) sink_drops += s->dropped();
+  counters["alert_sink_drops"] = sink_drops;
+  j["ruleset_applied"] = last_model_.has_value();
   j["counters"] = counters;
   return j;
 }
@@ -403,6 +448,11 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
   if (method == "status") return ok(status_json());
   if (method == "workloads") return ok(workloads_json());
   if (method == "flows.pending") return ok(topology::pending_to_json(state_.graph));
+  if (method == "rules.show") {
+    auto m = last_model_ ? *last_model_
+                         : topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
+    return ok(topology::render_nft(m));
+  }
   if (method == "topology.export") {
     auto fmt = params.value("format", std::string("json"));
     if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
@@ -422,14 +472,169 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
       if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
       if (params.value("clear", false)) state_.modes.overrides.erase(workload);
       else state_.modes.overrides[workload] = *mode;
+      state_.workload_learn_until.erase(workload);
+      if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
       dirty_ = true;
       (void)persist();
+      apply_now();
     } else {
       set_global_mode(*mode, learn_for);
     }
     return ok(status_json());
   }
   return control::error_response("unknown_method", "unknown method '" + method + "'");
+}
+
+// --- ruleset -----------------------------------------------------------------
+
+void Agent::request_apply() {
+  if (apply_posted_ || !ad_.writer) return;
+  apply_posted_ = true;
+  // Coalesce a burst of changes (a relist, a learning burst) into one transaction.
+  boost::asio::post(io_, [this] {
+    apply_posted_ = false;
+    apply_now();
+  });
+}
+
+namespace {
+// Did `after` take away anything `before` allowed?
+bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& after) {
+  for (const auto& k : before.allow)
+    if (!after.allow.count(k)) return true;
+  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}})
+    for (const auto& [ip, id] : *b) {
+      auto it = a->find(ip);
+      if (it == a->end() || it->second != id) return true;
+    }
+  for (auto id : after.enforced)
+    if (!before.enforced.count(id)) return true;
+  return false;
+}
+}  // namespace
+
+void Agent::apply_now() {
+  if (!ad_.writer) return;
+  if (!discovery_synced()) return;  // re-requested when discovery syncs
+  try {
+    auto model = topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
+    if (last_model_ && model == *last_model_) return;
+    if (!model.over_capacity.empty() && (!last_model_ || last_model_->over_capacity != model.over_capacity)) {
+      counters_.ids_over_capacity = model.over_capacity.size();
+      spdlog::error("{} workloads have ids beyond the mark bits (--mark-mask {:#x}); they are not judged: {}",
+                    model.over_capacity.size(), cfg_.ruleset.mark_mask, *model.over_capacity.begin());
+    }
+    ++counters_.applies;
+    auto r = ad_.writer->apply(model);
+    if (!r) {
+      ++counters_.apply_errors;
+      spdlog::error("programming nftables failed: {}; retrying in 1s", r.error().message);
+      retry_apply_.expires_after(std::chrono::seconds(1));
+      retry_apply_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) apply_now();
+      });
+      return;
+    }
+    auto before = std::move(last_model_);
+    last_model_ = std::move(model);
+    dirty_ = true;  // ids may have been allocated
+    if (before && shrank(*before, *last_model_)) sweep_conntrack(*before, *last_model_);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("apply failed: {}", e.what());
+  }
+}
+
+void Agent::sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after) {
+  if (!ad_.conntrack_delete) return;
+  // Established connections must not outlive their permission: drop every
+  // entry the old rules let through that the new rules would not.
+  auto doomed = [&](const FlowTuple& f) {
+    auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
+    return topology::evaluate(after, f.src, f.dst, f.proto, port) == topology::Verdict::alert_drop &&
+           topology::evaluate(before, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop;
+  };
+  auto n = ad_.conntrack_delete(doomed);
+  if (!n) {
+    spdlog::warn("removing revoked connections failed: {}", n.error().message);
+    return;
+  }
+  counters_.conntrack_deleted += *n;
+  if (*n) spdlog::info("removed {} established connections that lost their permission", *n);
+}
+
+// --- alerts ------------------------------------------------------------------
+
+void Agent::on_logged(const LoggedPacket& p) {
+  try {
+    auto key = topology::edge_for(p.flow, endpoints_);
+    if (!key) return;
+    if (const auto* e = state_.graph.find(*key); e && e->state == topology::EdgeState::denied) {
+      ++counters_.alerts;  // denied flows stay blocked quietly: no pending entry
+      return;
+    }
+    // Dropped packets never reach conntrack: the log is their only witness.
+    if (p.dropped && state_.graph.observe_pending(*key, p.when)) {
+      spdlog::warn("flow outside the graph: {}", key->to_string());
+    }
+    if (p.dropped) dirty_ = true;
+    topology::Alert a;
+    a.time = p.when;
+    a.edge = *key;
+    a.src_addr = p.flow.src.to_string();
+    a.dst_addr = p.flow.dst.to_string();
+    a.blocked = p.dropped;
+    ++counters_.alerts;
+    if (auto first = aggregator_.on_packet(a)) emit(*first);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("alert handling failed: {}", e.what());
+  }
+}
+
+void Agent::emit(const topology::Alert& a) {
+  for (auto& s : ad_.sinks) s->send(a);
+}
+
+// --- per-workload learning --------------------------------------------------
+
+void Agent::on_new_workload(const std::string& name, TimePoint now) {
+  if (state_.modes.global == Mode::learn || state_.modes.overrides.count(name)) return;
+  if (cfg_.new_workload_learn_for.count() <= 0) return;  // enforced at once
+  state_.modes.overrides[name] = Mode::learn;
+  state_.workload_learn_until[name] = now + cfg_.new_workload_learn_for;
+  spdlog::info("new workload {} learns on its own for {}s", name, cfg_.new_workload_learn_for.count());
+  dirty_ = true;
+}
+
+void Agent::check_workload_windows(TimePoint now) {
+  for (auto it = state_.workload_learn_until.begin(); it != state_.workload_learn_until.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    auto o = state_.modes.overrides.find(it->first);
+    if (o != state_.modes.overrides.end() && o->second == Mode::learn) state_.modes.overrides.erase(o);
+    spdlog::info("learning window of workload {} over; it now follows the node ({})", it->first,
+                 to_string(state_.modes.of(it->first)));
+    it = state_.workload_learn_until.erase(it);
+    dirty_ = true;
+    request_apply();
+  }
+  if (cfg_.auto_promote_after.count() <= 0) return;
+  for (const auto& [w, ids] : endpoints_.workloads()) {
+    if (state_.modes.of(w) != Mode::learn) continue;
+    TimePoint last{};
+    if (auto r = state_.graph.workloads().find(w); r != state_.graph.workloads().end()) last = r->second.first_seen;
+    for (const auto& [k, e] : state_.graph.edges())
+      if ((k.src == w || k.dst == w) && e.first_seen > last) last = e.first_seen;
+    if (now - last < cfg_.auto_promote_after) continue;
+    spdlog::info("workload {} learned nothing new for {}s: promoted to enforce", w, cfg_.auto_promote_after.count());
+    state_.modes.overrides[w] = Mode::enforce;
+    state_.workload_learn_until.erase(w);
+    dirty_ = true;
+    request_apply();
+  }
 }
 
 }  // namespace topowall::agent

@@ -12,7 +12,12 @@
 #include <set>
 #include <string>
 
+#include "alerts/sinks.hpp"
 #include "control/server.hpp"
+#include "topowall/alert_source.hpp"
+#include "topowall/ruleset_writer.hpp"
+#include "topowall/topology/alerts.hpp"
+#include "topowall/topology/ruleset.hpp"
 #include "store/state_store.hpp"
 #include "topowall/address_watcher.hpp"
 #include "topowall/flow_source.hpp"
@@ -34,6 +39,13 @@ struct AgentConfig {
   std::vector<topology::NamedNetwork> external;
   // Flows with an end not yet known wait this long for discovery to catch up.
   std::chrono::milliseconds settle{500};
+  topology::RulesetConfig ruleset;
+  // A workload first seen while the node monitors or enforces learns on its
+  // own for this long; zero enforces it at once.
+  std::chrono::seconds new_workload_learn_for{0};
+  // Promote a learning workload to enforce after this long without a new edge (0 = never).
+  std::chrono::seconds auto_promote_after{0};
+  std::chrono::seconds alert_window{10};
 };
 
 struct Adapters {
@@ -42,6 +54,11 @@ struct Adapters {
   std::unique_ptr<FlowSource> flows;             // may be null
   std::unique_ptr<store::StateStore> store;
   std::unique_ptr<AddressWatcher> addresses;     // may be null: runtime addresses only
+  std::unique_ptr<RulesetWriter> writer;         // may be null: learn-only, no kernel rules
+  std::unique_ptr<AlertSource> alerts;           // may be null
+  std::vector<std::unique_ptr<alerts::Sink>> sinks;
+  // Deletes conntrack entries a predicate dooms; null in tests without a kernel.
+  std::function<Result<std::size_t>(const std::function<bool(const FlowTuple&)>&)> conntrack_delete;
 };
 
 struct AgentCounters {
@@ -51,6 +68,12 @@ struct AgentCounters {
   std::uint64_t deferred_overflow = 0;
   std::uint64_t persist_errors = 0;
   std::uint64_t handler_errors = 0;
+  std::uint64_t applies = 0;
+  std::uint64_t apply_errors = 0;
+  std::uint64_t conntrack_deleted = 0;
+  std::uint64_t alerts = 0;
+  std::uint64_t alerts_suppressed = 0;
+  std::uint64_t ids_over_capacity = 0;
 };
 
 class Agent {
@@ -72,6 +95,9 @@ class Agent {
   bool discovery_synced() const;
   void flush_deferred();  // process every held flow now
   Status persist();
+  // Compile and program the ruleset now (normally coalesced per loop turn).
+  void apply_now();
+  const std::optional<topology::RulesetModel>& applied_model() const { return last_model_; }
 
  private:
   enum class Source { runtime, netns };
@@ -84,6 +110,12 @@ class Agent {
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
+  void request_apply();
+  void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
+  void on_logged(const LoggedPacket& p);
+  void emit(const topology::Alert& a);
+  void on_new_workload(const std::string& name, TimePoint now);
+  void check_workload_windows(TimePoint now);
   bool netns_shadowed(const std::string& id) const;
 
   nlohmann::json status_json() const;
@@ -114,6 +146,10 @@ class Agent {
   std::deque<Held> held_;
   bool runtime_synced_ = false, netns_synced_ = false;
   bool dirty_ = false;
+  bool apply_posted_ = false;
+  std::optional<topology::RulesetModel> last_model_;
+  boost::asio::steady_timer retry_apply_;
+  topology::AlertAggregator aggregator_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;

@@ -30,18 +30,68 @@ Error errno_error(const char* what) {
 }
 
 struct DumpCtx {
-  const std::function<void(const FlowTuple&)>* fn;
+  const std::function<void(const nlmsghdr*)>* fn;
 };
 
 int dump_cb(const nlmsghdr* nlh, void* data) {
-  auto* ctx = static_cast<DumpCtx*>(data);
-  if (auto f = decode_ct_message(nlh)) (*ctx->fn)(*f);
+  (*static_cast<DumpCtx*>(data)->fn)(nlh);
   return MNL_CB_OK;
 }
+
+Status dump_raw(const std::function<void(const nlmsghdr*)>& fn);
 
 }  // namespace
 
 Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn) {
+  return dump_raw([&](const nlmsghdr* nlh) {
+    if (auto f = decode_ct_message(nlh)) fn(*f);
+  });
+}
+
+Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>& doomed) {
+  // Collect the doomed entries' original tuples verbatim, then delete each.
+  std::vector<std::vector<char>> requests;
+  auto st = dump_raw([&](const nlmsghdr* nlh) {
+    auto f = decode_ct_message(nlh);
+    if (!f || !doomed(*f)) return;
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+    auto* out = mnl_nlmsg_put_header(buf.data());
+    out->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+    out->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(out, sizeof(nfgenmsg)));
+    *nfg = *static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
+      auto type = mnl_attr_get_type(a);
+      if (type == CTA_TUPLE_ORIG || type == CTA_ZONE)
+        mnl_attr_put(out, a->nla_type, mnl_attr_get_payload_len(a), mnl_attr_get_payload(a));
+      a = mnl_attr_next(a);
+    }
+    buf.resize(out->nlmsg_len);
+    requests.push_back(std::move(buf));
+  });
+  if (!st) return st.error();
+  if (requests.empty()) return std::size_t{0};
+  MnlSocket sock{mnl_socket_open(NETLINK_NETFILTER)};
+  if (!sock.s || mnl_socket_bind(sock.s, 0, MNL_SOCKET_AUTOPID) < 0) return errno_error("open ctnetlink socket");
+  std::size_t deleted = 0;
+  std::vector<char> ack(MNL_SOCKET_BUFFER_SIZE);
+  unsigned seq = static_cast<unsigned>(time(nullptr));
+  for (auto& r : requests) {
+    auto* nlh = reinterpret_cast<nlmsghdr*>(r.data());
+    nlh->nlmsg_seq = ++seq;
+    if (mnl_socket_sendto(sock.s, nlh, nlh->nlmsg_len) < 0) continue;
+    ssize_t n = mnl_socket_recvfrom(sock.s, ack.data(), ack.size());
+    if (n > 0 && mnl_cb_run(ack.data(), static_cast<size_t>(n), seq, mnl_socket_get_portid(sock.s), nullptr, nullptr) >= 0)
+      ++deleted;  // ENOENT: it ended on its own meanwhile
+  }
+  return deleted;
+}
+
+namespace {
+
+Status dump_raw(const std::function<void(const nlmsghdr*)>& fn) {
   MnlSocket sock{mnl_socket_open(NETLINK_NETFILTER)};
   if (!sock.s) return errno_error("open ctnetlink socket");
   if (mnl_socket_bind(sock.s, 0, MNL_SOCKET_AUTOPID) < 0) return errno_error("bind ctnetlink socket");
@@ -67,6 +117,8 @@ Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn) {
   }
   return ok_status();
 }
+
+}  // namespace
 
 CtListener::CtListener(boost::asio::io_context& io, CtListenerOptions opts)
     : io_(io), opts_(opts), buf_(1 << 16) {}

@@ -20,6 +20,10 @@ struct CtListenerOptions {
 // Dump the conntrack table, calling `fn` for every entry. Blocking; bounded by the table size.
 Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn);
 
+// Delete every conntrack entry whose flow `doomed` says must go (revoked
+// permissions must not live on in established connections). Returns how many went.
+Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>& doomed);
+
 class CtListener final : public FlowSource {
  public:
   CtListener(boost::asio::io_context& io, CtListenerOptions opts = {});

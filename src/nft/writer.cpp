@@ -360,9 +360,16 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
 
 Status NftWriter::remove() {
   if (!applied_cfg_) return ok_status();
+  return remove_table(applied_cfg_->table);
+}
+
+Status NftWriter::remove_table(const std::string& table) {
+  auto tag = read_tag(table);
+  if (!tag) return tag.error();
+  if (!*tag) return ok_status();
   Batch b(sock_.seq());
   Table del(nftnl_table_alloc());
-  nftnl_table_set_str(del.p, NFTNL_TABLE_NAME, applied_cfg_->table.c_str());
+  nftnl_table_set_str(del.p, NFTNL_TABLE_NAME, table.c_str());
   nftnl_table_nlmsg_build_payload(b.msg(NFT_MSG_DELTABLE, NFPROTO_INET, 0), del.p);
   b.done();
   applied_.reset();

@@ -18,6 +18,7 @@ class NftWriter final : public RulesetWriter {
   Status open() { return sock_.open(); }
   Result<ApplyReport> apply(const topology::RulesetModel& model) override;
   Status remove() override;
+  Status remove_table(const std::string& table);
   WriterStats stats() const override { return stats_; }
 
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.

@@ -145,6 +145,14 @@ int main(int argc, char** argv) {
     });
   });
 
+  auto* rules = app.add_subcommand("rules", "the compiled nftables ruleset")->require_subcommand(1);
+  rules->add_subcommand("show", "print the ruleset as nft text")->callback([&] {
+    rc = call(ctx, "rules.show", json::object(), [&](const json& r) {
+      if (ctx.json()) std::cout << r.dump() << "\n";
+      else std::cout << str(r);
+    });
+  });
+
   auto* mode = app.add_subcommand("mode", "switch learn, monitor or enforce");
   std::string mode_name, workload, for_s;
   bool clear = false;

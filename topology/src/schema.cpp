@@ -273,13 +273,16 @@ json state_to_json(const State& s) {
          {"workload_ids", s.ids.all()},
          {"next_workload_id", s.ids.next()}};
   if (s.learn_until) j["learn_until"] = format_time(*s.learn_until);
+  json windows = json::object();
+  for (const auto& [w, t] : s.workload_learn_until) windows[w] = format_time(t);
+  j["workload_learn_until"] = windows;
   return j;
 }
 
 Result<State> state_from_json(const json& j) {
   try {
     only_fields(j, "$", {"schema", "version", "mode", "mode_overrides", "graph", "pending", "next_pending_id",
-                         "learn_until", "workload_ids", "next_workload_id"});
+                         "learn_until", "workload_ids", "next_workload_id", "workload_learn_until"});
     if (need(j, "$", "schema") != "topowall.state") fail("$.schema", "not a topowall state file");
     auto v = get_uint(j, "$", "version", 1000);
     if (v != kStateVersion)
@@ -330,6 +333,14 @@ Result<State> state_from_json(const json& j) {
     }
     auto next_id = j.contains("next_workload_id") ? get_uint(j, "$", "next_workload_id", UINT32_MAX) : 0;
     s.ids.restore(std::move(ids), static_cast<std::uint32_t>(next_id));
+    if (j.contains("workload_learn_until")) {
+      const auto& o = j["workload_learn_until"];
+      if (!o.is_object()) fail("$.workload_learn_until", "must be an object");
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        if (!is_valid_name(it.key())) fail("$.workload_learn_until." + it.key(), "invalid name");
+        s.workload_learn_until[it.key()] = get_time(o, "$.workload_learn_until", it.key().c_str());
+      }
+    }
     return s;
   } catch (const Fail& f) {
     return Error{f.msg};

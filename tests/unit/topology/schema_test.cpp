@@ -24,6 +24,7 @@ State sample() {
   s.graph.edges()[{"api", "world", Proto::udp, 53}].expires = at("2026-12-07T00:00:00Z");
   s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), 3);
   s.ids.id("web");
+  s.workload_learn_until["api"] = at("2026-12-02T00:00:00Z");
   s.ids.id("api");
   return s;
 }

@@ -22,6 +22,7 @@ std::optional<TimePoint> parse_time(std::string_view text);
 struct State {
   ModeTable modes;
   std::optional<TimePoint> learn_until;
+  std::map<std::string, TimePoint> workload_learn_until;  // per-workload learning windows
   Graph graph;
   IdTable ids;
   bool operator==(const State&) const = default;

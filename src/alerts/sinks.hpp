@@ -1,0 +1,67 @@
+// Where alerts go: the agent's log, a JSON-lines file, syslog, a webhook.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "topowall/topology/alerts.hpp"
+
+namespace topowall::alerts {
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void send(const topology::Alert& a) = 0;
+  virtual std::uint64_t dropped() const { return 0; }
+};
+
+class LogSink final : public Sink {
+ public:
+  void send(const topology::Alert& a) override;
+};
+
+class JsonlSink final : public Sink {
+ public:
+  explicit JsonlSink(std::string path);
+  void send(const topology::Alert& a) override;
+  std::uint64_t dropped() const override { return dropped_; }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+  std::uint64_t dropped_ = 0;
+};
+
+class SyslogSink final : public Sink {
+ public:
+  SyslogSink();
+  void send(const topology::Alert& a) override;
+};
+
+// POSTs each alert as JSON to http://host:port/path; a bounded queue, one
+// request at a time, so a slow receiver costs memory up to the bound, then drops (counted).
+class WebhookSink final : public Sink {
+ public:
+  WebhookSink(boost::asio::io_context& io, std::string url);
+  void send(const topology::Alert& a) override;
+  std::uint64_t dropped() const override { return dropped_; }
+  bool valid() const { return !host_.empty(); }
+
+ private:
+  void pump();
+  boost::asio::io_context& io_;
+  std::string host_, port_, path_;
+  std::deque<std::string> queue_;
+  bool busy_ = false;
+  std::uint64_t dropped_ = 0;
+};
+
+// Parses "--alert-sink" values: log, jsonl:/path, syslog, webhook:http://...
+std::unique_ptr<Sink> make_sink(boost::asio::io_context& io, const std::string& spec, std::string& error);
+
+}  // namespace topowall::alerts

@@ -1,0 +1,204 @@
+#include "nflog/nflog.hpp"
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace topowall::nflog {
+
+namespace {
+
+int collect(const nlattr* attr, void* data) {
+  auto** tb = static_cast<const nlattr**>(data);
+  int type = mnl_attr_get_type(attr);
+  if (type >= 0 && type <= NFULA_MAX) tb[type] = attr;
+  return MNL_CB_OK;
+}
+
+bool l4(FlowTuple& f, int proto, const std::uint8_t* p, std::size_t len) {
+  auto pr = proto_from_number(proto);
+  if (!pr) return false;
+  f.proto = *pr;
+  if (is_icmp(*pr)) {
+    if (len < 1) return false;
+    f.icmp_type = p[0];
+    return true;
+  }
+  if (len < 4) return false;
+  f.sport = static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+  f.dport = static_cast<std::uint16_t>(p[2] << 8 | p[3]);
+  return true;
+}
+
+}  // namespace
+
+std::optional<FlowTuple> parse_packet(const std::uint8_t* d, std::size_t len) {
+  if (len < 1) return std::nullopt;
+  FlowTuple f;
+  int version = d[0] >> 4;
+  if (version == 4) {
+    if (len < 20) return std::nullopt;
+    std::size_t ihl = static_cast<std::size_t>(d[0] & 0x0f) * 4;
+    if (ihl < 20 || len < ihl) return std::nullopt;
+    f.src.family = AF_INET;
+    f.dst.family = AF_INET;
+    std::memcpy(f.src.bytes.data(), d + 12, 4);
+    std::memcpy(f.dst.bytes.data(), d + 16, 4);
+    if (!l4(f, d[9], d + ihl, len - ihl)) return std::nullopt;
+    return f;
+  }
+  if (version == 6) {
+    if (len < 40) return std::nullopt;
+    f.src.family = AF_INET6;
+    f.dst.family = AF_INET6;
+    std::memcpy(f.src.bytes.data(), d + 8, 16);
+    std::memcpy(f.dst.bytes.data(), d + 24, 16);
+    int next = d[6];
+    std::size_t off = 40;
+    // Walk the common extension headers to the transport header.
+    while ((next == 0 || next == 43 || next == 60) && off + 8 <= len) {
+      next = d[off];
+      off += (static_cast<std::size_t>(d[off + 1]) + 1) * 8;
+    }
+    if (off > len || !l4(f, next, d + off, len - off)) return std::nullopt;
+    return f;
+  }
+  return std::nullopt;
+}
+
+std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
+  if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_ULOG || (nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET) return std::nullopt;
+  const nlattr* tb[NFULA_MAX + 1] = {};
+  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect, tb) < 0) return std::nullopt;
+  if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) return std::nullopt;
+  std::string prefix = mnl_attr_get_str(tb[NFULA_PREFIX]);
+  if (prefix.rfind("topowall:", 0) != 0) return std::nullopt;
+  auto flow = parse_packet(static_cast<const std::uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD])),
+                           mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]));
+  if (!flow) return std::nullopt;
+  LoggedPacket p;
+  p.flow = *flow;
+  p.dropped = prefix == "topowall:drop";
+  p.when = Clock::now();
+  if (tb[NFULA_TIMESTAMP] && mnl_attr_get_payload_len(tb[NFULA_TIMESTAMP]) >= sizeof(nfulnl_msg_packet_timestamp)) {
+    auto* ts = static_cast<const nfulnl_msg_packet_timestamp*>(mnl_attr_get_payload(tb[NFULA_TIMESTAMP]));
+    auto sec = be64toh(ts->sec), usec = be64toh(ts->usec);
+    p.when = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
+  }
+  return p;
+}
+
+NflogListener::~NflogListener() { stop(); }
+
+Status NflogListener::configure() {
+  // Bind our group, copy 128 bytes of each packet, flush every message at once.
+  std::vector<char> storage(8192);
+  char* buf = storage.data();
+  auto send = [&](auto fill) -> Status {
+    auto* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    nlh->nlmsg_seq = 1;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = AF_UNSPEC;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = htons(group_);
+    fill(nlh);
+    if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return Error{std::string("nflog config: ") + strerror(errno), errno};
+    ssize_t n = mnl_socket_recvfrom(sock_, buf, storage.size());
+    if (n < 0) return Error{std::string("nflog config reply: ") + strerror(errno), errno};
+    if (mnl_cb_run(buf, static_cast<size_t>(n), 0, 0, nullptr, nullptr) < 0)
+      return Error{"nflog group " + std::to_string(group_) + ": " + strerror(errno) +
+                       (errno == EBUSY ? " (another program holds this group; choose --nflog-group)" : ""),
+                   errno};
+    return ok_status();
+  };
+  if (auto st = send([](nlmsghdr* nlh) {
+        nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
+        mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof cmd, &cmd);
+      });
+      !st)
+    return st;
+  return send([](nlmsghdr* nlh) {
+    nfulnl_msg_config_mode mode{};
+    mode.copy_range = htonl(128);
+    mode.copy_mode = NFULNL_COPY_PACKET;
+    mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
+    mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1));
+    mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(1));
+  });
+}
+
+Status NflogListener::start(AlertHandler handler) {
+  handler_ = std::move(handler);
+  sock_ = mnl_socket_open(NETLINK_NETFILTER);
+  if (!sock_) return Error{std::string("open nflog socket: ") + strerror(errno), errno};
+  if (mnl_socket_bind(sock_, 0, MNL_SOCKET_AUTOPID) < 0) return Error{std::string("bind nflog socket: ") + strerror(errno), errno};
+  if (auto st = configure(); !st) return st;
+  int size = 8 << 20;
+  setsockopt(mnl_socket_get_fd(sock_), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  sd_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, mnl_socket_get_fd(sock_));
+  sd_->non_blocking(true);
+  arm();
+  return ok_status();
+}
+
+void NflogListener::stop() {
+  if (sd_) {
+    boost::system::error_code ec;
+    sd_->cancel(ec);
+    sd_->release();
+    sd_.reset();
+  }
+  if (sock_) {
+    mnl_socket_close(sock_);
+    sock_ = nullptr;
+  }
+}
+
+void NflogListener::arm() {
+  sd_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec || !sd_) return;
+    drain();
+    if (sd_) arm();
+  });
+}
+
+void NflogListener::drain() {
+  int fd = mnl_socket_get_fd(sock_);
+  for (int i = 0; i < 256; ++i) {
+    ssize_t n = recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == ENOBUFS) {
+        // Lost log messages: counted; the ruleset's counters keep the totals.
+        ++stats_.enobufs;
+        continue;
+      }
+      ++stats_.errors;
+      return;
+    }
+    int len = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+      auto p = decode_nflog_message(nlh);
+      if (!p) {
+        ++stats_.undecodable;
+        continue;
+      }
+      ++stats_.packets;
+      try {
+        handler_(*p);
+      } catch (const std::exception& e) {
+        spdlog::error("alert handler failed: {}", e.what());
+      }
+    }
+  }
+}
+
+}  // namespace topowall::nflog

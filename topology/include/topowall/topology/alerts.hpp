@@ -1,0 +1,48 @@
+// Alerts about flows outside the graph, aggregated so repeats do not flood.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "topowall/topology/graph.hpp"
+
+namespace topowall::topology {
+
+struct Alert {
+  TimePoint time{};
+  EdgeKey edge;
+  std::string src_addr, dst_addr;
+  bool blocked = false;  // enforce; false: would-block (monitor)
+  std::uint64_t count = 1;
+  bool summary = false;  // repeats folded since the first alert
+};
+
+nlohmann::json alert_to_json(const Alert& a);
+std::string alert_text(const Alert& a);
+
+class AlertAggregator {
+ public:
+  explicit AlertAggregator(std::chrono::seconds window = std::chrono::seconds(10)) : window_(window) {}
+  // The first packet of a flow alerts at once; repeats within the window are counted.
+  std::optional<Alert> on_packet(const Alert& a);
+  // Summaries of repeats whose window has closed.
+  std::vector<Alert> flush(TimePoint now);
+  std::uint64_t suppressed() const { return suppressed_; }
+
+ private:
+  struct Slot {
+    Alert last;
+    TimePoint opened;
+    std::uint64_t repeats = 0;
+  };
+  std::chrono::seconds window_;
+  std::map<std::pair<EdgeKey, bool>, Slot> open_;
+  std::uint64_t suppressed_ = 0;
+};
+
+}  // namespace topowall::topology
