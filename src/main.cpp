@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-discover-netns", no_discover_netns, "never treat named network namespaces as workloads");
   app.add_option("--netns-dir", netns_dir, "where named namespaces live")->capture_default_str();
   app.add_option("--netns-labels", netns_labels, "JSON file: {\"<netns>\": {\"app\": \"web\"}}");
+  std::string netns_prefix;
+  app.add_option("--netns-prefix", netns_prefix, "only named namespaces whose names start with this");
   app.add_option("--control-group", control_group, "group allowed to change state besides root");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--table", table, "the nftables table (family inet) topowall owns")->capture_default_str();
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
   ad.store = std::move(store);
   if (!runtime_socket.empty()) ad.runtime = std::make_unique<runtime::DockerClient>(io, runtime_socket);
   if ((runtime_socket.empty() || discover_netns) && !no_discover_netns)
-    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{netns_dir, netns_labels});
+    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{netns_dir, netns_labels, netns_prefix});
   ad.flows = std::make_unique<conntrack::CtListener>(io);
   ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
   auto writer = std::make_unique<nft::NftWriter>();

@@ -105,7 +105,7 @@ void NetnsWatcher::rescan() {
   if (DIR* d = opendir(opts_.dir.c_str())) {
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
+      if (name == "." || name == ".." || name.rfind(opts_.name_prefix, 0) != 0) continue;
       struct statfs fs{};
       // Only a mounted namespace counts; a bare file is still being set up.
       if (statfs((opts_.dir + "/" + name).c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC)

@@ -18,6 +18,7 @@ namespace topowall::netns {
 struct NetnsOptions {
   std::string dir = "/run/netns";
   std::string labels_file;  // JSON: {"<netns name>": {"app": "web", ...}}
+  std::string name_prefix;  // only namespaces whose names start with this
 };
 
 class NetnsWatcher final : public Discovery {

@@ -70,6 +70,7 @@ void Lab::remove_host(const std::string& host) {
   sh("ip link del " + veths_[host]);
   ips_.erase(host);
   ip6s_.erase(host);
+  std::erase(hosts_, host);
 }
 
 Lab::~Lab() {

@@ -1,0 +1,171 @@
+// The whole agent on the real kernel: named namespaces as workloads, real
+// conntrack events, real nftables, real NFLOG. Root only.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "agent/agent.hpp"
+#include "conntrack/ct_listener.hpp"
+#include "lab.hpp"
+#include "netns/netns_watcher.hpp"
+#include "nflog/nflog.hpp"
+#include "nft/writer.hpp"
+#include "rtnl/address_watcher.hpp"
+
+using namespace topowall;
+using namespace topowall::testing;
+using nlohmann::json;
+
+namespace {
+
+class RecordingSink : public alerts::Sink {
+ public:
+  explicit RecordingSink(std::vector<topology::Alert>* out) : out_(out) {}
+  void send(const topology::Alert& a) override { out_->push_back(a); }
+
+ private:
+  std::vector<topology::Alert>* out_;
+};
+
+struct AgentLab : ::testing::Test {
+  void SetUp() override {
+    if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack, nftables, NFLOG";
+    table = "topowall_ita" + std::to_string(getpid());
+    lab = std::make_unique<Lab>("twia", "10.231.3", std::vector<std::string>{"a", "b", "c"}, 2313);
+    ASSERT_TRUE(lab->ok());
+    store = std::make_unique<store::MemoryStateStore>();
+  }
+  void TearDown() override {
+    agent.reset();
+    if (is_root()) sh("nft delete table inet " + table);
+  }
+  // A fresh agent (as after a restart) sharing the persisted state.
+  void start_agent() {
+    agent.reset();
+    agent::AgentConfig cfg;
+    cfg.ruleset.table = table;
+    cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5200 + getpid() % 100);
+    cfg.settle = std::chrono::milliseconds(200);
+    agent::Adapters ad;
+    auto st = std::make_unique<store::MemoryStateStore>();
+    st->doc = store->doc;
+    saved = st.get();
+    ad.store = std::move(st);
+    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", "twia-"});
+    ad.flows = std::make_unique<conntrack::CtListener>(io);
+    ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
+    auto w = std::make_unique<nft::NftWriter>();
+    ASSERT_TRUE(w->open());
+    ad.writer = std::move(w);
+    ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
+    ad.conntrack_delete = conntrack::delete_conntrack;
+    ad.sinks.push_back(std::make_unique<RecordingSink>(&alerts));
+    agent = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
+    auto s = agent->start();
+    ASSERT_TRUE(s) << s.error().message;
+    pump(300);
+  }
+  void pump(int ms) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(ms));
+  }
+  json call(const std::string& method, json params = json::object()) {
+    control::Peer root;
+    root.may_write = true;
+    return agent->handle({{"v", 1}, {"method", method}, {"params", params}}, root, nullptr);
+  }
+  std::set<std::string> lab_edges() {
+    std::set<std::string> out;
+    for (const auto& [k, e] : agent->state().graph.edges())
+      if (k.src.rfind("twia-", 0) == 0 || k.dst.rfind("twia-", 0) == 0) out.insert(k.to_string());
+    return out;
+  }
+  void persist() {
+    ASSERT_TRUE(agent->persist());
+    store->doc = saved->doc;
+  }
+
+  boost::asio::io_context io;
+  std::string table;
+  std::unique_ptr<Lab> lab;
+  std::unique_ptr<store::MemoryStateStore> store;
+  store::MemoryStateStore* saved = nullptr;
+  std::unique_ptr<agent::Agent> agent;
+  std::vector<topology::Alert> alerts;
+};
+
+}  // namespace
+
+TEST_F(AgentLab, RealConnectionsBecomeExactlyTheirEdges) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080), a53(lab->ns_path("a"), 53, true);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip6("b"), 8080));  // IPv6: the same edge
+  ASSERT_TRUE(udp_send(lab->ns_path("c"), lab->ip("a"), 53));
+  ASSERT_TRUE(ping(lab->ns("a"), lab->ip("b")));
+  pump(600);
+  agent->flush_deferred();
+  EXPECT_EQ(lab_edges(), (std::set<std::string>{"twia-a -> twia-b tcp/8080", "twia-c -> twia-a udp/53",
+                                                "twia-a -> twia-b icmp/8"}));
+  auto st = call("status")["result"];
+  EXPECT_GE(st["counters"]["conntrack_flows"].get<int>(), 4);
+  EXPECT_EQ(st["counters"]["conntrack_enobufs"], 0);
+}
+
+TEST_F(AgentLab, EnforceBlocksUnknownAndReversedFlowsAndAlertsByName) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080), a8080(lab->ns_path("a"), 8080);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  pump(600);
+  agent->flush_deferred();
+  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "known edge";
+  EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "reversed edge";
+  EXPECT_FALSE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 8080)) << "unknown source";
+  pump(300);
+  bool reversed = false, unknown = false;
+  for (const auto& a : alerts) {
+    EXPECT_TRUE(a.blocked);
+    reversed |= a.edge.src == "twia-b" && a.edge.dst == "twia-a" && a.edge.port == 8080;
+    unknown |= a.edge.src == "twia-c" && a.edge.dst == "twia-b";
+  }
+  EXPECT_TRUE(reversed && unknown) << alerts.size() << " alerts";
+  auto pending = call("flows.pending")["result"];
+  EXPECT_EQ(pending.size(), 2u) << pending.dump();
+}
+
+TEST_F(AgentLab, RestartKeepsEnforcementWithoutRewriting) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080), a8080(lab->ns_path("a"), 8080);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  pump(600);
+  agent->flush_deferred();
+  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  persist();
+  agent.reset();  // the agent is gone; the kernel keeps enforcing
+  EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080));
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  start_agent();
+  auto c = call("status")["result"]["counters"];
+  EXPECT_EQ(c["nft_full_applies"], 0) << "a matching ruleset is not rewritten";
+  EXPECT_EQ(c["nft_element_changes"], 0);
+  EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080));
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+}
+
+TEST_F(AgentLab, AReusedAddressInheritsNothing) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  pump(600);
+  agent->flush_deferred();
+  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  const auto reused = lab->ip("b");
+  lab->remove_host("b");
+  lab->add_host("d", reused);  // another identity on the same address
+  pump(300);
+  EXPECT_EQ(agent->endpoints().resolve(*IpAddr::parse(reused)), "twia-d");
+  Server d8080(lab->ns_path("d"), 8080);
+  EXPECT_FALSE(tcp_connect(lab->ns_path("a"), reused, 8080)) << "twia-d must not inherit twia-b's permission";
+}

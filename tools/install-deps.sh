@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what topowall needs to build, test and run its lab on Debian 12.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config git
+  libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nftables conntrack iproute2 busybox-static iperf3 curl
+  podman runc containernetworking-plugins
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
