@@ -1,0 +1,185 @@
+// End to end on real podman containers through the Docker Engine API that
+// `podman system service` serves: the agent binary and the CLI, as users run
+// them. Root only; skipped with the reason when podman or its service is missing.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "lab.hpp"
+
+extern char** environ;
+
+using namespace topowall::testing;
+using nlohmann::json;
+
+namespace {
+
+const std::string kNet = "topowall-e2e";
+const std::string kSubnet = "10.89.78";
+const std::string kImage = "localhost/topowall-busybox:1";
+
+std::string runtime_socket() {
+  const char* s = getenv("TOPOWALL_RUNTIME_SOCKET");
+  return s ? s : "/run/topowall-lab/podman.sock";
+}
+
+struct PodmanLab : ::testing::Test {
+  static void SetUpTestSuite() { setenv("CONTAINERS_CONF", TOPOWALL_SOURCE_DIR "/deploy/podman/containers.conf", 0); }
+
+  void SetUp() override {
+    if (!is_root()) GTEST_SKIP() << "needs root: podman containers, nftables, conntrack";
+    if (sh("command -v podman") != 0) GTEST_SKIP() << "podman is not installed (tools/install-deps.sh installs it)";
+    struct stat st{};
+    if (stat(runtime_socket().c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
+      GTEST_SKIP() << "no podman API service at " << runtime_socket() << " (tools/test.sh starts one)";
+    if (sh("podman image exists " + kImage) != 0) GTEST_SKIP() << "image " << kImage << " missing (tools/test.sh builds it)";
+    cleanup_containers();
+    sh("podman network rm -f " + kNet);
+    ASSERT_EQ(sh("podman network create --disable-dns --subnet " + kSubnet + ".0/24 " + kNet), 0);
+    dir = "/tmp/topowall-e2e-" + std::to_string(getpid());
+    sh("rm -rf " + dir);
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  }
+
+  void TearDown() override {
+    if (!is_root() || dir.empty()) return;
+    stop_agent(SIGTERM);
+    if (HasFailure()) std::cerr << "agent log:\n" << sh_out("tail -40 " + dir + "/agent.log");
+    cleanup_containers();
+    sh("podman network rm -f " + kNet);
+    sh(std::string(TOPOWALLD) + " --uninstall --table topowall_e2e");
+    sh("rm -rf " + dir);
+  }
+
+  static void cleanup_containers() { sh("podman rm -f -t 0 $(podman ps -aq --filter label=topowall-e2e=1)"); }
+
+  // name, app label ("" = none), command, static ip ("" = any)
+  void run(const std::string& name, const std::string& app, const std::string& cmd, const std::string& ip = "") {
+    std::string c = "podman run -d --name " + name + " --network " + kNet + " --label topowall-e2e=1";
+    if (!app.empty()) c += " --label app=" + app;
+    if (!ip.empty()) c += " --ip " + ip;
+    ASSERT_EQ(sh(c + " " + kImage + " sh -c '" + cmd + "'"), 0) << name;
+  }
+  std::string ip_of(const std::string& name) {
+    auto out = sh_out("podman inspect -f '{{(index .NetworkSettings.Networks \"" + kNet + "\").IPAddress}}' " + name);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
+  bool tcp(const std::string& from, const std::string& ip, int port) {
+    return sh("podman exec " + from + " sh -c 'echo x | nc -w 2 " + ip + " " + std::to_string(port) + "'") == 0;
+  }
+
+  void start_agent(const std::string& mode = "learn") {
+    std::vector<std::string> args = {TOPOWALLD,       "--state-dir",   dir + "/state",     "--socket",
+                                     dir + "/sock",   "--runtime-socket", runtime_socket(), "--mode",
+                                     mode,            "--table",       "topowall_e2e",     "--nflog-group",
+                                     "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ASSERT_EQ(posix_spawn(&agent, TOPOWALLD, &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 100; ++i) {
+      auto s = cli("status");
+      if (s.is_object() && s.value("discovery_synced", false) && s.value("ruleset_applied", false)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "agent did not sync; log:\n" << sh_out("cat " + dir + "/agent.log");
+  }
+  void stop_agent(int sig) {
+    if (agent <= 0) return;
+    kill(agent, sig);
+    waitpid(agent, nullptr, 0);
+    agent = 0;
+  }
+  json cli(const std::string& args) {
+    auto out = sh_out(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock " + args + " -o json 2>/dev/null");
+    auto j = json::parse(out, nullptr, false);
+    return j.is_discarded() ? json() : j;
+  }
+  // Wait until the agent knows `n` endpoints (container starts are events, not polls).
+  void wait_endpoints(int n) {
+    for (int i = 0; i < 100; ++i) {
+      if (cli("status").value("endpoints", 0) == n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "agent did not see " << n << " endpoints";
+  }
+  std::set<std::string> edges() {
+    std::set<std::string> out;
+    const auto graph = cli("topology export --format json");
+    for (const auto& e : graph["edges"])
+      out.insert(e["src"].get<std::string>() + ">" + e["dst"].get<std::string>() + ":" + e["proto"].get<std::string>() +
+                 "/" + std::to_string(e["port"].get<int>()));
+    return out;
+  }
+  std::string alerts_text() { return sh_out("cat " + dir + "/alerts.jsonl"); }
+
+  std::string dir;
+  pid_t agent = 0;
+};
+
+}  // namespace
+
+TEST_F(PodmanLab, LearnsExactlyTheGeneratedFlowsAndThenEnforcesThem) {
+  run("topowall-e2e-web-1", "web", "httpd -f -p 8080 -h /www");
+  run("topowall-e2e-web-2", "web", "httpd -f -p 8080 -h /www");
+  run("topowall-e2e-api", "api", "httpd -f -p 8080 -h /www", kSubnet + ".10");
+  run("topowall-e2e-db", "db", "nc -ll -p 5432 -e cat");
+  start_agent();
+  wait_endpoints(4);
+  const auto api = ip_of("topowall-e2e-api"), db = ip_of("topowall-e2e-db"), web1 = ip_of("topowall-e2e-web-1");
+
+  // Learn: the flows the lab generates.
+  ASSERT_TRUE(tcp("topowall-e2e-web-1", api, 8080));
+  ASSERT_TRUE(tcp("topowall-e2e-web-2", api, 8080));
+  ASSERT_EQ(sh("podman exec topowall-e2e-web-1 ping -c1 -W1 " + api), 0);
+  ASSERT_TRUE(tcp("topowall-e2e-api", db, 5432));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(edges(), (std::set<std::string>{"web>api:tcp/8080", "web>api:icmp/8", "api>db:tcp/5432"}));
+  bool replicas = false;
+  for (const auto& w : cli("workloads"))
+    if (w["name"] == "web") replicas = w["containers"].size() == 2;
+  EXPECT_TRUE(replicas) << "the two web replicas are one workload";
+
+  // Enforce: known flows pass; unknown and reversed flows are blocked and named.
+  ASSERT_EQ(cli("mode enforce")["mode"], "enforce");
+  EXPECT_TRUE(tcp("topowall-e2e-web-2", api, 8080)) << "known flow";
+  EXPECT_FALSE(tcp("topowall-e2e-db", api, 8080)) << "unknown flow";
+  EXPECT_FALSE(tcp("topowall-e2e-api", web1, 8080)) << "reversed flow";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto alerts = alerts_text();
+  EXPECT_NE(alerts.find("\"src\":\"db\""), std::string::npos) << alerts;
+  EXPECT_NE(alerts.find("\"dst\":\"web\""), std::string::npos) << alerts;
+  std::set<std::string> pending;
+  for (const auto& p : cli("flows pending")) pending.insert(p["src"].get<std::string>() + ">" + p["dst"].get<std::string>());
+  EXPECT_EQ(pending, (std::set<std::string>{"db>api", "api>web"}));
+
+  // A new replica of a known workload is allowed at once, without relearning.
+  run("topowall-e2e-web-3", "web", "sleep 600");
+  wait_endpoints(5);
+  EXPECT_TRUE(tcp("topowall-e2e-web-3", api, 8080)) << "new replica";
+
+  // Another identity on api's reused address gets none of api's permissions.
+  ASSERT_EQ(sh("podman rm -f -t 0 topowall-e2e-api"), 0);
+  run("topowall-e2e-intruder", "intruder", "httpd -f -p 8080 -h /www", api);
+  wait_endpoints(5);
+  EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080)) << "reused address inherited api's permission";
+
+  // SIGKILL: the agent is gone, enforcement is not.
+  stop_agent(SIGKILL);
+  EXPECT_FALSE(tcp("topowall-e2e-db", web1, 8080));
+  EXPECT_EQ(sh("nft list table inet topowall_e2e"), 0);
+}
