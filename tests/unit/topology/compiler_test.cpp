@@ -1,0 +1,191 @@
+// The compiler: golden rulesets for given graphs, and a property test that the
+// compiled model's verdict is exactly "the edge is in the graph".
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "topowall/topology/ruleset.hpp"
+
+using namespace topowall;
+using namespace topowall::topology;
+
+namespace {
+IpAddr ip(const std::string& s) { return *IpAddr::parse(s); }
+
+EndpointInfo ep(const std::string& id, std::vector<std::string> addrs) {
+  EndpointInfo e;
+  e.id = id;
+  for (auto& a : addrs) e.addresses.push_back(ip(a));
+  return e;
+}
+
+std::string golden(const std::string& name) {
+  std::ifstream in(std::string(TOPOWALL_GOLDEN_DIR) + "/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Regenerate with TOPOWALL_UPDATE_GOLDEN=1 after an intended change; review the diff.
+void expect_golden(const std::string& name, const std::string& text) {
+  if (getenv("TOPOWALL_UPDATE_GOLDEN")) std::ofstream(std::string(TOPOWALL_GOLDEN_DIR) + "/" + name) << text;
+  EXPECT_EQ(text, golden(name)) << "golden " << name << " differs";
+}
+}  // namespace
+
+TEST(Compiler, GoldenSmallGraph) {
+  EndpointTable eps;
+  eps.upsert("web", ep("w1", {"10.0.0.2", "fd00::2"}));
+  eps.upsert("web", ep("w2", {"10.0.0.3"}));
+  eps.upsert("api", ep("a1", {"10.0.0.4"}));
+  eps.set_host_addresses({ip("10.0.0.1")});
+  eps.set_external_networks({{*Cidr::parse("203.0.113.0/24"), "partner"}});
+  Graph g;
+  auto t = Clock::now();
+  g.observe({"web", "api", Proto::tcp, 8080}, t);
+  g.observe({"web", "api", Proto::icmp, 8}, t);
+  g.observe({"api", "partner", Proto::tcp, 443}, t, 1, EdgeState::approved);
+  g.observe({"api", "web", Proto::tcp, 22}, t, 1, EdgeState::denied);
+  g.observe({"api", "world", Proto::udp, 53}, t);
+  g.edges()[{"api", "world", Proto::udp, 53}].expires = t - std::chrono::seconds(1);  // expired
+  ModeTable modes;
+  modes.global = Mode::enforce;
+  modes.overrides["api"] = Mode::monitor;
+  IdTable ids;
+  auto m = compile({g, eps, modes, t}, ids, RulesetConfig{});
+  EXPECT_EQ(m.allow.size(), 3u) << "denied and expired edges allow nothing";
+  EXPECT_EQ(m.enforced, std::set<std::uint32_t>{ids.find("web")});
+  EXPECT_EQ(m.monitored, std::set<std::uint32_t>{ids.find("api")});
+  expect_golden("small.nft", render_nft(m));
+}
+
+TEST(Compiler, GoldenLearnModeHasNoModeMembers) {
+  EndpointTable eps;
+  eps.upsert("web", ep("w1", {"10.0.0.2"}));
+  Graph g;
+  ModeTable modes;
+  IdTable ids;
+  auto m = compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  EXPECT_TRUE(m.enforced.empty());
+  EXPECT_TRUE(m.monitored.empty());
+  expect_golden("learn.nft", render_nft(m));
+}
+
+TEST(Compiler, IdsAreStableAndNeverReused) {
+  EndpointTable eps;
+  eps.upsert("web", ep("w1", {"10.0.0.2"}));
+  Graph g;
+  ModeTable modes;
+  IdTable ids;
+  compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  auto web = ids.find("web");
+  eps.remove("w1");
+  eps.upsert("db", ep("d1", {"10.0.0.2"}));
+  auto m = compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  EXPECT_NE(ids.find("db"), web);
+  EXPECT_EQ(m.ep4.at(ip("10.0.0.2")), ids.find("db"));
+}
+
+TEST(Compiler, SizeGrowsWithEndpointsPlusEdgesNotTheirProduct) {
+  EndpointTable eps;
+  Graph g;
+  auto t = Clock::now();
+  for (int w = 0; w < 100; ++w)
+    for (int r = 0; r < 10; ++r)
+      eps.upsert("w" + std::to_string(w), ep("c" + std::to_string(w * 10 + r), {IpAddr::v4(0x0a000000 + w * 10 + r).to_string()}));
+  for (int i = 0; i < 2000; ++i)
+    g.observe({"w" + std::to_string(i % 100), "w" + std::to_string(i / 20), Proto::tcp, static_cast<std::uint16_t>(1000 + i)}, t);
+  ModeTable modes;
+  IdTable ids;
+  auto m = compile({g, eps, modes, t}, ids, RulesetConfig{});
+  EXPECT_EQ(m.ep4.size(), 1000u);
+  EXPECT_EQ(m.allow.size(), 2000u);
+  EXPECT_EQ(m.ids.size(), 102u);  // 100 workloads + host + world
+}
+
+TEST(Compiler, IdsBeyondTheMarkBitsAreReportedNotAliased) {
+  EndpointTable eps;
+  Graph g;
+  ModeTable modes;
+  IdTable ids;
+  RulesetConfig cfg;
+  cfg.mark_mask = 0x00000fc0;  // 6 bits: ids up to 63
+  for (int i = 0; i < 60; ++i) eps.upsert("w" + std::to_string(i), ep("c" + std::to_string(i), {IpAddr::v4(0x0a000100 + i).to_string()}));
+  auto m = compile({g, eps, modes, Clock::now()}, ids, cfg);
+  EXPECT_EQ(mark_capacity(cfg.mark_mask), 63u);
+  EXPECT_FALSE(m.over_capacity.empty());
+  for (auto id : m.ids) EXPECT_LE(id, 63u);
+  for (const auto& [a, id] : m.ep4) EXPECT_LE(id, 63u);
+  EXPECT_EQ(mark_value(cfg.mark_mask, 5), 5u << 6);
+}
+
+TEST(Compiler, DisjointIntervalsCoverTheSpaceMostSpecificWins) {
+  auto v = disjoint_intervals(AF_INET, {{*Cidr::parse("10.0.0.0/8"), 20}, {*Cidr::parse("10.1.0.0/16"), 21},
+                                        {*Cidr::parse("10.1.2.3/32"), kHostId}},
+                              kWorldId);
+  ASSERT_EQ(v.size(), 7u);
+  EXPECT_EQ(v.front().first.to_string(), "0.0.0.0");
+  EXPECT_EQ(v.back().last.to_string(), "255.255.255.255");
+  for (std::size_t i = 1; i < v.size(); ++i) EXPECT_NE(v[i - 1].id, v[i].id) << "adjacent equal ranges merge";
+  RulesetModel m;
+  m.net4 = v;
+  m.ep4[ip("10.9.9.9")] = 50;
+  m.allow = {{50, 21, 6, 1}, {50, kHostId, 6, 2}, {50, 20, 6, 3}, {50, kWorldId, 6, 4}};
+  m.enforced = {50};
+  EXPECT_EQ(evaluate(m, ip("10.9.9.9"), ip("10.1.5.5"), Proto::tcp, 1), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.9.9.9"), ip("10.1.2.3"), Proto::tcp, 2), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.9.9.9"), ip("10.200.0.1"), Proto::tcp, 3), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.9.9.9"), ip("8.8.8.8"), Proto::tcp, 4), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.9.9.9"), ip("8.8.8.8"), Proto::tcp, 3), Verdict::alert_drop);
+}
+
+// For random graphs and packets, the model's verdict is "the edge is in the graph"
+// (or the workload is not enforcing, or the port is failsafe).
+TEST(CompilerProperty, VerdictEqualsEdgeInGraph) {
+  std::mt19937 rng(20261130);
+  for (int round = 0; round < 200; ++round) {
+    EndpointTable eps;
+    int workloads = 2 + static_cast<int>(rng() % 8);
+    std::vector<std::string> addrs;
+    for (int w = 0; w < workloads; ++w)
+      for (int r = 0; r < 1 + static_cast<int>(rng() % 3); ++r) {
+        auto a = IpAddr::v4(0x0a000000 + static_cast<std::uint32_t>(w * 16 + r)).to_string();
+        eps.upsert("w" + std::to_string(w), ep("c" + std::to_string(w) + "-" + std::to_string(r), {a}));
+        addrs.push_back(a);
+      }
+    addrs.push_back("192.0.2.7");  // world
+    Graph g;
+    ModeTable modes;
+    modes.global = rng() % 2 ? Mode::enforce : Mode::monitor;
+    for (int w = 0; w < workloads; ++w)
+      if (rng() % 4 == 0) modes.overrides["w" + std::to_string(w)] = static_cast<Mode>(rng() % 3);
+    const Proto protos[] = {Proto::tcp, Proto::udp, Proto::sctp, Proto::icmp};
+    for (int e = 0; e < 20; ++e) {
+      auto s = "w" + std::to_string(rng() % workloads), d = rng() % 5 ? "w" + std::to_string(rng() % workloads) : "world";
+      g.observe({s, d, protos[rng() % 4], static_cast<std::uint16_t>(1 + rng() % 5)}, Clock::now(), 1,
+                rng() % 6 ? EdgeState::learned : EdgeState::denied);
+    }
+    IdTable ids;
+    RulesetConfig cfg;
+    cfg.failsafe = {};
+    auto m = compile({g, eps, modes, Clock::now()}, ids, cfg);
+    for (int p = 0; p < 200; ++p) {
+      auto src = ip(addrs[rng() % addrs.size()]), dst = ip(addrs[rng() % addrs.size()]);
+      auto proto = protos[rng() % 4];
+      auto port = static_cast<std::uint16_t>(1 + rng() % 5);
+      auto sn = eps.resolve(src), dn = eps.resolve(dst);
+      bool ours = eps.is_workload(sn) || eps.is_workload(dn);
+      const auto* e = g.find({sn, dn, proto, port});
+      bool allowed = e && e->state != EdgeState::denied;
+      auto mode = modes.effective(sn, eps.is_workload(sn), dn, eps.is_workload(dn));
+      Verdict want = !ours || allowed || mode == Mode::learn ? Verdict::accept
+                     : mode == Mode::enforce                 ? Verdict::alert_drop
+                                                             : Verdict::alert_accept;
+      ASSERT_EQ(evaluate(m, src, dst, proto, port), want)
+          << sn << " -> " << dn << " " << to_string(proto) << "/" << port << " round " << round;
+    }
+  }
+}
