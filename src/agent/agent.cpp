@@ -23,6 +23,17 @@ std::uint64_t inode_of(const std::string& path) {
   return !path.empty() && stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
+// Non-negative integer, whether it arrived signed or unsigned.
+std::optional<std::uint64_t> as_uint(const json& j) {
+  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
+  if (j.is_number_integer() && j.get<std::int64_t>() >= 0) return static_cast<std::uint64_t>(j.get<std::int64_t>());
+  return std::nullopt;
+}
+std::optional<std::uint64_t> uint_param(const json& params, const char* key) {
+  auto it = params.find(key);
+  return it == params.end() ? std::nullopt : as_uint(*it);
+}
+
 json ok(json result) { return json{{"v", control::kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
 }  // namespace
 
@@ -242,6 +253,11 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   switch (outcome) {
     case topology::Outcome::new_edge:
       spdlog::info("learned {}", topology::edge_for(flow, endpoints_)->to_string());
+      if (!watchers_.empty()) {
+        auto k = *topology::edge_for(flow, endpoints_);
+        publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
+                 {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
+      }
       dirty_ = true;
       request_apply();
       break;
@@ -275,6 +291,7 @@ void Agent::tick() {
     }
     check_learn_window(Clock::now());
     check_workload_windows(Clock::now());
+    expire_approvals(Clock::now());
     for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
@@ -422,7 +439,7 @@ json Agent::workloads_json() const {
   return out;
 }
 
-json Agent::handle(const json& req, const control::Peer& peer, const control::PushFn&) {
+json Agent::handle(const json& req, const control::Peer& peer, const control::PushFn& push) {
   auto v = req.find("v");
   if (v != req.end() && (!v->is_number_integer() || v->get<int>() != control::kProtocolVersion))
     return control::error_response("bad_version", "protocol version " + v->dump() + " is not supported; this agent speaks v" +
@@ -432,6 +449,13 @@ json Agent::handle(const json& req, const control::Peer& peer, const control::Pu
   json params = req.value("params", json::object());
   if (!params.is_object()) return control::error_response("malformed", "'params' must be an object");
   try {
+    if (*m == "flows.watch") {
+      if (!push) return control::error_response("bad_params", "flows.watch needs a streaming connection");
+      if (watchers_.size() >= 64) return control::error_response("busy", "too many watchers (64); close one");
+      watchers_.push_back(push);
+      push(ok(json{{"watching", true}}));
+      return nullptr;  // the answer is the stream
+    }
     return dispatch(m->get<std::string>(), params, peer);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
@@ -458,15 +482,44 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
     if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
     if (fmt == "dot") return ok(topology::export_dot(state_.graph));
     if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
-    return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid)");
+    if (fmt == "networkpolicy")
+      return ok(topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]));
+    return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy)");
+  }
+  if (method == "explain") return explain(params);
+  if (method == "topology.diff") return diff_graph(params);
+  if (method == "flows.approve" || method == "flows.deny") {
+    if (auto e = need_write()) return *e;
+    return decide_flows(params, method == "flows.approve" ? topology::EdgeState::approved : topology::EdgeState::denied);
+  }
+  if (method == "topology.import") {
+    if (auto e = need_write()) return *e;
+    return import_graph(params);
+  }
+  if (method == "edges.remove") {
+    if (auto e = need_write()) return *e;
+    topology::EdgeKey k;
+    k.src = params.value("src", "");
+    k.dst = params.value("dst", "");
+    auto proto = parse_proto(params.value("proto", ""));
+    auto port = uint_param(params, "port");
+    if (!proto || !port || *port > 65535)
+      return control::error_response("bad_params", "edges.remove needs src, dst, proto and port");
+    k.proto = *proto;
+    k.port = static_cast<std::uint16_t>(*port);
+    if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
+    spdlog::info("edge revoked: {}", k.to_string());
+    dirty_ = true;
+    (void)persist();
+    apply_now();  // also removes the connections it allowed
+    return ok(json{{"removed", k.to_string()}});
   }
   if (method == "mode.set") {
     if (auto e = need_write()) return *e;
     auto mode = parse_mode(params.value("mode", std::string()));
     if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
     std::optional<std::chrono::seconds> learn_for;
-    if (params.contains("for_seconds") && params["for_seconds"].is_number_unsigned())
-      learn_for = std::chrono::seconds(params["for_seconds"].get<std::uint64_t>());
+    if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
     auto workload = params.value("workload", std::string());
     if (!workload.empty()) {
       if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
@@ -585,6 +638,11 @@ void Agent::on_logged(const LoggedPacket& p) {
     a.dst_addr = p.flow.dst.to_string();
     a.blocked = p.dropped;
     ++counters_.alerts;
+    if (!watchers_.empty()) {
+      auto j = topology::alert_to_json(a);
+      j["event"] = "alert";
+      publish(j);
+    }
     if (auto first = aggregator_.on_packet(a)) emit(*first);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
@@ -594,6 +652,13 @@ void Agent::on_logged(const LoggedPacket& p) {
 
 void Agent::emit(const topology::Alert& a) {
   for (auto& s : ad_.sinks) s->send(a);
+}
+
+void Agent::publish(const json& event) {
+  json line = event;
+  line["time"] = topology::format_time(Clock::now());
+  // A watcher whose connection closed is dropped here.
+  std::erase_if(watchers_, [&](const control::PushFn& push) { return !push(line); });
 }
 
 // --- per-workload learning --------------------------------------------------
@@ -635,6 +700,148 @@ void Agent::check_workload_windows(TimePoint now) {
     dirty_ = true;
     request_apply();
   }
+}
+
+// --- operator decisions ----------------------------------------------------
+
+void Agent::expire_approvals(TimePoint now) {
+  bool any = false;
+  for (auto it = state_.graph.edges().begin(); it != state_.graph.edges().end();) {
+    if (it->second.expires && *it->second.expires <= now) {
+      spdlog::info("approval expired: {}", it->first.to_string());
+      it = state_.graph.edges().erase(it);
+      any = true;
+    } else {
+      ++it;
+    }
+  }
+  if (any) {
+    dirty_ = true;
+    request_apply();
+  }
+}
+
+json Agent::decide_flows(const json& params, topology::EdgeState state) {
+  // Select pending flows by id, or all of them, optionally by source/destination.
+  std::vector<topology::EdgeKey> chosen;
+  std::set<std::uint64_t> want;
+  if (params.contains("ids")) {
+    if (!params["ids"].is_array()) return control::error_response("bad_params", "ids must be an array of numbers");
+    for (const auto& i : params["ids"]) {
+      auto id = as_uint(i);
+      if (!id) return control::error_response("bad_params", "ids must be an array of numbers");
+      want.insert(*id);
+    }
+  }
+  const bool all = params.value("all", false);
+  const auto src = params.value("src", ""), dst = params.value("dst", "");
+  if (!params.contains("ids") && !all && src.empty() && dst.empty())
+    return control::error_response("bad_params", "name pending flow ids, or --all, --src or --dst");
+  for (const auto& [k, p] : state_.graph.pending()) {
+    // Ids pick exactly those flows; otherwise --all/--src/--dst select.
+    bool pick = params.contains("ids") ? want.count(p.id) > 0 : true;
+    if (!src.empty() && k.src != src) pick = false;
+    if (!dst.empty() && k.dst != dst) pick = false;
+    if (pick) {
+      chosen.push_back(k);
+      want.erase(p.id);
+    }
+  }
+  if (!want.empty()) {
+    // Nothing changes unless every id is known.
+    return control::error_response("not_found", "no pending flow with id " + std::to_string(*want.begin()) +
+                                                    " (see topowall flows pending)");
+  }
+  std::optional<TimePoint> expires;
+  if (auto f = uint_param(params, "for_seconds")) expires = Clock::now() + std::chrono::seconds(*f);
+  std::string comment = params.value("comment", "");
+  if (comment.size() > 1024) return control::error_response("bad_params", "comment longer than 1024 bytes");
+  json done = json::array();
+  auto now = Clock::now();
+  for (const auto& k : chosen) {
+    const auto p = state_.graph.pending().at(k);
+    state_.graph.pending().erase(k);
+    auto& e = state_.graph.edges()[k];
+    e.state = state;
+    e.count += p.count;
+    e.first_seen = p.first_seen;
+    e.last_seen = std::max(p.last_seen, now);
+    e.comment = comment;
+    e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
+    spdlog::info("flow {}: {}", to_string(state), k.to_string());
+    done.push_back(k.to_string());
+  }
+  dirty_ = true;
+  (void)persist();
+  apply_now();  // live in the kernel before the operator hears back
+  return ok(json{{to_string(state), done}});
+}
+
+json Agent::explain(const json& params) const {
+  auto name_of = [&](const std::string& s) {
+    if (auto ip = IpAddr::parse(s)) return endpoints_.resolve(*ip);
+    return s;
+  };
+  auto proto = parse_proto(params.value("proto", ""));
+  auto port = uint_param(params, "port");
+  if (!proto || !port || *port > 65535)
+    return control::error_response("bad_params", "explain needs src, dst, proto and port");
+  topology::EdgeKey k{name_of(params.value("src", "")), name_of(params.value("dst", "")), *proto,
+                      static_cast<std::uint16_t>(*port)};
+  bool src_w = endpoints_.is_workload(k.src) || state_.graph.workloads().count(k.src);
+  bool dst_w = endpoints_.is_workload(k.dst) || state_.graph.workloads().count(k.dst);
+  auto mode = state_.modes.effective(k.src, src_w, k.dst, dst_w);
+  json r{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}, {"mode", to_string(mode)}};
+  const auto* e = state_.graph.find(k);
+  if (!src_w && !dst_w) {
+    r["verdict"] = "allow";
+    r["reason"] = "neither end is a workload of this node";
+  } else if (e && e->state != topology::EdgeState::denied &&
+             (!e->expires || *e->expires > Clock::now())) {
+    r["verdict"] = "allow";
+    r["reason"] = "edge " + k.to_string() + " is " + std::string(to_string(e->state));
+    r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
+  } else {
+    r["verdict"] = mode == Mode::enforce ? "drop" : mode == Mode::monitor ? "allow+alert" : "allow (learned)";
+    r["reason"] = e ? "edge is denied" : "no edge " + k.to_string() + " in the graph";
+  }
+  r["failsafe"] = !is_icmp(k.proto) && cfg_.ruleset.failsafe.count({static_cast<std::uint8_t>(k.proto), k.port}) > 0;
+  if (r["failsafe"]) r["verdict"] = "allow", r["reason"] = "failsafe port";
+  return ok(r);
+}
+
+json Agent::import_graph(const json& params) {
+  if (!params.contains("graph")) return control::error_response("bad_params", "topology.import needs 'graph'");
+  // Validated as a whole first: an invalid file changes nothing.
+  auto g = topology::graph_from_json(params["graph"]);
+  if (!g) return control::error_response("invalid_graph", g.error().message);
+  auto pending = state_.graph.pending();
+  auto next = state_.graph.next_pending_id();
+  state_.graph = std::move(*g);
+  state_.graph.set_next_pending_id(next);
+  for (auto& [k, p] : pending)
+    if (!state_.graph.find(k)) state_.graph.pending()[k] = p;
+  spdlog::info("graph imported: {} edges", state_.graph.edges().size());
+  dirty_ = true;
+  (void)persist();
+  apply_now();
+  return ok(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
+}
+
+json Agent::diff_graph(const json& params) const {
+  if (!params.contains("graph")) return control::error_response("bad_params", "topology.diff needs 'graph'");
+  auto g = topology::graph_from_json(params["graph"]);
+  if (!g) return control::error_response("invalid_graph", g.error().message);
+  json only_file = json::array(), only_live = json::array(), changed = json::array();
+  for (const auto& [k, e] : g->edges()) {
+    const auto* live = state_.graph.find(k);
+    if (!live) only_file.push_back(k.to_string());
+    else if (live->state != e.state)
+      changed.push_back({{"edge", k.to_string()}, {"file", to_string(e.state)}, {"live", to_string(live->state)}});
+  }
+  for (const auto& [k, e] : state_.graph.edges())
+    if (!g->find(k)) only_live.push_back(k.to_string());
+  return ok(json{{"only_in_file", only_file}, {"only_live", only_live}, {"state_changed", changed}});
 }
 
 }  // namespace topowall::agent

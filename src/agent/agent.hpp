@@ -116,6 +116,12 @@ class Agent {
   void emit(const topology::Alert& a);
   void on_new_workload(const std::string& name, TimePoint now);
   void check_workload_windows(TimePoint now);
+  void expire_approvals(TimePoint now);
+  void publish(const nlohmann::json& event);
+  nlohmann::json decide_flows(const nlohmann::json& params, topology::EdgeState state);
+  nlohmann::json explain(const nlohmann::json& params) const;
+  nlohmann::json import_graph(const nlohmann::json& params);
+  nlohmann::json diff_graph(const nlohmann::json& params) const;
   bool netns_shadowed(const std::string& id) const;
 
   nlohmann::json status_json() const;
@@ -150,6 +156,7 @@ class Agent {
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;
+  std::vector<control::PushFn> watchers_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;

@@ -81,7 +81,12 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
       if (ec) return;  // peer closed
       std::string line(asio::buffers_begin(self->in.data()), asio::buffers_begin(self->in.data()) + n);
       self->in.consume(n);
-      self->handle(line);
+      try {
+        self->handle(line);
+      } catch (const std::exception& e) {  // never out of the event loop
+        spdlog::error("control request failed: {}", e.what());
+        self->send(error_response("internal", e.what()).dump() + "\n");
+      }
       if (!self->closing) self->read();
     });
   }
@@ -109,7 +114,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
         } catch (const std::exception& e) {
           resp = error_response("internal", std::string("request failed: ") + e.what());
         }
-        if (!resp.value("ok", false)) ++server.stats_.rejected;
+        if (resp.is_object() && !resp.value("ok", false)) ++server.stats_.rejected;
       }
     }
     if (resp.is_null()) return;  // streaming call answered through push

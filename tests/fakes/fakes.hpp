@@ -8,6 +8,7 @@
 
 #include "topowall/address_watcher.hpp"
 #include "topowall/flow_source.hpp"
+#include "topowall/ruleset_writer.hpp"
 #include "topowall/runtime.hpp"
 
 namespace topowall::fakes {
@@ -62,6 +63,18 @@ class FakeAddressWatcher : public AddressWatcher {
   }
   std::map<std::string, std::vector<IpAddr>> addrs;
   std::map<std::string, AddressCallback> cbs;
+};
+
+class FakeWriter : public RulesetWriter {
+ public:
+  Result<ApplyReport> apply(const topology::RulesetModel& m) override {
+    models.push_back(m);
+    return ApplyReport{};
+  }
+  Status remove() override { return ok_status(); }
+  WriterStats stats() const override { return {}; }
+  const topology::RulesetModel& last() const { return models.back(); }
+  std::vector<topology::RulesetModel> models;
 };
 
 inline std::vector<unsigned char> read_hex(const std::string& path) {

@@ -2,6 +2,8 @@
 // 2 usage error, 3 the agent is unreachable.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,23 @@ using nlohmann::json;
 using namespace topowall;
 
 namespace {
+
+const char* kBashCompletion = R"(# bash completion for topowall: source <(topowall completion bash)
+_topowall() {
+  local cur prev words cword
+  _init_completion || return
+  local top="status workloads topology edges flows mode rules explain completion"
+  case "${words[1]}" in
+    topology) COMPREPLY=($(compgen -W "export import diff" -- "$cur")); [[ $prev == --format ]] && COMPREPLY=($(compgen -W "json dot mermaid networkpolicy" -- "$cur")); return;;
+    edges) COMPREPLY=($(compgen -W "list remove" -- "$cur")); return;;
+    flows) COMPREPLY=($(compgen -W "pending approve deny watch" -- "$cur")); return;;
+    mode) COMPREPLY=($(compgen -W "learn monitor enforce --workload --for --clear" -- "$cur")); return;;
+    rules) COMPREPLY=($(compgen -W "show" -- "$cur")); return;;
+  esac
+  COMPREPLY=($(compgen -W "$top --socket -o --output --help" -- "$cur"))
+}
+complete -F _topowall topowall
+)";
 
 struct Ctx {
   std::string socket = "/run/topowall/topowall.sock";
@@ -122,7 +141,7 @@ int main(int argc, char** argv) {
   auto* topo = app.add_subcommand("topology", "the learned graph")->require_subcommand(1);
   auto* exp = topo->add_subcommand("export", "print the graph");
   std::string format = "json";
-  exp->add_option("--format", format, "json, dot or mermaid")->capture_default_str();
+  exp->add_option("--format", format, "json, dot, mermaid or networkpolicy")->capture_default_str();
   exp->callback([&] {
     rc = call(ctx, "topology.export", {{"format", format}}, [&](const json& r) {
       if (r.is_string()) std::cout << r.get<std::string>();
@@ -144,6 +163,159 @@ int main(int argc, char** argv) {
       else show_pending(r);
     });
   });
+
+  // flows approve / deny: by id, or --all / --src / --dst.
+  std::vector<std::uint64_t> flow_ids;
+  bool flows_all = false;
+  std::string fsrc, fdst, comment, approve_for;
+  auto decide = [&](const char* method) {
+    json p = json::object();
+    if (!flow_ids.empty()) p["ids"] = flow_ids;
+    if (flows_all) p["all"] = true;
+    if (!fsrc.empty()) p["src"] = fsrc;
+    if (!fdst.empty()) p["dst"] = fdst;
+    if (!comment.empty()) p["comment"] = comment;
+    if (!approve_for.empty()) {
+      auto d = topology::parse_duration(approve_for);
+      if (!d) {
+        rc = fail("--for '" + approve_for + "' is not a duration like 7d", 2);
+        return;
+      }
+      p["for_seconds"] = d->count();
+    }
+    rc = call(ctx, method, p, [&](const json& r) {
+      if (ctx.json()) std::cout << r.dump(2) << "\n";
+      else
+        for (auto it = r.begin(); it != r.end(); ++it)
+          for (const auto& e : *it) std::cout << it.key() << ": " << str(e) << "\n";
+    });
+  };
+  for (auto [name, method, help] : {std::tuple{"approve", "flows.approve", "add pending flows to the graph as approved"},
+                                    std::tuple{"deny", "flows.deny", "keep pending flows blocked, without further pending entries"}}) {
+    auto* c = flows->add_subcommand(name, help);
+    c->add_option("ids", flow_ids, "pending flow ids");
+    c->add_flag("--all", flows_all, "every pending flow");
+    c->add_option("--src", fsrc, "pending flows from this workload");
+    c->add_option("--dst", fdst, "pending flows to this workload");
+    c->add_option("--comment", comment, "why (kept with the edge)");
+    if (std::string(name) == "approve") c->add_option("--for", approve_for, "expire the approval after, e.g. 7d");
+    std::string m = method;
+    c->callback([&, m] { decide(m.c_str()); });
+  }
+  flows->add_subcommand("watch", "stream flows and verdicts with workload names")->callback([&] {
+    cli::Client c(ctx.socket);
+    auto r = c.call("flows.watch");
+    if (!r) {
+      rc = fail(r.error().message, 3);
+      return;
+    }
+    if (!r->value("ok", false)) {
+      rc = fail((*r)["error"].value("message", "refused"), 1);
+      return;
+    }
+    for (;;) {
+      auto ev = c.next();
+      if (!ev) {
+        rc = fail(ev.error().message, 3);
+        return;
+      }
+      if (ctx.json()) {
+        std::cout << ev->dump() << std::endl;
+        continue;
+      }
+      std::cout << str((*ev)["time"]) << "  " << str((*ev)["event"]) << "  " << str((*ev)["src"]) << " -> "
+                << str((*ev)["dst"]) << "  " << port_text(*ev) << "  " << str((*ev)["verdict"]) << std::endl;
+    }
+  });
+
+  auto* explain = app.add_subcommand("explain", "would this flow pass, and why");
+  std::string esrc, edst, eport;
+  explain->add_option("src", esrc, "workload name or address")->required();
+  explain->add_option("dst", edst, "workload name or address")->required();
+  explain->add_option("proto_port", eport, "e.g. tcp/8080 or icmp/8")->required();
+  auto split_port = [&](const std::string& pp, json& p) -> bool {
+    auto slash = pp.find('/');
+    if (slash == std::string::npos) return false;
+    p["proto"] = pp.substr(0, slash);
+    try {
+      p["port"] = std::stoul(pp.substr(slash + 1));
+    } catch (...) {
+      return false;
+    }
+    return true;
+  };
+  explain->callback([&] {
+    json p{{"src", esrc}, {"dst", edst}};
+    if (!split_port(eport, p)) {
+      rc = fail("expected PROTO/PORT such as tcp/8080", 2);
+      return;
+    }
+    rc = call(ctx, "explain", p, [&](const json& r) {
+      if (ctx.json()) std::cout << r.dump(2) << "\n";
+      else std::cout << str(r["verdict"]) << ": " << str(r["reason"]) << " (mode " << str(r["mode"]) << ")\n";
+    });
+  });
+
+  auto* remove = edges->add_subcommand("remove", "revoke an edge and its established connections");
+  std::string rsrc, rdst, rport;
+  remove->add_option("src", rsrc, "source workload")->required();
+  remove->add_option("dst", rdst, "destination workload")->required();
+  remove->add_option("proto_port", rport, "e.g. tcp/8080")->required();
+  remove->callback([&] {
+    json p{{"src", rsrc}, {"dst", rdst}};
+    if (!split_port(rport, p)) {
+      rc = fail("expected PROTO/PORT such as tcp/8080", 2);
+      return;
+    }
+    rc = call(ctx, "edges.remove", p, [&](const json& r) { std::cout << "removed " << str(r["removed"]) << "\n"; });
+  });
+
+  std::string graph_file;
+  auto read_graph = [&](json& out) -> bool {
+    std::ifstream in(graph_file);
+    if (!in) {
+      rc = fail("cannot read " + graph_file, 2);
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    out = json::parse(ss.str(), nullptr, false);
+    if (out.is_discarded()) {
+      rc = fail(graph_file + " is not JSON (expected the output of topology export --format json)", 2);
+      return false;
+    }
+    return true;
+  };
+  auto* imp = topo->add_subcommand("import", "replace the graph with a reviewed one (validated first)");
+  imp->add_option("file", graph_file, "the export's JSON")->required();
+  imp->callback([&] {
+    json g;
+    if (!read_graph(g)) return;
+    rc = call(ctx, "topology.import", {{"graph", g}}, [&](const json& r) {
+      std::cout << "imported " << str(r["edges"]) << " edges\n";
+    });
+  });
+  auto* dif = topo->add_subcommand("diff", "what differs between a stored graph and the live one");
+  dif->add_option("file", graph_file, "the export's JSON")->required();
+  dif->callback([&] {
+    json g;
+    if (!read_graph(g)) return;
+    rc = call(ctx, "topology.diff", {{"graph", g}}, [&](const json& r) {
+      if (ctx.json()) {
+        std::cout << r.dump(2) << "\n";
+        return;
+      }
+      for (const auto& e : r["only_in_file"]) std::cout << "- " << str(e) << "   (only in file)\n";
+      for (const auto& e : r["only_live"]) std::cout << "+ " << str(e) << "   (only live)\n";
+      for (const auto& e : r["state_changed"])
+        std::cout << "~ " << str(e["edge"]) << "   " << str(e["file"]) << " -> " << str(e["live"]) << "\n";
+    });
+  });
+
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  std::string shell = "bash";
+  completion->add_option("shell", shell, "bash")->check(CLI::IsMember({"bash"}));
+  completion->callback([&] { std::cout << kBashCompletion; });
 
   auto* rules = app.add_subcommand("rules", "the compiled nftables ruleset")->require_subcommand(1);
   rules->add_subcommand("show", "print the ruleset as nft text")->callback([&] {
