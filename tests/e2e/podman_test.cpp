@@ -183,3 +183,48 @@ TEST_F(PodmanLab, LearnsExactlyTheGeneratedFlowsAndThenEnforcesThem) {
   EXPECT_FALSE(tcp("topowall-e2e-db", web1, 8080));
   EXPECT_EQ(sh("nft list table inet topowall_e2e"), 0);
 }
+
+TEST_F(PodmanLab, OperatorApprovesDeniesAndApprovalsExpire) {
+  run("topowall-e2e-api", "api", "httpd -f -p 8080 -h /www");
+  run("topowall-e2e-web-1", "web", "sleep 600");
+  run("topowall-e2e-db", "db", "sleep 600");
+  start_agent("enforce");
+  wait_endpoints(3);
+  const auto api = ip_of("topowall-e2e-api");
+
+  // Blocked, and pending with both workload names.
+  EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080));
+  EXPECT_FALSE(tcp("topowall-e2e-db", api, 8080));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::map<std::string, int> ids;
+  for (const auto& p : cli("flows pending")) ids[p["src"].get<std::string>() + ">" + p["dst"].get<std::string>()] = p["id"];
+  ASSERT_TRUE(ids.count("web>api") && ids.count("db>api")) << cli("flows pending").dump();
+
+  // Approved: connects within a second.
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock flows approve " +
+               std::to_string(ids["web>api"]) + " --comment e2e"),
+            0);
+  EXPECT_TRUE(tcp("topowall-e2e-web-1", api, 8080));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1) + std::chrono::milliseconds(500));
+
+  // Denied: stays blocked and is not pending again.
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock flows deny " + std::to_string(ids["db>api"])), 0);
+  EXPECT_FALSE(tcp("topowall-e2e-db", api, 8080));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(cli("flows pending").empty()) << cli("flows pending").dump();
+
+  // An approval with an expiry is removed when it expires.
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock edges remove web api tcp/8080"), 0);
+  EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto pending = cli("flows pending");
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock flows approve " +
+               std::to_string(pending[0]["id"].get<int>()) + " --for 2s"),
+            0);
+  EXPECT_TRUE(tcp("topowall-e2e-web-1", api, 8080));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080)) << "expired approval still allows";
+  EXPECT_TRUE(cli("topology export --format json")["edges"].size() == 1u) << "only the denied edge remains";
+}
