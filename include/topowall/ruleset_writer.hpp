@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "topowall/result.hpp"
 #include "topowall/topology/ruleset.hpp"
@@ -29,6 +30,14 @@ class RulesetWriter {
   // Make the kernel match `model`: the first call reconciles with what the
   // kernel already holds; later calls change only what differs.
   virtual Result<ApplyReport> apply(const topology::RulesetModel& model) = 0;
+  // The same, when only these addresses and allowed edges changed since the
+  // last apply: costs O(changes) instead of O(ruleset).
+  virtual Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
+                                          const std::vector<topology::AllowKey>& keys) {
+    (void)addrs;
+    (void)keys;
+    return apply(model);
+  }
   // Remove the table (uninstall).
   virtual Status remove() = 0;
   virtual WriterStats stats() const = 0;

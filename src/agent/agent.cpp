@@ -84,7 +84,11 @@ Status Agent::start() {
 
   // 3. The node's own addresses are `host`.
   if (ad_.addresses)
-    ad_.addresses->watch("host", "", [this](const std::vector<IpAddr>& a) { endpoints_.set_host_addresses(a); });
+    ad_.addresses->watch("host", "", [this](const std::vector<IpAddr>& a) {
+      if (a == endpoints_.host_addresses()) return;
+      endpoints_.set_host_addresses(a);
+      request_apply();
+    });
 
   // 4. Discovery: runtime API and/or named namespaces.
   if (ad_.runtime) ad_.runtime->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::runtime); });
@@ -152,7 +156,6 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
         return;
       case DiscoveryEvent::Kind::remove:
         remove_endpoint(ev.id);
-        request_apply();
         return;
       case DiscoveryEvent::Kind::upsert: break;
     }
@@ -169,7 +172,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
     // A container's namespace may also be a named one: the container wins.
     if (src == Source::runtime)
       for (auto& [oid, r] : raw_)
-        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) endpoints_.remove(oid);
+        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) touch(endpoints_.remove(oid));
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
     spdlog::error("discovery event failed: {}", e.what());
@@ -203,10 +206,10 @@ void Agent::apply_endpoint(const std::string& id) {
   if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
   if (!state_.graph.workloads().count(workload)) on_new_workload(workload, Clock::now());
   state_.graph.note_workload(workload, info.labels, Clock::now());
-  endpoints_.upsert(workload, std::move(info));
+  auto moved = endpoints_.upsert(workload, std::move(info));
   if (changed) {
     dirty_ = true;
-    request_apply();   // a new endpoint is enforced within this loop turn
+    touch(moved);      // a new endpoint is enforced within this loop turn
     flush_deferred();  // held flows may now resolve
   }
 }
@@ -219,7 +222,7 @@ void Agent::remove_endpoint(const std::string& id) {
   flush_deferred();
   if (ad_.addresses) ad_.addresses->unwatch(id);
   if (const auto* ep = endpoints_.find(id)) spdlog::info("endpoint {} left workload {}", ep->info.name, ep->workload);
-  endpoints_.remove(id);
+  touch(endpoints_.remove(id));
   raw_.erase(it);
 }
 
@@ -253,6 +256,7 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   switch (outcome) {
     case topology::Outcome::new_edge:
       spdlog::info("learned {}", topology::edge_for(flow, endpoints_)->to_string());
+      touch(*topology::edge_for(flow, endpoints_));
       if (!watchers_.empty()) {
         auto k = *topology::edge_for(flow, endpoints_);
         publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
@@ -325,6 +329,7 @@ void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_fo
   if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
   dirty_ = true;
   (void)persist();
+  full_apply_ = true;
   apply_now();  // one transaction, before the caller hears back
   spdlog::info("mode set to {}", to_string(m));
 }
@@ -511,6 +516,7 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
     spdlog::info("edge revoked: {}", k.to_string());
     dirty_ = true;
     (void)persist();
+    touch(k);
     apply_now();  // also removes the connections it allowed
     return ok(json{{"removed", k.to_string()}});
   }
@@ -529,6 +535,7 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
       if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
       dirty_ = true;
       (void)persist();
+      full_apply_ = true;
       apply_now();
     } else {
       set_global_mode(*mode, learn_for);
@@ -540,7 +547,25 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
 
 // --- ruleset -----------------------------------------------------------------
 
+void Agent::touch(const std::vector<IpAddr>& addrs) {
+  if (addrs.empty()) return;
+  touched_addrs_.insert(touched_addrs_.end(), addrs.begin(), addrs.end());
+  full_apply_ = full_apply_ || touched_addrs_.size() > 4096;
+  request_apply_posted();
+}
+
+void Agent::touch(const topology::EdgeKey& edge) {
+  touched_edges_.push_back(edge);
+  full_apply_ = full_apply_ || touched_edges_.size() > 4096;
+  request_apply_posted();
+}
+
 void Agent::request_apply() {
+  full_apply_ = true;
+  request_apply_posted();
+}
+
+void Agent::request_apply_posted() {
   if (apply_posted_ || !ad_.writer) return;
   apply_posted_ = true;
   // Coalesce a burst of changes (a relist, a learning burst) into one transaction.
@@ -569,7 +594,14 @@ bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& 
 void Agent::apply_now() {
   if (!ad_.writer) return;
   if (!discovery_synced()) return;  // re-requested when discovery syncs
+  if (!full_apply_ && last_model_) {
+    apply_patch();
+    return;
+  }
   try {
+    touched_addrs_.clear();
+    touched_edges_.clear();
+    full_apply_ = false;
     auto model = topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
     if (last_model_ && model == *last_model_) return;
     if (!model.over_capacity.empty() && (!last_model_ || last_model_->over_capacity != model.over_capacity)) {
@@ -580,6 +612,7 @@ void Agent::apply_now() {
     ++counters_.applies;
     auto r = ad_.writer->apply(model);
     if (!r) {
+      full_apply_ = true;
       ++counters_.apply_errors;
       spdlog::error("programming nftables failed: {}; retrying in 1s", r.error().message);
       retry_apply_.expires_after(std::chrono::seconds(1));
@@ -594,6 +627,87 @@ void Agent::apply_now() {
     if (before && shrank(*before, *last_model_)) sweep_conntrack(*before, *last_model_);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
+    spdlog::error("apply failed: {}", e.what());
+  }
+}
+
+void Agent::apply_patch() {
+  // The common case (an endpoint came or went, an edge was learned or decided)
+  // costs O(change), whatever the size of the graph.
+  try {
+    auto addrs = std::move(touched_addrs_);
+    auto edges = std::move(touched_edges_);
+    touched_addrs_.clear();
+    touched_edges_.clear();
+    auto before_allow = last_model_->allow.size();
+    std::vector<topology::AllowKey> keys_before;
+    auto key_of = [&](const topology::EdgeKey& k) -> std::optional<topology::AllowKey> {
+      auto s = state_.ids.find(k.src), d = state_.ids.find(k.dst);
+      if (!s || !d) return std::nullopt;
+      return topology::AllowKey{s, d, static_cast<std::uint8_t>(k.proto), k.port};
+    };
+    // What these addresses and edges allowed before, to spot revocations.
+    std::map<IpAddr, std::uint32_t> owner_before;
+    for (const auto& a : addrs) {
+      const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;
+      if (auto it = ep.find(a); it != ep.end()) owner_before[a] = it->second;
+    }
+    std::vector<topology::AllowKey> removed;
+    for (const auto& k : edges)
+      if (auto ak = key_of(k); ak && last_model_->allow.count(*ak)) keys_before.push_back(*ak);
+    topology::patch(*last_model_, {state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, addrs, edges);
+    std::vector<topology::AllowKey> keys;
+    for (const auto& k : edges)
+      if (auto ak = key_of(k)) keys.push_back(*ak);
+    for (const auto& k : keys_before)
+      if (!last_model_->allow.count(k)) removed.push_back(k);
+    ++counters_.applies;
+    auto r = ad_.writer->apply_patch(*last_model_, addrs, keys);
+    if (!r) {
+      ++counters_.apply_errors;
+      full_apply_ = true;
+      spdlog::error("programming nftables failed: {}; retrying in 1s", r.error().message);
+      retry_apply_.expires_after(std::chrono::seconds(1));
+      retry_apply_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) apply_now();
+      });
+      return;
+    }
+    dirty_ = true;
+    (void)before_allow;
+    bool shrank = !removed.empty();
+    for (const auto& [a, id] : owner_before) {
+      const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;
+      auto it = ep.find(a);
+      shrank = shrank || it == ep.end() || it->second != id;
+    }
+    if (shrank && ad_.conntrack_delete) {
+      // Only connections through what changed can have lost their permission.
+      std::set<IpAddr> moved;
+      for (const auto& [a, id] : owner_before) moved.insert(a);
+      std::set<topology::AllowKey> gone(removed.begin(), removed.end());
+      const auto& m = *last_model_;
+      auto doomed = [&](const FlowTuple& f) {
+        auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
+        if (topology::evaluate(m, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop) return false;
+        if (moved.count(f.src) || moved.count(f.dst)) return true;
+        const auto& ep = f.src.is_v4() ? m.ep4 : m.ep6;
+        auto s = ep.find(f.src), d = ep.find(f.dst);
+        for (const auto& k : gone)
+          if (k.proto == static_cast<std::uint8_t>(f.proto) && k.port == port &&
+              (s == ep.end() || s->second == k.src) && (d == ep.end() || d->second == k.dst))
+            return true;
+        return false;
+      };
+      auto n = ad_.conntrack_delete(doomed);
+      if (n) {
+        counters_.conntrack_deleted += *n;
+        if (*n) spdlog::info("removed {} established connections that lost their permission", *n);
+      }
+    }
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    full_apply_ = true;
     spdlog::error("apply failed: {}", e.what());
   }
 }
@@ -709,16 +823,14 @@ void Agent::expire_approvals(TimePoint now) {
   for (auto it = state_.graph.edges().begin(); it != state_.graph.edges().end();) {
     if (it->second.expires && *it->second.expires <= now) {
       spdlog::info("approval expired: {}", it->first.to_string());
+      touch(it->first);
       it = state_.graph.edges().erase(it);
       any = true;
     } else {
       ++it;
     }
   }
-  if (any) {
-    dirty_ = true;
-    request_apply();
-  }
+  if (any) dirty_ = true;
 }
 
 json Agent::decide_flows(const json& params, topology::EdgeState state) {
@@ -770,6 +882,7 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
     done.push_back(k.to_string());
+    touch(k);
   }
   dirty_ = true;
   (void)persist();
@@ -824,6 +937,7 @@ json Agent::import_graph(const json& params) {
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
   dirty_ = true;
   (void)persist();
+  full_apply_ = true;
   apply_now();
   return ok(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
 }

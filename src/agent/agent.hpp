@@ -110,7 +110,11 @@ class Agent {
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
-  void request_apply();
+  void request_apply();                // something other than addresses/edges changed
+  void request_apply_posted();
+  void apply_patch();
+  void touch(const std::vector<IpAddr>& addrs);
+  void touch(const topology::EdgeKey& edge);
   void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
   void on_logged(const LoggedPacket& p);
   void emit(const topology::Alert& a);
@@ -153,6 +157,10 @@ class Agent {
   bool runtime_synced_ = false, netns_synced_ = false;
   bool dirty_ = false;
   bool apply_posted_ = false;
+  // What changed since the last apply; a full compile when anything else did.
+  std::vector<IpAddr> touched_addrs_;
+  std::vector<topology::EdgeKey> touched_edges_;
+  bool full_apply_ = true;
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace topowall::nft {
 
@@ -52,13 +53,36 @@ void put_intervals(ElementMap& out, const std::vector<topology::Interval>& v, co
 
 std::string verdict_text(bool jump, const std::string& chain) { return (jump ? "jump " : "goto ") + chain; }
 
+namespace {
+void add_set(Layout& l, SetSpec s) {
+  l.elements[s.name];
+  l.set_order.push_back(s.name);
+  l.sets[s.name] = std::move(s);
+}
+
+void add_id_objects(Layout& l, std::uint32_t id) {
+  add_set(l, {fmt::format("in_{}", id), 12, concat({kMark, kInetProto, kInetService})});
+  add_set(l, {fmt::format("icmp_{}", id), 8, concat({kMark, kIcmpType})});
+  add_set(l, {fmt::format("icmp6_{}", id), 8, concat({kMark, kIcmp6Type})});
+  l.chains.push_back({fmt::format("src_{}", id), ChainKind::src, id});
+  l.chains.push_back({fmt::format("dst_{}", id), ChainKind::dst, id});
+}
+
+// Set name and key of one allowed edge.
+std::pair<std::string, Bytes> allow_element(std::uint32_t mask, const topology::AllowKey& k) {
+  Bytes key = u32(topology::mark_value(mask, k.src));
+  if (k.proto == 1 || k.proto == 58) {
+    key.insert(key.end(), {static_cast<std::uint8_t>(k.port), 0, 0, 0});
+    return {fmt::format("{}_{}", k.proto == 1 ? "icmp" : "icmp6", k.dst), key};
+  }
+  key.insert(key.end(), {k.proto, 0, 0, 0, static_cast<std::uint8_t>(k.port >> 8), static_cast<std::uint8_t>(k.port), 0, 0});
+  return {fmt::format("in_{}", k.dst), key};
+}
+}  // namespace
+
 Layout layout(const topology::RulesetModel& m) {
   Layout l;
-  auto add_set = [&](SetSpec s) {
-    l.elements[s.name];
-    l.set_order.push_back(s.name);
-    l.sets[s.name] = std::move(s);
-  };
+  auto add_set = [&](SetSpec s) { nft::add_set(l, std::move(s)); };
   const auto mask = m.cfg.mark_mask;
   for (auto [v, ep, net, key_len, key_type] :
        {std::tuple{"4", &m.ep4, &m.net4, 4u, kIpAddr}, std::tuple{"6", &m.ep6, &m.net6, 16u, kIp6Addr}}) {
@@ -86,27 +110,79 @@ Layout layout(const topology::RulesetModel& m) {
                                  static_cast<std::uint8_t>(f.port), 0, 0}] = {};
 
   l.chains = {{"forward", ChainKind::forward}, {"input", ChainKind::input}, {"check", ChainKind::check}};
-  for (auto id : m.ids) {
-    add_set({fmt::format("in_{}", id), 12, concat({kMark, kInetProto, kInetService})});
-    add_set({fmt::format("icmp_{}", id), 8, concat({kMark, kIcmpType})});
-    add_set({fmt::format("icmp6_{}", id), 8, concat({kMark, kIcmp6Type})});
-    l.chains.push_back({fmt::format("src_{}", id), ChainKind::src, id});
-    l.chains.push_back({fmt::format("dst_{}", id), ChainKind::dst, id});
-  }
+  for (auto id : m.ids) add_id_objects(l, id);
   for (const auto& k : m.allow) {
-    Bytes key = u32(topology::mark_value(mask, k.src));
-    if (k.proto == 1 || k.proto == 58) {
-      key.insert(key.end(), {static_cast<std::uint8_t>(k.port), 0, 0, 0});
-      l.elements[fmt::format("{}_{}", k.proto == 1 ? "icmp" : "icmp6", k.dst)][key] = {};
-    } else {
-      key.insert(key.end(), {k.proto, 0, 0, 0, static_cast<std::uint8_t>(k.port >> 8), static_cast<std::uint8_t>(k.port), 0, 0});
-      l.elements[fmt::format("in_{}", k.dst)][key] = {};
-    }
+    auto [set, key] = allow_element(mask, k);
+    l.elements[set][key] = {};
   }
   l.chains.push_back({"verdict", ChainKind::verdict});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
   return l;
+}
+
+LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
+                      const std::vector<topology::AllowKey>& keys) {
+  LayoutDiff d;
+  // Objects for ids that are new since `have`.
+  std::set<std::string> chains;
+  for (const auto& c : have.chains) chains.insert(c.name);
+  Layout fresh;
+  for (auto id : want.ids)
+    if (!chains.count(fmt::format("src_{}", id))) add_id_objects(fresh, id);
+  for (const auto& name : fresh.set_order) d.add_sets.push_back(fresh.sets.at(name));
+  d.add_chains = fresh.chains;
+  static const ElementMap kEmpty;
+  auto elems = [&](const std::string& set) -> const ElementMap& {
+    auto it = have.elements.find(set);
+    return it == have.elements.end() ? kEmpty : it->second;
+  };
+  // One element: make `have` say `want_data` (nullopt: absent).
+  auto reconcile = [&](const std::string& set, const Bytes& key, const std::optional<Bytes>& want_data) {
+    const auto& h = elems(set);
+    auto it = h.find(key);
+    bool present = it != h.end();
+    if (present && want_data && it->second == *want_data) return;
+    if (present) d.del[set].emplace_back(key, it->second);
+    if (want_data) d.add[set].emplace_back(key, *want_data);
+  };
+  for (const auto& a : addrs) {
+    std::string v = a.is_v4() ? "4" : "6";
+    const auto& ep = a.is_v4() ? want.ep4 : want.ep6;
+    auto it = ep.find(a);
+    auto key = addr(a);
+    std::optional<std::uint32_t> id;
+    if (it != ep.end()) id = it->second;
+    reconcile("eps" + v, key, id ? std::optional<Bytes>(Bytes{}) : std::nullopt);
+    reconcile("src" + v, key, id ? std::optional<Bytes>(text(verdict_text(true, fmt::format("src_{}", *id)))) : std::nullopt);
+    reconcile("dst" + v, key, id ? std::optional<Bytes>(text(verdict_text(false, fmt::format("dst_{}", *id)))) : std::nullopt);
+    reconcile("enforced" + v, key, id && want.enforced.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
+    reconcile("monitored" + v, key, id && want.monitored.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
+  }
+  for (const auto& k : keys) {
+    auto [set, key] = allow_element(want.cfg.mark_mask, k);
+    reconcile(set, key, want.allow.count(k) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
+  }
+  return d;
+}
+
+void apply_diff(Layout& l, const LayoutDiff& d) {
+  for (const auto& name : d.del_sets) {
+    l.sets.erase(name);
+    l.elements.erase(name);
+    std::erase(l.set_order, name);
+  }
+  for (const auto& s : d.add_sets)
+    if (!l.sets.count(s.name)) add_set(l, s);
+  for (const auto& name : d.del_chains) std::erase_if(l.chains, [&](const ChainSpec& c) { return c.name == name; });
+  for (const auto& c : d.add_chains)
+    if (std::none_of(l.chains.begin(), l.chains.end(), [&](const ChainSpec& x) { return x.name == c.name; }))
+      l.chains.push_back(c);
+  for (const auto& name : d.flush_chains) l.damaged.erase(name);
+  for (const auto& [set, es] : d.del)
+    for (const auto& [k, v] : es) l.elements[set].erase(k);
+  for (const auto& [set, es] : d.add)
+    for (const auto& [k, v] : es) l.elements[set][k] = v;
 }
 
 std::size_t LayoutDiff::element_changes() const {

@@ -60,6 +60,13 @@ struct LayoutDiff {
 // What turns `have` into `want`; a changed value is a delete plus an add.
 LayoutDiff diff(const Layout& have, const Layout& want);
 
+// The same difference as diff(have, layout(want)), computed only for the given
+// addresses and allow keys (and the objects of ids `have` lacks): O(changes).
+LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
+                      const std::vector<topology::AllowKey>& keys);
+// Make `l` what it is after `d` was committed.
+void apply_diff(Layout& l, const LayoutDiff& d);
+
 // Decoders for tests and reconcile.
 std::string verdict_text(bool jump, const std::string& chain);
 

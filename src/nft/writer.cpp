@@ -254,7 +254,16 @@ Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetMode
 
 Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid) {
   const auto& t = m.cfg.table;
-  const auto want = layout(m);
+  // Set specs: fixed ones plus those of per-id sets (same shape for every id).
+  auto spec = [&](const std::string& name) -> SetSpec {
+    for (const auto& s : d.add_sets)
+      if (s.name == name) return s;
+    if (applied_) {
+      auto it = applied_->sets.find(name);
+      if (it != applied_->sets.end()) return it->second;
+    }
+    return layout(m).sets.at(name);
+  };
   Batch b(sock_.seq(), genid);
   std::uint32_t set_id = 1;
   // Order matters: objects before what refers to them, references before
@@ -264,8 +273,8 @@ Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, s
   for (const auto& c : d.flush_chains) flush_chain(b, t, c);
   for (const auto& c : d.add_chains) put_chain(b, m.cfg, c);
   for (const auto& c : d.add_chains) put_rules(b, m.cfg, c);
-  for (const auto& [set, elems] : d.del) put_elements(b, t, want.sets.at(set), elems, true);
-  for (const auto& [set, elems] : d.add) put_elements(b, t, want.sets.at(set), elems, false);
+  for (const auto& [set, elems] : d.del) put_elements(b, t, spec(set), elems, true);
+  for (const auto& [set, elems] : d.add) put_elements(b, t, spec(set), elems, false);
   for (const auto& c : d.del_chains) del_chain(b, t, c);
   for (const auto& s : d.del_sets) del_set(b, t, s);
   return sock_.commit(b);
@@ -355,6 +364,27 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
   applied_cfg_ = m.cfg;
   stats_.element_changes += rep.changes;
   if (!rep.changes) ++stats_.noop_applies;
+  return rep;
+}
+
+Result<ApplyReport> NftWriter::apply_patch(const topology::RulesetModel& m, const std::vector<IpAddr>& addrs,
+                                           const std::vector<topology::AllowKey>& keys) {
+  if (!applied_ || applied_cfg_ != m.cfg) return apply(m);
+  ++stats_.applies;
+  auto d = patch_diff(*applied_, m, addrs, keys);
+  ApplyReport rep;
+  rep.changes = d.element_changes() + d.add_chains.size() + d.add_sets.size();
+  if (d.empty()) {
+    ++stats_.noop_applies;
+    return rep;
+  }
+  if (auto st = commit(m, d, std::nullopt); !st) {
+    ++stats_.errors;
+    applied_.reset();  // unknown state: the next apply reconciles from the kernel
+    return st.error();
+  }
+  apply_diff(*applied_, d);
+  stats_.element_changes += rep.changes;
   return rep;
 }
 

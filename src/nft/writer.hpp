@@ -17,6 +17,8 @@ class NftWriter final : public RulesetWriter {
  public:
   Status open() { return sock_.open(); }
   Result<ApplyReport> apply(const topology::RulesetModel& model) override;
+  Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
+                                  const std::vector<topology::AllowKey>& keys) override;
   Status remove() override;
   Status remove_table(const std::string& table);
   WriterStats stats() const override { return stats_; }

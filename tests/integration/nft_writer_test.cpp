@@ -181,3 +181,24 @@ TEST_F(WriterFixture, WorldAndHostEndsUseTheNetworkMaps) {
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->gateway(), 7071));
   EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->gateway(), 7070));
 }
+
+TEST_F(WriterFixture, PatchesLeaveTheKernelExactlyAsAFullApplyWould) {
+  Server b8080(lab->ns_path("b"), 8080);
+  ASSERT_TRUE(writer.apply(model));
+  // A new workload (id 20) with an endpoint, an edge to it, a moved address, a revoked edge.
+  auto ip = [](const std::string& s) { return *IpAddr::parse(s); };
+  model.ids.insert(20);
+  model.ep4[ip("10.231.2.99")] = 20;
+  model.enforced.insert(20);
+  model.allow.insert(AllowKey{16, 20, 6, 443});
+  model.ep4[ip(lab->ip("c"))] = 20;
+  model.allow.erase(AllowKey{16, 17, 6, 8080});
+  auto r = writer.apply_patch(model, {ip("10.231.2.99"), ip(lab->ip("c"))}, {AllowKey{16, 20, 6, 443}, AllowKey{16, 17, 6, 8080}});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->full);
+  EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "revoked by the patch";
+  auto kernel = writer.read_kernel(model);
+  ASSERT_TRUE(kernel && *kernel);
+  auto want = nft::layout(model);
+  for (const auto& [name, elems] : want.elements) EXPECT_EQ((*kernel)->elements[name], elems) << name;
+}

@@ -168,6 +168,61 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
   return m;
 }
 
+namespace {
+bool edge_allows(const EdgeInfo& e, TimePoint now) {
+  return e.state != EdgeState::denied && (!e.expires || *e.expires > now);
+}
+
+// Give a workload its id and its mode membership in the model.
+std::uint32_t admit(RulesetModel& m, IdTable& ids, const ModeTable& modes, const std::string& name, bool workload) {
+  auto id = ids.id(name);
+  if (m.names.emplace(id, name).second && id <= mark_capacity(m.cfg.mark_mask)) m.ids.insert(id);
+  if (workload) {
+    m.enforced.erase(id);
+    m.monitored.erase(id);
+    switch (modes.of(name)) {
+      case Mode::enforce: m.enforced.insert(id); break;
+      case Mode::monitor: m.monitored.insert(id); break;
+      case Mode::learn: break;
+    }
+  }
+  return id;
+}
+}  // namespace
+
+void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vector<IpAddr>& addrs,
+           const std::vector<EdgeKey>& edges) {
+  const auto cap = mark_capacity(m.cfg.mark_mask);
+  for (const auto& a : addrs) {
+    auto& ep = a.is_v4() ? m.ep4 : m.ep6;
+    const auto& w = in.endpoints.workload_of(a);
+    if (w.empty()) {
+      ep.erase(a);
+      continue;
+    }
+    auto id = admit(m, ids, in.modes, w, true);
+    if (id > cap) {
+      m.over_capacity.insert(w);
+      ep.erase(a);
+      continue;
+    }
+    ep[a] = id;
+  }
+  for (const auto& k : edges) {
+    const auto* e = in.graph.find(k);
+    auto is_workload = [&](const std::string& n) { return in.endpoints.is_workload(n) || in.graph.workloads().count(n); };
+    if (!e || !edge_allows(*e, in.now)) {
+      auto s = ids.find(k.src), d = ids.find(k.dst);
+      if (s && d) m.allow.erase({s, d, static_cast<std::uint8_t>(k.proto), k.port});
+      continue;
+    }
+    auto s = admit(m, ids, in.modes, k.src, is_workload(k.src));
+    auto d = admit(m, ids, in.modes, k.dst, is_workload(k.dst));
+    if (s > cap || d > cap) continue;
+    m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
+  }
+}
+
 std::string_view to_string(Verdict v) {
   switch (v) {
     case Verdict::accept: return "accept";

@@ -104,6 +104,12 @@ std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id);
 
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
 
+// Bring `m` (compiled from an earlier state) up to date for the given
+// addresses and edges only: O(changes), not O(graph). The result equals a
+// full compile whenever only those addresses and edges changed.
+void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vector<IpAddr>& addrs,
+           const std::vector<EdgeKey>& edges);
+
 // Non-overlapping ranges for (cidr, id) pairs where the most specific prefix
 // wins; together they cover the whole family's address space (the rest -> world).
 std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr, std::uint32_t>> nets,
