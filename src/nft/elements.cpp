@@ -61,6 +61,7 @@ void add_set(Layout& l, SetSpec s) {
 }
 
 void add_id_objects(Layout& l, std::uint32_t id) {
+  l.id_objects.insert(id);
   add_set(l, {fmt::format("in_{}", id), 12, concat({kMark, kInetProto, kInetService})});
   add_set(l, {fmt::format("icmp_{}", id), 8, concat({kMark, kIcmpType})});
   add_set(l, {fmt::format("icmp6_{}", id), 8, concat({kMark, kIcmp6Type})});
@@ -124,12 +125,19 @@ Layout layout(const topology::RulesetModel& m) {
 LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
                       const std::vector<topology::AllowKey>& keys) {
   LayoutDiff d;
-  // Objects for ids that are new since `have`.
-  std::set<std::string> chains;
-  for (const auto& c : have.chains) chains.insert(c.name);
+  // Objects for ids that are new since `have`: only the ids these changes refer to.
+  std::set<std::uint32_t> refs;
+  for (const auto& a : addrs) {
+    const auto& ep = a.is_v4() ? want.ep4 : want.ep6;
+    if (auto it = ep.find(a); it != ep.end()) refs.insert(it->second);
+  }
+  for (const auto& k : keys) {
+    refs.insert(k.src);
+    refs.insert(k.dst);
+  }
   Layout fresh;
-  for (auto id : want.ids)
-    if (!chains.count(fmt::format("src_{}", id))) add_id_objects(fresh, id);
+  for (auto id : refs)
+    if (want.ids.count(id) && !have.id_objects.count(id)) add_id_objects(fresh, id);
   for (const auto& name : fresh.set_order) d.add_sets.push_back(fresh.sets.at(name));
   d.add_chains = fresh.chains;
   static const ElementMap kEmpty;
@@ -175,9 +183,11 @@ void apply_diff(Layout& l, const LayoutDiff& d) {
   for (const auto& s : d.add_sets)
     if (!l.sets.count(s.name)) add_set(l, s);
   for (const auto& name : d.del_chains) std::erase_if(l.chains, [&](const ChainSpec& c) { return c.name == name; });
-  for (const auto& c : d.add_chains)
+  for (const auto& c : d.add_chains) {
+    if (c.kind == ChainKind::src) l.id_objects.insert(c.id);
     if (std::none_of(l.chains.begin(), l.chains.end(), [&](const ChainSpec& x) { return x.name == c.name; }))
       l.chains.push_back(c);
+  }
   for (const auto& name : d.flush_chains) l.damaged.erase(name);
   for (const auto& [set, es] : d.del)
     for (const auto& [k, v] : es) l.elements[set].erase(k);

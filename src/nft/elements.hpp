@@ -43,6 +43,7 @@ struct Layout {
   std::vector<ChainSpec> chains;      // in creation order
   std::vector<std::string> set_order;  // creation order (as `nft list` shows them)
   std::set<std::string> damaged;       // chains edited by hand: flush and refill
+  std::set<std::uint32_t> id_objects;  // ids whose chains and sets exist
 };
 
 Layout layout(const topology::RulesetModel& m);

@@ -181,6 +181,7 @@ Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetMode
           for (const auto& w : want.chains)
             if (w.name == name) spec = w;
           have.chains.push_back(spec);
+          if (spec.kind == ChainKind::src) have.id_objects.insert(spec.id);
           rules[name];
         });
     if (!st) return st.error();
