@@ -611,16 +611,7 @@ void Agent::apply_now() {
     }
     ++counters_.applies;
     auto r = ad_.writer->apply(model);
-    if (!r) {
-      full_apply_ = true;
-      ++counters_.apply_errors;
-      spdlog::error("programming nftables failed: {}; retrying in 1s", r.error().message);
-      retry_apply_.expires_after(std::chrono::seconds(1));
-      retry_apply_.async_wait([this](boost::system::error_code ec) {
-        if (!ec) apply_now();
-      });
-      return;
-    }
+    if (!r) return apply_failed(r.error());
     auto before = std::move(last_model_);
     last_model_ = std::move(model);
     dirty_ = true;  // ids may have been allocated
@@ -631,6 +622,17 @@ void Agent::apply_now() {
   }
 }
 
+void Agent::apply_failed(const Error& e) {
+  // The kernel state is unknown now: retry with a full reconcile.
+  ++counters_.apply_errors;
+  full_apply_ = true;
+  spdlog::error("programming nftables failed: {}; retrying in 1s", e.message);
+  retry_apply_.expires_after(std::chrono::seconds(1));
+  retry_apply_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) apply_now();
+  });
+}
+
 void Agent::apply_patch() {
   // The common case (an endpoint came or went, an edge was learned or decided)
   // costs O(change), whatever the size of the graph.
@@ -639,7 +641,6 @@ void Agent::apply_patch() {
     auto edges = std::move(touched_edges_);
     touched_addrs_.clear();
     touched_edges_.clear();
-    auto before_allow = last_model_->allow.size();
     std::vector<topology::AllowKey> keys_before;
     auto key_of = [&](const topology::EdgeKey& k) -> std::optional<topology::AllowKey> {
       auto s = state_.ids.find(k.src), d = state_.ids.find(k.dst);
@@ -663,18 +664,8 @@ void Agent::apply_patch() {
       if (!last_model_->allow.count(k)) removed.push_back(k);
     ++counters_.applies;
     auto r = ad_.writer->apply_patch(*last_model_, addrs, keys);
-    if (!r) {
-      ++counters_.apply_errors;
-      full_apply_ = true;
-      spdlog::error("programming nftables failed: {}; retrying in 1s", r.error().message);
-      retry_apply_.expires_after(std::chrono::seconds(1));
-      retry_apply_.async_wait([this](boost::system::error_code ec) {
-        if (!ec) apply_now();
-      });
-      return;
-    }
+    if (!r) return apply_failed(r.error());
     dirty_ = true;
-    (void)before_allow;
     bool shrank = !removed.empty();
     for (const auto& [a, id] : owner_before) {
       const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;

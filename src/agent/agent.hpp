@@ -113,6 +113,7 @@ class Agent {
   void request_apply();                // something other than addresses/edges changed
   void request_apply_posted();
   void apply_patch();
+  void apply_failed(const Error& e);
   void touch(const std::vector<IpAddr>& addrs);
   void touch(const topology::EdgeKey& edge);
   void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);

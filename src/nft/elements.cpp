@@ -202,6 +202,11 @@ std::size_t LayoutDiff::element_changes() const {
   return n;
 }
 
+std::size_t LayoutDiff::changes() const {
+  return element_changes() + add_chains.size() + del_chains.size() + add_sets.size() + del_sets.size() +
+         flush_chains.size();
+}
+
 bool LayoutDiff::empty() const {
   return add_sets.empty() && del_sets.empty() && add_chains.empty() && del_chains.empty() && flush_chains.empty() &&
          element_changes() == 0;

@@ -56,6 +56,7 @@ struct LayoutDiff {
   std::vector<std::string> flush_chains;  // refilled: their rules are re-added
   std::map<std::string, std::vector<std::pair<Bytes, Bytes>>> del, add;  // elements
   std::size_t element_changes() const;
+  std::size_t changes() const;  // elements plus objects
   bool empty() const;
 };
 // What turns `have` into `want`; a changed value is a delete plus an add.

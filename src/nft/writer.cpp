@@ -158,6 +158,24 @@ Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table)
   return tag;
 }
 
+Result<bool> NftWriter::has_element(const std::string& table, const std::string& set, const Bytes& key) {
+  Set q(nftnl_set_alloc());
+  nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(q.p, NFTNL_SET_NAME, set.c_str());
+  auto* e = nftnl_set_elem_alloc();
+  nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), static_cast<std::uint32_t>(key.size()));
+  nftnl_set_elem_add(q.p, e);
+  bool found = false;
+  auto st = sock_.request(
+      NFT_MSG_GETSETELEM, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.p); },
+      [&](const nlmsghdr*) { found = true; });
+  if (!st) {
+    if (st.error().code == ENOENT) return false;
+    return st.error();
+  }
+  return found;
+}
+
 Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetModel& want_model) {
   const auto& table = want_model.cfg.table;
   auto tag = read_tag(table);
@@ -281,6 +299,15 @@ Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, s
   return sock_.commit(b);
 }
 
+Status NftWriter::commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d) {
+  auto st = commit(m, d, std::nullopt);
+  if (!st) {
+    ++stats_.errors;
+    applied_.reset();  // unknown state: the next apply reconciles from the kernel
+  }
+  return st;
+}
+
 Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, const Layout& want, bool exists) {
   const auto& t = m.cfg.table;
   Batch b(sock_.seq());
@@ -339,8 +366,7 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
     if (!have) return have.error();
     auto d = diff(**have, want);
     rep.reconciled = true;
-    rep.changes = d.element_changes() + d.add_chains.size() + d.del_chains.size() + d.add_sets.size() + d.del_sets.size() +
-                  d.flush_chains.size();
+    rep.changes = d.changes();
     if (!d.empty()) {
       if (auto st = commit(m, d, *gen); !st) {
         ++stats_.errors;
@@ -350,16 +376,12 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
     spdlog::info("nftables: table inet {} reconciled with the kernel ({} changes)", m.cfg.table, rep.changes);
   } else {
     auto d = diff(*applied_, want);
-    rep.changes = d.element_changes() + d.add_chains.size() + d.del_chains.size() + d.add_sets.size() + d.del_sets.size();
+    rep.changes = d.changes();
     if (d.empty()) {
       ++stats_.noop_applies;
       return rep;
     }
-    if (auto st = commit(m, d, std::nullopt); !st) {
-      ++stats_.errors;
-      applied_.reset();  // unknown state: the next apply reconciles from the kernel
-      return st.error();
-    }
+    if (auto st = commit_incremental(m, d); !st) return st.error();
   }
   applied_ = std::move(want);
   applied_cfg_ = m.cfg;
@@ -374,16 +396,12 @@ Result<ApplyReport> NftWriter::apply_patch(const topology::RulesetModel& m, cons
   ++stats_.applies;
   auto d = patch_diff(*applied_, m, addrs, keys);
   ApplyReport rep;
-  rep.changes = d.element_changes() + d.add_chains.size() + d.add_sets.size();
+  rep.changes = d.changes();
   if (d.empty()) {
     ++stats_.noop_applies;
     return rep;
   }
-  if (auto st = commit(m, d, std::nullopt); !st) {
-    ++stats_.errors;
-    applied_.reset();  // unknown state: the next apply reconciles from the kernel
-    return st.error();
-  }
+  if (auto st = commit_incremental(m, d); !st) return st.error();
   apply_diff(*applied_, d);
   stats_.element_changes += rep.changes;
   return rep;

@@ -26,10 +26,13 @@ class NftWriter final : public RulesetWriter {
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.
   Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
   Result<std::optional<std::string>> read_tag(const std::string& table);
+  // Whether one element is in a set now (a single GET, no dump).
+  Result<bool> has_element(const std::string& table, const std::string& set, const Bytes& key);
 
  private:
   Result<ApplyReport> full_replace(const topology::RulesetModel& m, const Layout& want, bool exists);
   Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid);
+  Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
 
   NftSocket sock_;
   std::optional<Layout> applied_;

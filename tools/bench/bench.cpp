@@ -144,6 +144,7 @@ topology::RulesetModel synthetic(const std::string& table, std::size_t endpoints
     m.allow.insert({16 + static_cast<std::uint32_t>(rng() % workloads), 16 + static_cast<std::uint32_t>(rng() % workloads), 6,
                     static_cast<std::uint16_t>(1 + rng() % 65000)});
   m.allow.insert({16, 17, 6, static_cast<std::uint16_t>(port)});
+  m.allow.insert({16, 17, 6, 5201});  // iperf3
   for (auto id : m.ids)
     if (id >= 16) m.enforced.insert(id);
   m.cfg.failsafe = {};
@@ -160,7 +161,7 @@ std::string naive_ruleset(const std::string& table, std::size_t rules, const std
   for (std::size_t i = 0; i + 1 < rules; ++i)
     s += fmt::format("  ip saddr {} ip daddr {} tcp dport {} accept\n", IpAddr::v4(0x0ac80000 + rng() % 10000).to_string(),
                      IpAddr::v4(0x0ac80000 + rng() % 10000).to_string(), 1 + rng() % 65000);
-  s += fmt::format("  ip saddr {} ip daddr {} tcp dport {} accept\n  ip saddr {} drop\n }}\n}}\n", client, server, port, lab_net);
+  s += fmt::format("  ip saddr {} ip daddr {} tcp dport {{ {}, 5201 }} accept\n  ip saddr {} drop\n }}\n}}\n", client, server, port, lab_net);
   return s;
 }
 
@@ -172,11 +173,17 @@ bool nft_file(const std::string& text, double* wall = nullptr, rusage* ru = null
 
 double iperf(Lab& lab, double seconds) {
   sh("ip netns exec " + lab.ns("b") + " iperf3 -s -1 -D -p 5201");
+  for (int i = 0; i < 20 && sh("ip netns exec " + lab.ns("b") + " ss -ltn | grep -q :5201") != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto out = sh_out(fmt::format("ip netns exec {} iperf3 -c {} -p 5201 -t {} -J 2>/dev/null", lab.ns("a"), lab.ip("b"), seconds));
-  auto j = json::parse(out, nullptr, false);
-  if (j.is_discarded() || !j.contains("end")) return 0;
-  return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+  auto text = sh_out(fmt::format("ip netns exec {} iperf3 -c {} -p 5201 -t {} --connect-timeout 3000 -J 2>/dev/null", lab.ns("a"), lab.ip("b"), seconds));
+  auto j = json::parse(text, nullptr, false);
+  try {
+    return j.at("end").at("sum_received").at("bits_per_second").get<double>() / 1e9;
+  } catch (const std::exception&) {
+    out("WARNING: iperf3 gave no result\n");
+    return 0;
+  }
 }
 
 // --- sections -------------------------------------------------------------------
@@ -201,9 +208,11 @@ void datapath(const Options& o) {
     double rate;
   };
   std::vector<Row> rows;
-  sh("nft delete table inet twb_ct; nft delete table inet twb_naive; nft delete table inet twb_tw");
+  sh("nft delete table inet twb_ct 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
   rows.push_back({"(a) no table of ours", measure()});
-  nft_file("table inet twb_ct { chain forward { type filter hook forward priority -5; policy accept; ct state established,related accept } }");
+  if (!nft_file("table inet twb_ct {\n chain forward {\n  type filter hook forward priority -5; policy accept;\n"
+                "  ct state established,related accept\n }\n}\n"))
+    out("WARNING: the conntrack-only table did not load\n");
   double ct = measure();
   rows.push_back({"(b) conntrack only (ct state established,related accept)", ct});
   double bulk_ct = o.smoke ? 0 : iperf(lab, 3);
@@ -227,7 +236,8 @@ void datapath(const Options& o) {
   }
   std::map<std::size_t, double> naive;
   for (std::size_t rules : o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000}) {
-    nft_file(naive_ruleset("twb_naive", rules, lab.ip("a"), lab.ip("b"), 8080, "10.232.0.0/24"));
+    if (!nft_file(naive_ruleset("twb_naive", rules, lab.ip("a"), lab.ip("b"), 8080, "10.232.0.0/24")))
+      out("WARNING: the naive ruleset did not load\n");
     naive[rules] = measure();
     rows.push_back({fmt::format("(d) naive: one nft rule per edge, {} rules", rules), naive[rules]});
     sh("nft delete table inet twb_naive");
@@ -419,6 +429,55 @@ void learning(const Options& o) {
   out(fmt::format("Agent RSS after learning: {:.1f} MiB\n", agent.rss_kib() / 1024.0));
 }
 
+void container_start(const Options& o) {
+  out("\n## 4. Container start (runtime event) to its endpoint enforced\n\n");
+  const char* rs = getenv("TOPOWALL_RUNTIME_SOCKET");
+  std::string runtime = rs ? rs : "/run/topowall-lab/podman.sock";
+  if (sh("command -v podman") != 0 || sh("test -S " + runtime) != 0) {
+    out("skipped: no podman API service (tools/test.sh or tools/lab/podman-env.sh starts one)\n");
+    return;
+  }
+  const std::string net = "topowall-bench", image = "localhost/topowall-busybox:1";
+  sh("podman rm -f -t 0 $(podman ps -aq --filter label=topowall-bench=1)");
+  sh("podman network rm -f " + net);
+  sh("podman network create --disable-dns --subnet 10.89.79.0/24 " + net);
+  Agent agent;
+  if (!agent.start(o, {"--mode", "enforce", "--runtime-socket", runtime, "--no-discover-netns"})) {
+    out("agent did not start\n");
+    return;
+  }
+  nft::NftWriter probe;
+  (void)probe.open();
+  std::vector<double> lat;
+  const int n = o.smoke ? 3 : 30;
+  for (int i = 0; i < n; ++i) {
+    auto ip = fmt::format("10.89.79.{}", 10 + i);
+    // `podman run -d` returns once the container runs (its start event is out);
+    // from there, poll the kernel for the address in the endpoint set.
+    if (sh(fmt::format("podman run -d --name topowall-bench-{} --label topowall-bench=1 --label app=bench --network {} --ip {} {} sleep 600",
+                       i, net, ip, image)) != 0)
+      continue;
+    auto t0 = Clk::now();
+    auto a = *IpAddr::parse(ip);
+    nft::Bytes key(a.bytes.begin(), a.bytes.begin() + 4);
+    while (secs(Clk::now() - t0) < 5) {
+      auto has = probe.has_element("twb_agent", "eps4", key);
+      if (has && *has) {
+        lat.push_back(secs(Clk::now() - t0) * 1000);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  agent.stop();
+  sh("podman rm -f -t 0 $(podman ps -aq --filter label=topowall-bench=1)");
+  sh("podman network rm -f " + net);
+  out(fmt::format("{} containers started; enforced (address in the kernel's endpoint set) for {}.\n\n", n, lat.size()));
+  out(fmt::format("| p50 | p99 |\n| ---: | ---: |\n| {:.1f} ms | {:.1f} ms |\n", percentile(lat, 0.5), percentile(lat, 0.99)));
+  out("\nMeasured from `podman run -d` returning (the container runs and its start event has been emitted) to "
+      "the address present in `eps4`; it includes the agent's inspect call to the runtime API.\n");
+}
+
 void alerts(const Options& o) {
   out("\n## 5. Alerts: blocked SYN to alert and pending entry\n\n");
   Lab lab("twb", "10.232.2", {"a", "b"});
@@ -519,60 +578,55 @@ void alerts(const Options& o) {
                   cpu / (wall + 0.5) * 100));
 }
 
+// In a fresh process (exec'd, so nothing of the parent's heap is reused):
+// build what the agent holds for this size and print the RSS growth in KiB.
+int memory_child(std::size_t eps, std::size_t edges) {
+  auto rss = [] {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  long base = rss();
+  // Endpoints, the graph, the compiled model and the applied layout.
+  auto* table = new topology::EndpointTable;
+  auto* graph = new topology::Graph;
+  topology::IdTable ids;
+  for (std::size_t i = 0; i < eps; ++i) {
+    EndpointInfo e;
+    e.id = fmt::format("{:064x}", i);
+    e.name = fmt::format("c{}", i);
+    e.addresses.push_back(IpAddr::v4(0x0ac80000 + static_cast<std::uint32_t>(i)));
+    table->upsert(fmt::format("w{}", i % 1000), e);
+  }
+  auto now = Clock::now();
+  std::mt19937 rng(1);
+  while (graph->edges().size() < edges)
+    graph->observe({fmt::format("w{}", rng() % 1000), fmt::format("w{}", rng() % 1000), Proto::tcp,
+                    static_cast<std::uint16_t>(1 + rng() % 65000)},
+                   now);
+  topology::ModeTable modes;
+  auto* model = new topology::RulesetModel(topology::compile({*graph, *table, modes, now}, ids, {}));
+  auto* l = new nft::Layout(nft::layout(*model));
+  fmt::print("{}\n", rss() - base);
+  (void)l;
+  return 0;
+}
+
 void memory(const Options& o) {
-  out("\n## 6. Memory: the agent's model against endpoints and edges\n\n");
-  out("| endpoints | edges | RSS growth | bytes per edge |\n| ---: | ---: | ---: | ---: |\n");
+  out("\n## 6. Memory: what the agent holds against endpoints and edges\n\n");
+  out("Endpoints, the graph, the compiled model and the applied kernel layout, built in a fresh process.\n\n");
+  out("| endpoints | edges | RSS growth | bytes per (endpoint + edge) |\n| ---: | ---: | ---: | ---: |\n");
   for (auto [eps, edges] : o.smoke ? std::vector<std::pair<std::size_t, std::size_t>>{{1000, 1000}}
-                                   : std::vector<std::pair<std::size_t, std::size_t>>{{1000, 1000}, {10000, 10000}, {10000, 100000}}) {
-    int pipefd[2];
-    if (pipe(pipefd) != 0) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-      auto rss = [] {
-        std::ifstream in("/proc/self/status");
-        std::string line;
-        while (std::getline(in, line))
-          if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-        return 0L;
-      };
-      long base = rss();
-      // What the agent holds: endpoints, the graph, the compiled model and the applied layout.
-      auto* table = new topology::EndpointTable;
-      auto* graph = new topology::Graph;
-      topology::IdTable ids;
-      for (std::size_t i = 0; i < eps; ++i) {
-        EndpointInfo e;
-        e.id = fmt::format("{:064x}", i);
-        e.name = fmt::format("c{}", i);
-        e.addresses.push_back(IpAddr::v4(0x0ac80000 + static_cast<std::uint32_t>(i)));
-        table->upsert(fmt::format("w{}", i % 1000), e);
-      }
-      auto now = Clock::now();
-      std::mt19937 rng(1);
-      while (graph->edges().size() < edges)
-        graph->observe({fmt::format("w{}", rng() % 1000), fmt::format("w{}", rng() % 1000), Proto::tcp,
-                        static_cast<std::uint16_t>(1 + rng() % 65000)},
-                       now);
-      topology::ModeTable modes;
-      auto* model = new topology::RulesetModel(topology::compile({*graph, *table, modes, now}, ids, {}));
-      auto* layout = new nft::Layout(nft::layout(*model));
-      long used = rss() - base;
-      (void)table;
-      (void)layout;
-      auto s = fmt::format("{}", used);
-      (void)!write(pipefd[1], s.data(), s.size());
-      _exit(0);
-    }
-    close(pipefd[1]);
-    char buf[64] = {};
-    (void)!read(pipefd[0], buf, sizeof buf - 1);
-    close(pipefd[0]);
-    waitpid(pid, nullptr, 0);
-    long kib = std::atol(buf);
+                                   : std::vector<std::pair<std::size_t, std::size_t>>{
+                                         {1000, 1000}, {10000, 10000}, {10000, 100000}, {10000, 200000}}) {
+    auto text = sh_out(fmt::format("/proc/{}/exe --mem-child {} {} --agent x --cli x", getpid(), eps, edges));
+    long kib = std::atol(text.c_str());
     out(fmt::format("| {} | {} | {:.1f} MiB | {:.0f} |\n", eps, edges, kib / 1024.0,
                     static_cast<double>(kib) * 1024 / static_cast<double>(edges + eps)));
   }
-  out("\n(bytes per edge counts endpoints too: total growth / (edges + endpoints).)\n");
+  out(fmt::format("\nThe agent process itself, idle after the learning run above, had an RSS of about 9 MiB.\n"));
 }
 
 }  // namespace
@@ -585,8 +639,12 @@ int main(int argc, char** argv) {
   app.add_option("--report", report, "also write the report (markdown) here");
   app.add_option("--agent", o.agent, "topowalld binary")->required();
   app.add_option("--cli", o.cli, "topowall binary")->required();
-  app.add_option("--only", o.only, "datapath, programming, learning, alerts or memory");
+  app.add_option("--only", o.only, "datapath, programming, learning, containers, alerts or memory");
+  std::vector<std::size_t> mem_child;
+  app.add_option("--mem-child", mem_child, "internal: ENDPOINTS EDGES")->expected(2);
   CLI11_PARSE(app, argc, argv);
+  if (mem_child.size() == 2) return memory_child(mem_child[0], mem_child[1]);
+  setenv("CONTAINERS_CONF", TOPOWALL_SOURCE_DIR "/deploy/podman/containers.conf", 0);
   if (geteuid() != 0) {
     fmt::print(stderr, "topowall-bench needs root (namespaces, nftables, conntrack)\n");
     return 1;
@@ -598,6 +656,7 @@ int main(int argc, char** argv) {
   if (want("datapath")) datapath(o);
   if (want("programming")) programming(o);
   if (want("learning")) learning(o);
+  if (want("containers")) container_start(o);
   if (want("alerts")) alerts(o);
   if (want("memory")) memory(o);
   if (!report.empty()) std::ofstream(report) << g_report;
