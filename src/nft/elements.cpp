@@ -236,6 +236,13 @@ LayoutDiff diff(const Layout& have, const Layout& want) {
     auto h = have.elements.find(name);
     const auto& hv = h == have.elements.end() ? kEmpty : h->second;
     const auto& wv = want.elements.at(name);
+    if (spec.interval && have.sets.count(name) && hv != wv) {
+      // An interval may only change whole: the kernel refuses a new range
+      // inside one that still stands, so replace every element at once.
+      for (const auto& [k, v] : hv) d.del[name].emplace_back(k, v);
+      for (const auto& [k, v] : wv) d.add[name].emplace_back(k, v);
+      continue;
+    }
     if (have.sets.count(name))
       for (const auto& [k, v] : hv) {
         auto it = wv.find(k);

@@ -202,3 +202,18 @@ TEST_F(WriterFixture, PatchesLeaveTheKernelExactlyAsAFullApplyWould) {
   auto want = nft::layout(model);
   for (const auto& [name, elems] : want.elements) EXPECT_EQ((*kernel)->elements[name], elems) << name;
 }
+
+// Regression: a host address appearing inside a range that already stands
+// (podman creating a bridge) was refused by the kernel (EEXIST).
+TEST_F(WriterFixture, ANewHostAddressInsideAnExistingRange) {
+  auto c = [](const char* s) { return *Cidr::parse(s); };
+  model.net4 = topology::disjoint_intervals(AF_INET, {{c("192.0.2.2/32"), topology::kHostId}}, topology::kWorldId);
+  ASSERT_TRUE(writer.apply(model));
+  model.net4 = topology::disjoint_intervals(AF_INET, {{c("192.0.2.2/32"), topology::kHostId}, {c("10.89.79.1/32"), topology::kHostId}},
+                                            topology::kWorldId);
+  auto r = writer.apply(model);
+  ASSERT_TRUE(r) << r.error().message;
+  auto kernel = writer.read_kernel(model);
+  ASSERT_TRUE(kernel && *kernel);
+  EXPECT_EQ((*kernel)->elements["srcnet4"], nft::layout(model).elements["srcnet4"]);
+}
