@@ -98,12 +98,12 @@ Layout layout(const topology::RulesetModel& m) {
     for (const auto& [a, id] : *ep) {
       l.elements["eps" + s][addr(a)] = {};
       l.elements["src" + s][addr(a)] = text(verdict_text(true, fmt::format("src_{}", id)));
-      l.elements["dst" + s][addr(a)] = text(verdict_text(false, fmt::format("dst_{}", id)));
+      l.elements["dst" + s][addr(a)] = text(verdict_text(true, fmt::format("dst_{}", id)));
       if (m.enforced.count(id)) l.elements["enforced" + s][addr(a)] = {};
       if (m.monitored.count(id)) l.elements["monitored" + s][addr(a)] = {};
     }
     put_intervals(l.elements["srcnet" + s], *net, "jump", "src_");
-    put_intervals(l.elements["dstnet" + s], *net, "goto", "dst_");
+    put_intervals(l.elements["dstnet" + s], *net, "jump", "dst_");
   }
   add_set({"failsafe", 8, concat({kInetProto, kInetService})});
   for (const auto& f : m.cfg.failsafe)
@@ -116,7 +116,6 @@ Layout layout(const topology::RulesetModel& m) {
     auto [set, key] = allow_element(mask, k);
     l.elements[set][key] = {};
   }
-  l.chains.push_back({"verdict", ChainKind::verdict});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
   return l;
@@ -163,7 +162,7 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
     if (it != ep.end()) id = it->second;
     reconcile("eps" + v, key, id ? std::optional<Bytes>(Bytes{}) : std::nullopt);
     reconcile("src" + v, key, id ? std::optional<Bytes>(text(verdict_text(true, fmt::format("src_{}", *id)))) : std::nullopt);
-    reconcile("dst" + v, key, id ? std::optional<Bytes>(text(verdict_text(false, fmt::format("dst_{}", *id)))) : std::nullopt);
+    reconcile("dst" + v, key, id ? std::optional<Bytes>(text(verdict_text(true, fmt::format("dst_{}", *id)))) : std::nullopt);
     reconcile("enforced" + v, key, id && want.enforced.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
     reconcile("monitored" + v, key, id && want.monitored.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
   }

@@ -176,15 +176,35 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   }
   for (const auto* f : {&kV4, &kV6}) {
     // Source id into the mark (net first, an endpoint overrides), then judge
-    // at the destination's chain.
-    for (auto [src, set] : {std::pair{true, "srcnet"}, std::pair{true, "src"}, std::pair{false, "dst"},
-                            std::pair{false, "dstnet"}}) {
+    // at the destination's chain. Those chains are leaves that return when
+    // nothing matched: the kernel re-validates every jump target of a
+    // verdict map on each change, so leaves keep an endpoint's change cheap.
+    for (auto [src, set] : {std::pair{true, "srcnet"}, std::pair{true, "src"}, std::pair{false, "dst"}}) {
       Rule r(cfg.table, c);
       family(r, *f);
       addr(r, *f, src).lookup(kR1, std::string(set) + f->v, false, true);
       push(r);
     }
+    Rule r(cfg.table, c);
+    family(r, *f);
+    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
+    addr(r, *f, false).lookup(kR1, std::string("dstnet") + f->v, false, true);
+    push(r);
   }
+  // No edge: clear our mark bits; the stricter workload end decides.
+  const std::uint32_t keep = ~cfg.mark_mask;
+  {
+    Rule clear(cfg.table, c);
+    push(clear.set_mark(keep, 0));
+  }
+  for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+    for (const auto* f : {&kV4, &kV6})
+      for (bool src : {true, false}) {
+        Rule r(cfg.table, c);
+        family(r, *f);
+        addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
+        push(r.verdict(NFT_GOTO, target));
+      }
 }
 
 }  // namespace
@@ -220,21 +240,6 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
         r.lookup(kR1, fmt::format("{}_{}", set, spec.id));
         push(r.set_mark(keep, 0).verdict(NF_ACCEPT));
       }
-      Rule g(t, c);
-      push(g.verdict(NFT_GOTO, "verdict"));
-      break;
-    }
-    case ChainKind::verdict: {
-      Rule clear(t, c);
-      push(clear.set_mark(keep, 0));
-      for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
-        for (const auto* f : {&kV4, &kV6})
-          for (bool src : {true, false}) {
-            Rule r(t, c);
-            family(r, *f);
-            addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
-            push(r.verdict(NFT_GOTO, target));
-          }
       break;
     }
     case ChainKind::alert_drop:

@@ -48,12 +48,12 @@ std::string render_nft(const RulesetModel& m) {
     map(std::string("src") + v, std::string(addr) + " : verdict", "",
         elements(*ep, [](const auto& e) { return fmt::format("{} : jump src_{}", e.first.to_string(), e.second); }));
     map(std::string("dst") + v, std::string(addr) + " : verdict", "",
-        elements(*ep, [](const auto& e) { return fmt::format("{} : goto dst_{}", e.first.to_string(), e.second); }));
+        elements(*ep, [](const auto& e) { return fmt::format("{} : jump dst_{}", e.first.to_string(), e.second); }));
     auto range = [](const Interval& i) { return i.first.to_string() + "-" + i.last.to_string(); };
     map(std::string("srcnet") + v, std::string(addr) + " : verdict", "interval",
         elements(*net, [&](const Interval& i) { return fmt::format("{} : jump src_{}", range(i), i.id); }));
     map(std::string("dstnet") + v, std::string(addr) + " : verdict", "interval",
-        elements(*net, [&](const Interval& i) { return fmt::format("{} : goto dst_{}", range(i), i.id); }));
+        elements(*net, [&](const Interval& i) { return fmt::format("{} : jump dst_{}", range(i), i.id); }));
     for (auto [mode, ids] : {std::pair{"enforced", &m.enforced}, std::pair{"monitored", &m.monitored}}) {
       std::vector<IpAddr> addrs;
       for (const auto& [a, id] : *ep)
@@ -93,8 +93,13 @@ std::string render_nft(const RulesetModel& m) {
     o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @srcnet{}\n", fam, ip, v);
     o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @src{}\n", fam, ip, v);
     o += fmt::format("\t\tmeta nfproto {} {} daddr vmap @dst{}\n", fam, ip, v);
-    o += fmt::format("\t\tmeta nfproto {} {} daddr vmap @dstnet{}\n", fam, ip, v);
+    o += fmt::format("\t\tmeta nfproto {} {} daddr != @eps{} {} daddr vmap @dstnet{}\n", fam, ip, v, ip, v);
   }
+  o += fmt::format("\t\tmeta mark set meta mark & {}\n", keep);
+  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      for (auto dir : {"saddr", "daddr"})
+        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
   o += "\t}\n";
   for (auto id : m.ids) {
     o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {}\n\t}}\n", id, keep, hex(mark_value(mask, id)));
@@ -103,15 +108,9 @@ std::string render_nft(const RulesetModel& m) {
         "\t\tmeta mark & {1} . meta l4proto . th dport @in_{0} meta mark set meta mark & {2} accept\n"
         "\t\tmeta l4proto icmp meta mark & {1} . icmp type @icmp_{0} meta mark set meta mark & {2} accept\n"
         "\t\tmeta l4proto ipv6-icmp meta mark & {1} . icmpv6 type @icmp6_{0} meta mark set meta mark & {2} accept\n"
-        "\t\tgoto verdict\n\t}}\n",
+        "\t}}\n",
         id, hex(mask), keep);
   }
-  o += fmt::format("\tchain verdict {{\n\t\tmeta mark set meta mark & {}\n", keep);
-  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
-    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      for (auto dir : {"saddr", "daddr"})
-        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
-  o += "\t}\n";
   o += fmt::format(
       "\tchain alert_drop {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:drop\" group {} snaplen 128 queue-threshold 1\n"
       "\t\tcounter drop\n\t}}\n"
