@@ -1,6 +1,7 @@
 // Container discovery: the runtime API in the agent, a fake in tests.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -13,6 +14,8 @@ struct DiscoveryEvent {
   enum class Kind { upsert, remove, synced } kind = Kind::upsert;
   EndpointInfo info;  // upsert
   std::string id;     // remove
+  // When the runtime's event reached the agent (for the event-to-enforced latency).
+  std::chrono::steady_clock::time_point seen{};
 };
 
 struct DiscoveryStats {

@@ -34,6 +34,12 @@ std::optional<std::uint64_t> uint_param(const json& params, const char* key) {
   return it == params.end() ? std::nullopt : as_uint(*it);
 }
 
+double pct(std::deque<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
 json ok(json result) { return json{{"v", control::kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
 }  // namespace
 
@@ -160,6 +166,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
       case DiscoveryEvent::Kind::upsert: break;
     }
     ++counters_.endpoint_upserts;
+    if (ev.seen != std::chrono::steady_clock::time_point{}) awaiting_.push_back(ev.seen);
     const auto& id = ev.info.id;
     auto& raw = raw_[id];
     bool fresh = raw.info.id.empty() || raw.info.netns_path != ev.info.netns_path;
@@ -411,6 +418,10 @@ json Agent::status_json() const {
   for (const auto& s : ad_.sinks) sink_drops += s->dropped();
   counters["alert_sink_drops"] = sink_drops;
   j["ruleset_applied"] = last_model_.has_value();
+  // Runtime event received -> its endpoint in the kernel (inspect included).
+  j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
+                                   {"p99", pct(event_to_enforced_ms_, 0.99)},
+                                   {"samples", event_to_enforced_ms_.size()}};
   j["counters"] = counters;
   return j;
 }
@@ -612,6 +623,7 @@ void Agent::apply_now() {
     ++counters_.applies;
     auto r = ad_.writer->apply(model);
     if (!r) return apply_failed(r.error());
+    note_applied();
     auto before = std::move(last_model_);
     last_model_ = std::move(model);
     dirty_ = true;  // ids may have been allocated
@@ -620,6 +632,15 @@ void Agent::apply_now() {
     ++counters_.handler_errors;
     spdlog::error("apply failed: {}", e.what());
   }
+}
+
+void Agent::note_applied() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto t : awaiting_) {
+    event_to_enforced_ms_.push_back(std::chrono::duration<double, std::milli>(now - t).count());
+    if (event_to_enforced_ms_.size() > 256) event_to_enforced_ms_.pop_front();
+  }
+  awaiting_.clear();
 }
 
 void Agent::apply_failed(const Error& e) {
@@ -665,6 +686,7 @@ void Agent::apply_patch() {
     ++counters_.applies;
     auto r = ad_.writer->apply_patch(*last_model_, addrs, keys);
     if (!r) return apply_failed(r.error());
+    note_applied();
     dirty_ = true;
     bool shrank = !removed.empty();
     for (const auto& [a, id] : owner_before) {

@@ -114,6 +114,7 @@ class Agent {
   void request_apply_posted();
   void apply_patch();
   void apply_failed(const Error& e);
+  void note_applied();
   void touch(const std::vector<IpAddr>& addrs);
   void touch(const topology::EdgeKey& edge);
   void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
@@ -166,6 +167,10 @@ class Agent {
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;
   std::vector<control::PushFn> watchers_;
+  // Runtime events waiting for their endpoint to be programmed, and the
+  // latencies (ms) of the last ones that were.
+  std::vector<std::chrono::steady_clock::time_point> awaiting_;
+  std::deque<double> event_to_enforced_ms_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;

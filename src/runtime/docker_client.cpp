@@ -184,16 +184,16 @@ void DockerClient::on_event_line(const std::string& line) {
   auto ev = parse_event(j);
   if (!ev) return;
   if (ev->action == ContainerEvent::Action::start) {
-    inspect_and_upsert(ev->id);
+    inspect_and_upsert(ev->id, std::chrono::steady_clock::now());
   } else if (ev->action == ContainerEvent::Action::stop && known_.erase(ev->id)) {
     handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, ev->id});
   }
 }
 
-void DockerClient::inspect_and_upsert(const std::string& id) {
+void DockerClient::inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen) {
   ++stats_.inspects;
   auto alive = alive_;
-  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive](Result<json> r) {
+  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen](Result<json> r) {
     if (!*alive) return;
     if (!r) {
       ++stats_.errors;
@@ -205,7 +205,7 @@ void DockerClient::inspect_and_upsert(const std::string& id) {
     bool is_running = running && running->value("Running", false);
     if (!ep || !is_running) return;
     known_.insert(ep->id);
-    handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}});
+    handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}, seen});
   });
 }
 

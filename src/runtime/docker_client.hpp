@@ -32,7 +32,7 @@ class DockerClient final : public Discovery {
   void read_events(std::shared_ptr<EventStream> ev);
   void on_event_line(const std::string& line);
   void list_all();
-  void inspect_and_upsert(const std::string& id);
+  void inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen);
   void schedule_reconnect();
 
   boost::asio::io_context& io_;

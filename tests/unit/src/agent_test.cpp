@@ -206,3 +206,39 @@ TEST_F(AgentFixture, PerWorkloadModeOverride) {
   auto ws = call(*a, "workloads")["result"];
   EXPECT_EQ(ws[0]["mode"], "enforce");
 }
+
+TEST_F(AgentFixture, NewWorkloadWhileEnforcingGetsItsOwnLearningWindow) {
+  agent::AgentConfig cfg;
+  cfg.new_workload_learn_for = std::chrono::seconds(3600);
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());  // web and api are learned first, then the node enforces
+  ASSERT_TRUE(call(*a, "mode.set", {{"mode", "enforce"}})["ok"]);
+  runtime->add(container("n1", "newcomer", {"10.0.0.20"}));
+  EXPECT_EQ(a->state().modes.of("newcomer"), Mode::learn);
+  EXPECT_EQ(a->state().modes.of("web"), Mode::enforce);
+  EXPECT_TRUE(a->state().workload_learn_until.count("newcomer"));
+  flows->emit(tcp("10.0.0.20", "10.0.0.4", 9000));  // newcomer -> api: api enforces, so pending
+  flows->emit(tcp("10.0.0.3", "10.0.0.20", 7000));  // web enforces too
+  EXPECT_TRUE(a->state().graph.edges().empty()) << "the stricter end (enforce) decides";
+}
+
+TEST_F(AgentFixture, NewWorkloadIsEnforcedAtOnceByDefault) {
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  runtime->add(container("n1", "newcomer", {"10.0.0.20"}));
+  EXPECT_EQ(a->state().modes.of("newcomer"), Mode::enforce);
+}
+
+TEST_F(AgentFixture, QuietLearningWorkloadIsPromotedToEnforce) {
+  agent::AgentConfig cfg;
+  cfg.auto_promote_after = std::chrono::seconds(1);
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  io.run_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(a->state().modes.of("web"), Mode::learn) << "not quiet for long enough yet";
+  io.run_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(a->state().modes.of("web"), Mode::enforce);
+  EXPECT_EQ(a->state().modes.of("api"), Mode::enforce);
+}
