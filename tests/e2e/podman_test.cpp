@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "conntrack/ct_listener.hpp"
 #include "lab.hpp"
 
 extern char** environ;
@@ -44,6 +45,11 @@ struct PodmanLab : ::testing::Test {
     if (sh("podman image exists " + kImage) != 0) GTEST_SKIP() << "image " << kImage << " missing (tools/test.sh builds it)";
     cleanup_containers();
     sh("podman network rm -f " + kNet);
+    // Earlier tests' connections on this subnet linger in conntrack; the
+    // agent's start-up dump must not learn them.
+    auto net = *topowall::Cidr::parse(kSubnet + ".0/24");
+    (void)topowall::conntrack::delete_conntrack(
+        [&](const topowall::FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
     ASSERT_EQ(sh("podman network create --disable-dns --subnet " + kSubnet + ".0/24 " + kNet), 0);
     dir = "/tmp/topowall-e2e-" + std::to_string(getpid());
     sh("rm -rf " + dir);

@@ -38,6 +38,10 @@ struct AgentLab : ::testing::Test {
     table = "topowall_ita" + std::to_string(getpid());
     lab = std::make_unique<Lab>("twia", "10.231.3", std::vector<std::string>{"a", "b", "c"}, 2313);
     ASSERT_TRUE(lab->ok());
+    // Connections of earlier tests on these addresses linger in conntrack
+    // (TIME_WAIT): the agent's start-up dump would learn them.
+    auto net = *Cidr::parse("10.231.3.0/24");
+    (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
     store = std::make_unique<store::MemoryStateStore>();
   }
   void TearDown() override {
