@@ -24,7 +24,12 @@ json error_response(const std::string& code, const std::string& message) {
 }
 
 struct Server::Conn : std::enable_shared_from_this<Conn> {
-  Conn(Server& s, local::socket sock) : server(s), sock(std::move(sock)), in(s.opts_.max_request_bytes) {}
+  Conn(Server& s, local::socket sock) : server(s), sock(std::move(sock)), in(s.opts_.max_request_bytes) {
+    ++server.open_conns_;
+  }
+  ~Conn() {
+    if (*alive) --server.open_conns_;
+  }
   Server& server;
   local::socket sock;
   asio::streambuf in;
@@ -169,7 +174,14 @@ void Server::accept() {
   auto alive = alive_;
   acceptor_->async_accept([this, alive](boost::system::error_code ec, local::socket sock) {
     if (!*alive || !acceptor_) return;
-    if (!ec) {
+    if (!ec && open_conns_ >= opts_.max_connections) {
+      // Too many clients at once: answer and close, keep serving the others.
+      ++stats_.rejected;
+      auto msg = std::make_shared<std::string>(
+          error_response("busy", "too many control connections; retry shortly").dump() + "\n");
+      auto s = std::make_shared<local::socket>(std::move(sock));
+      asio::async_write(*s, asio::buffer(*msg), [s, msg](boost::system::error_code, std::size_t) {});
+    } else if (!ec) {
       ++stats_.connections;
       auto conn = std::make_shared<Conn>(*this, std::move(sock));
       ucred cred{};

@@ -119,3 +119,18 @@ TEST_F(ServerFixture, PeerCredentialsDecideWhoMayWrite) {
   cli::Client root(path);
   EXPECT_EQ((*root.call("whoami"))["result"]["may_write"], true);
 }
+
+TEST_F(ServerFixture, TooManyConnectionsAreRefusedWithoutStoppingTheServer) {
+  std::vector<std::unique_ptr<cli::Client>> held;
+  for (int i = 0; i < 64; ++i) {
+    held.push_back(std::make_unique<cli::Client>(path));
+    ASSERT_TRUE(held.back()->call("whoami")) << i;  // each is accepted and served
+  }
+  EXPECT_EQ(json::parse(raw("{\"method\":\"whoami\"}\n"))["error"]["code"], "busy");
+  held.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  cli::Client again(path);
+  auto r = again.call("whoami");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE((*r).value("ok", false)) << "a freed slot is usable again";
+}
