@@ -364,6 +364,18 @@ json Agent::status_json() const {
          {"discovery_synced", discovery_synced()},
          {"uptime_seconds",
           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}};
+  if (ad_.runtime) j["runtime_connected"] = ad_.runtime->stats().connected;
+  j["ruleset_applied"] = last_model_.has_value();
+  // Runtime event received -> its endpoint in the kernel (inspect included).
+  j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
+                                   {"p99", pct(event_to_enforced_ms_, 0.99)},
+                                   {"samples", event_to_enforced_ms_.size()}};
+  j["counters"] = counters_json();
+  return j;
+}
+
+// A counter for every degraded path, in one place.
+json Agent::counters_json() const {
   const auto& ls = learner_.stats();
   json counters{{"flows", ls.flows},
                 {"flows_not_ours", ls.not_ours},
@@ -390,7 +402,6 @@ json Agent::status_json() const {
     counters["runtime_events"] = rs.events;
     counters["runtime_errors"] = rs.errors;
     counters["runtime_reconnects"] = rs.reconnects;
-    j["runtime_connected"] = rs.connected;
   }
   if (server_) {
     counters["control_requests"] = server_->stats().requests;
@@ -417,13 +428,7 @@ json Agent::status_json() const {
   std::uint64_t sink_drops = 0;
   for (const auto& s : ad_.sinks) sink_drops += s->dropped();
   counters["alert_sink_drops"] = sink_drops;
-  j["ruleset_applied"] = last_model_.has_value();
-  // Runtime event received -> its endpoint in the kernel (inspect included).
-  j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
-                                   {"p99", pct(event_to_enforced_ms_, 0.99)},
-                                   {"samples", event_to_enforced_ms_.size()}};
-  j["counters"] = counters;
-  return j;
+  return counters;
 }
 
 json Agent::workloads_json() const {

@@ -131,6 +131,7 @@ class Agent {
   bool netns_shadowed(const std::string& id) const;
 
   nlohmann::json status_json() const;
+  nlohmann::json counters_json() const;
   nlohmann::json workloads_json() const;
   nlohmann::json dispatch(const std::string& method, const nlohmann::json& params, const control::Peer& peer);
 
