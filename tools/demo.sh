@@ -21,6 +21,7 @@ cleanup() {
   podman rm -f -t 0 $(podman ps -aq --filter label=topowall-demo=1) >/dev/null 2>&1 || true
   podman network rm -f "$net" >/dev/null 2>&1 || true
   build/src/topowalld --uninstall --table topowall_demo >/dev/null 2>&1 || true
+  cp "$work/agent.log" /tmp/topowall-demo-agent.log 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

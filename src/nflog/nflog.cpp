@@ -89,7 +89,9 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
   if (tb[NFULA_TIMESTAMP] && mnl_attr_get_payload_len(tb[NFULA_TIMESTAMP]) >= sizeof(nfulnl_msg_packet_timestamp)) {
     auto* ts = static_cast<const nfulnl_msg_packet_timestamp*>(mnl_attr_get_payload(tb[NFULA_TIMESTAMP]));
     auto sec = be64toh(ts->sec), usec = be64toh(ts->usec);
-    p.when = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
+    auto t = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
+    // Packets without a receive timestamp carry zero: keep our own clock then.
+    if (t > p.when - std::chrono::minutes(1) && t < p.when + std::chrono::minutes(1)) p.when = t;
   }
   return p;
 }
