@@ -1,0 +1,53 @@
+// Decoding of the packets NFLOG hands over (network header onwards).
+#include <gtest/gtest.h>
+
+#include "nflog/nflog.hpp"
+
+using namespace topowall;
+
+TEST(NflogParse, Ipv4TcpWithOptions) {
+  std::vector<std::uint8_t> p(24 + 20, 0);
+  p[0] = 0x46;  // version 4, IHL 6 (24 bytes: one option word)
+  p[9] = 6;
+  p[12] = 10, p[13] = 0, p[14] = 0, p[15] = 9;
+  p[16] = 10, p[17] = 0, p[18] = 0, p[19] = 4;
+  p[24] = 0xa0, p[25] = 0x01;  // sport 40961
+  p[26] = 0x1f, p[27] = 0x90;  // dport 8080
+  auto f = nflog::parse_packet(p.data(), p.size());
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->src.to_string(), "10.0.0.9");
+  EXPECT_EQ(f->dst.to_string(), "10.0.0.4");
+  EXPECT_EQ(f->proto, Proto::tcp);
+  EXPECT_EQ(f->sport, 40961);
+  EXPECT_EQ(f->dport, 8080);
+}
+
+TEST(NflogParse, Ipv6IcmpBehindAHopByHopHeader) {
+  std::vector<std::uint8_t> p(40 + 8 + 8, 0);
+  p[0] = 0x60;
+  p[6] = 0;  // hop-by-hop
+  p[8] = 0xfd, p[23] = 2;   // fd00::2
+  p[24] = 0xfd, p[39] = 3;  // fd00::3
+  p[40] = 58;               // next: icmpv6
+  p[41] = 0;                // 8 bytes
+  p[48] = 128;              // echo request
+  auto f = nflog::parse_packet(p.data(), p.size());
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->src.to_string(), "fd00::2");
+  EXPECT_EQ(f->proto, Proto::icmpv6);
+  EXPECT_EQ(f->icmp_type, 128);
+}
+
+TEST(NflogParse, RejectsTruncatedAndUnknown) {
+  std::vector<std::uint8_t> p(20, 0);
+  p[0] = 0x45;
+  p[9] = 6;  // tcp, but no transport header
+  EXPECT_FALSE(nflog::parse_packet(p.data(), p.size()));
+  p[9] = 47;  // gre: not modelled
+  EXPECT_FALSE(nflog::parse_packet(p.data(), p.size()));
+  p[0] = 0x4f;  // IHL beyond the data
+  EXPECT_FALSE(nflog::parse_packet(p.data(), p.size()));
+  EXPECT_FALSE(nflog::parse_packet(p.data(), 0));
+  std::uint8_t v5 = 0x50;
+  EXPECT_FALSE(nflog::parse_packet(&v5, 1));
+}
