@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> external, sinks{"log"}, failsafe{"tcp/22"};
   bool discover_netns = false, no_discover_netns = false, uninstall = false;
   std::string table = "topowall", mark_mask = "0x0fff0000", new_learn_s = "0", promote_s = "0";
-  int nflog_group = 5113, priority = -5;
+  int nflog_group = 5113, priority = -95;
   app.add_option("--state-dir", state_dir, "where the graph and mode persist")->capture_default_str();
   app.add_option("--socket", socket, "control socket path")->capture_default_str();
   app.add_option("--runtime-socket", runtime_socket,
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--table", table, "the nftables table (family inet) topowall owns")->capture_default_str();
   app.add_option("--nflog-group", nflog_group, "NFLOG group for alerts")->capture_default_str()->check(CLI::Range(1, 65535));
-  app.add_option("--priority", priority, "priority of the forward/input hooks")->capture_default_str();
+  app.add_option("--priority", priority, "priority of the prerouting hook (after DNAT at -100)")->capture_default_str();
   app.add_option("--mark-mask", mark_mask, "packet-mark bits topowall may use (transiently); others are never touched")
       ->capture_default_str();
   app.add_option("--failsafe", failsafe, "PROTO/PORT never blocked (repeatable)")->capture_default_str();

@@ -110,7 +110,9 @@ Layout layout(const topology::RulesetModel& m) {
     l.elements["failsafe"][Bytes{f.proto, 0, 0, 0, static_cast<std::uint8_t>(f.port >> 8),
                                  static_cast<std::uint8_t>(f.port), 0, 0}] = {};
 
-  l.chains = {{"forward", ChainKind::forward}, {"input", ChainKind::input}, {"check", ChainKind::check}};
+  // One base chain: prerouting after DNAT sees forwarded, bridged and
+  // host-bound traffic alike, and the kernel validates the jump graph once.
+  l.chains = {{"prerouting", ChainKind::prerouting}, {"check", ChainKind::check}};
   for (auto id : m.ids) add_id_objects(l, id);
   for (const auto& k : m.allow) {
     auto [set, key] = allow_element(mask, k);

@@ -29,7 +29,7 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, alert_drop, alert_pass, forward, input, src, dst };
+enum class ChainKind { check, alert_drop, alert_pass, prerouting, src, dst };
 
 struct ChainSpec {
   std::string name;

@@ -210,7 +210,7 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 }  // namespace
 
 int hook_of(ChainKind kind) {
-  return kind == ChainKind::forward ? NF_INET_FORWARD : kind == ChainKind::input ? NF_INET_LOCAL_IN : -1;
+  return kind == ChainKind::prerouting ? NF_INET_PRE_ROUTING : -1;
 }
 
 std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
@@ -252,8 +252,7 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));
       break;
     }
-    case ChainKind::forward:
-    case ChainKind::input: {
+    case ChainKind::prerouting: {
       Rule r(t, c);
       push(r.verdict(NFT_JUMP, "check"));
       break;

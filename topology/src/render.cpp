@@ -78,9 +78,8 @@ std::string render_nft(const RulesetModel& m) {
         elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), k.port); }));
   }
   o += fmt::format(
-      "\tchain forward {{\n\t\ttype filter hook forward priority {}; policy accept;\n\t\tjump check\n\t}}\n"
-      "\tchain input {{\n\t\ttype filter hook input priority {}; policy accept;\n\t\tjump check\n\t}}\n",
-      m.cfg.priority, m.cfg.priority);
+      "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tjump check\n\t}}\n",
+      m.cfg.priority);
   o += "\tchain check {\n"
        "\t\tct state established,related accept\n"
        "\t\tmeta nfproto ipv4 ip saddr != @eps4 ip daddr != @eps4 accept\n"

@@ -68,7 +68,7 @@ struct Interval {
 
 struct RulesetConfig {
   std::string table = "topowall";
-  int priority = -5;             // just ahead of the usual filter chains
+  int priority = -95;            // prerouting, just after DNAT (-100): judges the real destination
   std::uint16_t nflog_group = 5113;
   std::uint32_t alert_rate = 200;   // log messages per second, per verdict
   std::uint32_t alert_burst = 100;
