@@ -77,6 +77,29 @@ class FakeWriter : public RulesetWriter {
   std::vector<topology::RulesetModel> models;
 };
 
+// Test data builders shared by the agent tests.
+inline IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+inline EndpointInfo container(std::string id, std::string app, std::vector<const char*> addrs) {
+  EndpointInfo e;
+  e.id = id;
+  e.name = id;
+  e.image = "busybox";
+  e.labels["app"] = app;
+  e.netns_path = "/proc/1/ns/net";
+  for (auto* a : addrs) e.addresses.push_back(ip(a));
+  return e;
+}
+
+inline FlowTuple tcp(const char* s, const char* d, std::uint16_t port) {
+  FlowTuple f;
+  f.src = ip(s);
+  f.dst = ip(d);
+  f.sport = 45000;
+  f.dport = port;
+  return f;
+}
+
 inline std::vector<unsigned char> read_hex(const std::string& path) {
   std::ifstream in(path);
   std::string hex;

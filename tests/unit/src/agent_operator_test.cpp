@@ -11,29 +11,15 @@ using namespace topowall;
 using nlohmann::json;
 
 namespace {
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
-EndpointInfo container(std::string id, std::string app, const char* addr) {
-  EndpointInfo e;
-  e.id = id;
-  e.name = id;
-  e.labels["app"] = app;
-  e.addresses.push_back(ip(addr));
-  return e;
-}
-FlowTuple tcp(const char* s, const char* d, std::uint16_t port) {
-  FlowTuple f;
-  f.src = ip(s);
-  f.dst = ip(d);
-  f.sport = 40000;
-  f.dport = port;
-  return f;
-}
+using fakes::container;
+using fakes::ip;
+using fakes::tcp;
 
 struct Operator : ::testing::Test {
   void SetUp() override {
     auto rt = std::make_unique<fakes::FakeDiscovery>();
-    rt->initial = {container("w1", "web", "10.0.0.2"), container("a1", "api", "10.0.0.4"),
-                   container("d1", "db", "10.0.0.5")};
+    rt->initial = {container("w1", "web", {"10.0.0.2"}), container("a1", "api", {"10.0.0.4"}),
+                   container("d1", "db", {"10.0.0.5"})};
     auto fl = std::make_unique<fakes::FakeFlowSource>();
     flows = fl.get();
     auto w = std::make_unique<fakes::FakeWriter>();

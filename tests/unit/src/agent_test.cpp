@@ -9,25 +9,9 @@ using namespace topowall;
 using nlohmann::json;
 
 namespace {
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
-EndpointInfo container(std::string id, std::string app, std::vector<const char*> addrs) {
-  EndpointInfo e;
-  e.id = id;
-  e.name = id;
-  e.image = "busybox";
-  e.labels["app"] = app;
-  e.netns_path = "/proc/1/ns/net";
-  for (auto* a : addrs) e.addresses.push_back(ip(a));
-  return e;
-}
-FlowTuple tcp(const char* s, const char* d, std::uint16_t port) {
-  FlowTuple f;
-  f.src = ip(s);
-  f.dst = ip(d);
-  f.sport = 45000;
-  f.dport = port;
-  return f;
-}
+using fakes::container;
+using fakes::ip;
+using fakes::tcp;
 
 struct Rig {
   Rig() {
