@@ -260,26 +260,19 @@ void Agent::on_flow(const FlowTuple& flow, bool resync) {
 
 void Agent::learn(const FlowTuple& flow, bool resync) {
   auto outcome = learner_.observe(flow, Clock::now(), resync);
-  switch (outcome) {
-    case topology::Outcome::new_edge:
-      spdlog::info("learned {}", topology::edge_for(flow, endpoints_)->to_string());
-      touch(*topology::edge_for(flow, endpoints_));
-      if (!watchers_.empty()) {
-        auto k = *topology::edge_for(flow, endpoints_);
-        publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
-                 {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
-      }
-      dirty_ = true;
-      request_apply();
-      break;
-    case topology::Outcome::pending_new:
-      spdlog::warn("flow outside the graph: {}", topology::edge_for(flow, endpoints_)->to_string());
-      dirty_ = true;
-      break;
-    case topology::Outcome::known_edge:
-    case topology::Outcome::pending_repeat: dirty_ = true; break;
-    default: break;
+  if (outcome == topology::Outcome::not_ours || outcome == topology::Outcome::denied) return;
+  dirty_ = true;
+  if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
+  const auto k = *topology::edge_for(flow, endpoints_);
+  if (outcome == topology::Outcome::pending_new) {
+    spdlog::warn("flow outside the graph: {}", k.to_string());
+    return;
   }
+  spdlog::info("learned {}", k.to_string());
+  touch(k);  // programs just this edge
+  if (!watchers_.empty())
+    publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
+             {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
 }
 
 void Agent::flush_deferred() {
@@ -300,9 +293,13 @@ void Agent::tick() {
       held_.pop_front();
       learn(h.flow, h.resync);
     }
-    check_learn_window(Clock::now());
-    check_workload_windows(Clock::now());
-    expire_approvals(Clock::now());
+    // Scans over the whole graph run once a second, not every tick.
+    if (now - last_slow_tick_ >= std::chrono::seconds(1)) {
+      last_slow_tick_ = now;
+      check_learn_window(Clock::now());
+      check_workload_windows(Clock::now());
+      expire_approvals(Clock::now());
+    }
     for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
@@ -819,13 +816,16 @@ void Agent::check_workload_windows(TimePoint now) {
     request_apply();
   }
   if (cfg_.auto_promote_after.count() <= 0) return;
+  // Last sign of learning per workload: its first sighting or its newest edge (one pass).
+  std::map<std::string, TimePoint> last;
+  for (const auto& [w, rec] : state_.graph.workloads()) last[w] = rec.first_seen;
+  for (const auto& [k, e] : state_.graph.edges())
+    for (const auto* w : {&k.src, &k.dst}) {
+      auto& t = last[*w];
+      t = std::max(t, e.first_seen);
+    }
   for (const auto& [w, ids] : endpoints_.workloads()) {
-    if (state_.modes.of(w) != Mode::learn) continue;
-    TimePoint last{};
-    if (auto r = state_.graph.workloads().find(w); r != state_.graph.workloads().end()) last = r->second.first_seen;
-    for (const auto& [k, e] : state_.graph.edges())
-      if ((k.src == w || k.dst == w) && e.first_seen > last) last = e.first_seen;
-    if (now - last < cfg_.auto_promote_after) continue;
+    if (state_.modes.of(w) != Mode::learn || now - last[w] < cfg_.auto_promote_after) continue;
     spdlog::info("workload {} learned nothing new for {}s: promoted to enforce", w, cfg_.auto_promote_after.count());
     state_.modes.overrides[w] = Mode::enforce;
     state_.workload_learn_until.erase(w);

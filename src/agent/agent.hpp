@@ -173,6 +173,7 @@ class Agent {
   std::vector<std::chrono::steady_clock::time_point> awaiting_;
   std::deque<double> event_to_enforced_ms_;
   std::chrono::steady_clock::time_point last_save_{};
+  std::chrono::steady_clock::time_point last_slow_tick_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;
 };
