@@ -41,10 +41,10 @@ bool all_ones(const Bytes& b) {
 }
 
 // Disjoint intervals as the kernel's rbtree wants them: a start element per
-// range, and an end element at last+1 unless the range runs to the top.
-void put_intervals(ElementMap& out, const std::vector<topology::Interval>& v, const char* verb, const char* prefix) {
+// range carrying the id, and an end element at last+1 unless the range runs to the top.
+void put_intervals(ElementMap& out, const std::vector<topology::Interval>& v) {
   for (const auto& i : v) {
-    out[with_flag(addr(i.first), 1)] = text(verdict_text(std::string(verb) == "jump", fmt::format("{}{}", prefix, i.id)));
+    out[with_flag(addr(i.first), 1)] = u32(i.id);
     auto last = addr(i.last);
     if (!all_ones(last)) out[with_flag(plus_one(last), 0)] = {};
   }
@@ -60,6 +60,9 @@ void add_set(Layout& l, SetSpec s) {
   l.sets[s.name] = std::move(s);
 }
 
+// An id's sets and chains, and its entries in the id -> chain dispatch maps.
+// Those maps are the only jump verdicts keyed by anything: they change when a
+// workload appears, never when an endpoint does (see DESIGN.md, "dispatch").
 void add_id_objects(Layout& l, std::uint32_t id) {
   l.id_objects.insert(id);
   add_set(l, {fmt::format("in_{}", id), 12, concat({kMark, kInetProto, kInetService})});
@@ -67,6 +70,8 @@ void add_id_objects(Layout& l, std::uint32_t id) {
   add_set(l, {fmt::format("icmp6_{}", id), 8, concat({kMark, kIcmp6Type})});
   l.chains.push_back({fmt::format("src_{}", id), ChainKind::src, id});
   l.chains.push_back({fmt::format("dst_{}", id), ChainKind::dst, id});
+  l.elements["srcchain"][u32(id)] = text(verdict_text(true, fmt::format("src_{}", id)));
+  l.elements["dstchain"][u32(id)] = text(verdict_text(true, fmt::format("dst_{}", id)));
 }
 
 // Set name and key of one allowed edge.
@@ -85,39 +90,40 @@ Layout layout(const topology::RulesetModel& m) {
   Layout l;
   auto add_set = [&](SetSpec s) { nft::add_set(l, std::move(s)); };
   const auto mask = m.cfg.mark_mask;
+  // Endpoints and networks map to ids (data maps: no jump verdict keyed by
+  // an address, so the kernel never re-validates per endpoint change).
   for (auto [v, ep, net, key_len, key_type] :
        {std::tuple{"4", &m.ep4, &m.net4, 4u, kIpAddr}, std::tuple{"6", &m.ep6, &m.net6, 16u, kIp6Addr}}) {
     std::string s(v);
     add_set({"eps" + s, key_len, key_type});
-    add_set({"src" + s, key_len, key_type, DataKind::verdict});
-    add_set({"dst" + s, key_len, key_type, DataKind::verdict});
-    add_set({"srcnet" + s, key_len, key_type, DataKind::verdict, true});
-    add_set({"dstnet" + s, key_len, key_type, DataKind::verdict, true});
+    add_set({"ids" + s, key_len, key_type, DataKind::mark});
+    add_set({"net" + s, key_len, key_type, DataKind::mark, true});
     add_set({"enforced" + s, key_len, key_type});
     add_set({"monitored" + s, key_len, key_type});
     for (const auto& [a, id] : *ep) {
       l.elements["eps" + s][addr(a)] = {};
-      l.elements["src" + s][addr(a)] = text(verdict_text(true, fmt::format("src_{}", id)));
-      l.elements["dst" + s][addr(a)] = text(verdict_text(true, fmt::format("dst_{}", id)));
+      l.elements["ids" + s][addr(a)] = u32(id);
       if (m.enforced.count(id)) l.elements["enforced" + s][addr(a)] = {};
       if (m.monitored.count(id)) l.elements["monitored" + s][addr(a)] = {};
     }
-    put_intervals(l.elements["srcnet" + s], *net, "jump", "src_");
-    put_intervals(l.elements["dstnet" + s], *net, "jump", "dst_");
+    put_intervals(l.elements["net" + s], *net);
   }
+  add_set({"srcchain", 4, kMark, DataKind::verdict});
+  add_set({"dstchain", 4, kMark, DataKind::verdict});
   add_set({"failsafe", 8, concat({kInetProto, kInetService})});
   for (const auto& f : m.cfg.failsafe)
     l.elements["failsafe"][Bytes{f.proto, 0, 0, 0, static_cast<std::uint8_t>(f.port >> 8),
                                  static_cast<std::uint8_t>(f.port), 0, 0}] = {};
 
   // One base chain: prerouting after DNAT sees forwarded, bridged and
-  // host-bound traffic alike, and the kernel validates the jump graph once.
+  // host-bound traffic alike.
   l.chains = {{"prerouting", ChainKind::prerouting}, {"check", ChainKind::check}};
   for (auto id : m.ids) add_id_objects(l, id);
   for (const auto& k : m.allow) {
     auto [set, key] = allow_element(mask, k);
     l.elements[set][key] = {};
   }
+  l.chains.push_back({"judge", ChainKind::judge});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
   return l;
@@ -141,6 +147,8 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
     if (want.ids.count(id) && !have.id_objects.count(id)) add_id_objects(fresh, id);
   for (const auto& name : fresh.set_order) d.add_sets.push_back(fresh.sets.at(name));
   d.add_chains = fresh.chains;
+  for (const auto* map : {"srcchain", "dstchain"})
+    for (const auto& [k, v] : fresh.elements[map]) d.add[map].emplace_back(k, v);
   static const ElementMap kEmpty;
   auto elems = [&](const std::string& set) -> const ElementMap& {
     auto it = have.elements.find(set);
@@ -163,8 +171,7 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
     std::optional<std::uint32_t> id;
     if (it != ep.end()) id = it->second;
     reconcile("eps" + v, key, id ? std::optional<Bytes>(Bytes{}) : std::nullopt);
-    reconcile("src" + v, key, id ? std::optional<Bytes>(text(verdict_text(true, fmt::format("src_{}", *id)))) : std::nullopt);
-    reconcile("dst" + v, key, id ? std::optional<Bytes>(text(verdict_text(true, fmt::format("dst_{}", *id)))) : std::nullopt);
+    reconcile("ids" + v, key, id ? std::optional<Bytes>(u32(*id)) : std::nullopt);
     reconcile("enforced" + v, key, id && want.enforced.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
     reconcile("monitored" + v, key, id && want.monitored.count(*id) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
   }

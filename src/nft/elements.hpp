@@ -16,10 +16,11 @@ namespace topowall::nft {
 
 using Bytes = std::vector<std::uint8_t>;
 // key -> data. Interval sets carry one trailing key byte: 0 for an interval
-// end element, 1 for a start. Verdict map data is the text "jump <chain>" or "goto <chain>".
+// end element, 1 for a start. Verdict map data is the text "jump <chain>" or
+// "goto <chain>"; mark map data is the 4-byte value in host order.
 using ElementMap = std::map<Bytes, Bytes>;
 
-enum class DataKind { none, verdict };
+enum class DataKind { none, verdict, mark };
 
 struct SetSpec {
   std::string name;
@@ -29,7 +30,7 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, alert_drop, alert_pass, prerouting, src, dst };
+enum class ChainKind { check, judge, alert_drop, alert_pass, prerouting, src, dst };
 
 struct ChainSpec {
   std::string name;

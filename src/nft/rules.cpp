@@ -85,6 +85,34 @@ class Rule {
     if (inverted) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
     return add(e);
   }
+  // A data map: the value found replaces the key in the register.
+  Rule& map(std::uint32_t reg, const std::string& set) {
+    auto* e = nftnl_expr_alloc("lookup");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, reg);
+    nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
+    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, reg);
+    return add(e);
+  }
+  Rule& ct_mark(std::uint32_t dreg) {
+    auto* e = nftnl_expr_alloc("ct");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+    return add(e);
+  }
+  Rule& ct_mark_set(std::uint32_t sreg) {
+    auto* e = nftnl_expr_alloc("ct");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, sreg);
+    return add(e);
+  }
+  Rule& imm32(std::uint32_t reg, std::uint32_t v) {
+    auto* e = nftnl_expr_alloc("immediate");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
+    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &v, 4);
+    return add(e);
+  }
+  // ct mark set 0: the scratch register is handed back clean.
+  Rule& ct_mark_clear() { return imm32(kR1, 0).ct_mark_set(kR1); }
   Rule& ct_state_any(std::uint32_t bits) {
     auto* e = nftnl_expr_alloc("ct");
     nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
@@ -174,29 +202,40 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
     Rule r(cfg.table, c);
     push(r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NF_DROP));
   }
-  for (const auto* f : {&kV4, &kV6}) {
-    // Source id into the mark (net first, an endpoint overrides), then judge
-    // at the destination's chain. Those chains are leaves that return when
-    // nothing matched: the kernel re-validates every jump target of a
-    // verdict map on each change, so leaves keep an endpoint's change cheap.
-    for (auto [src, set] : {std::pair{true, "srcnet"}, std::pair{true, "src"}, std::pair{false, "dst"}}) {
+  // Dispatch uses the new connection's conntrack mark as a scratch register
+  // (zero on a NEW conntrack unless another component set it): address -> id
+  // by data map, id -> chain by verdict map. Jump verdicts are keyed by ids,
+  // so adding an endpoint never makes the kernel re-validate the table.
+  {  // the scratch is taken: judge without dispatch (counted; see DESIGN.md)
+    Rule r(cfg.table, c);
+    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).counter().verdict(NFT_GOTO, "judge"));
+  }
+  for (auto [src, chains] : {std::pair{true, "srcchain"}, std::pair{false, "dstchain"}}) {
+    for (const auto* f : {&kV4, &kV6}) {  // an endpoint's id
       Rule r(cfg.table, c);
       family(r, *f);
-      addr(r, *f, src).lookup(kR1, std::string(set) + f->v, false, true);
-      push(r);
+      addr(r, *f, src).map(kR1, std::string("ids") + f->v);
+      push(r.ct_mark_set(kR1));
+    }
+    for (const auto* f : {&kV4, &kV6}) {  // otherwise its network's (world covers the rest)
+      Rule r(cfg.table, c);
+      r.ct_mark(kR1).cmp32(kR1, NFT_CMP_EQ, 0);
+      family(r, *f);
+      addr(r, *f, src).map(kR1, std::string("net") + f->v);
+      push(r.ct_mark_set(kR1));
     }
     Rule r(cfg.table, c);
-    family(r, *f);
-    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
-    addr(r, *f, false).lookup(kR1, std::string("dstnet") + f->v, false, true);
-    push(r);
+    push(r.ct_mark(kR1).lookup(kR1, chains, false, true));
   }
-  // No edge: clear our mark bits; the stricter workload end decides.
-  const std::uint32_t keep = ~cfg.mark_mask;
-  {
-    Rule clear(cfg.table, c);
-    push(clear.set_mark(keep, 0));
-  }
+  Rule clear(cfg.table, c);
+  push(clear.ct_mark_clear().verdict(NFT_GOTO, "judge"));
+}
+
+// No edge matched: clear our mark bits; the stricter workload end decides.
+void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
+  Rule clear(cfg.table, c);
+  push(clear.set_mark(~cfg.mark_mask, 0));
   for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
     for (const auto* f : {&kV4, &kV6})
       for (bool src : {true, false}) {
@@ -221,12 +260,17 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   switch (spec.kind) {
     case ChainKind::check: check_rules(cfg, c, out); break;
+    case ChainKind::judge: judge_rules(cfg, c, out); break;
     case ChainKind::src: {
       Rule r(t, c);
-      push(r.set_mark(keep, topology::mark_value(mask, spec.id)));
+      push(r.set_mark(keep, topology::mark_value(mask, spec.id)).ct_mark_clear());
       break;
     }
     case ChainKind::dst: {
+      {
+        Rule r(t, c);
+        push(r.ct_mark_clear());
+      }
       {
         Rule r(t, c);
         r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).meta(NFT_META_L4PROTO, kR9);

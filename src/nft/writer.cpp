@@ -4,6 +4,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/udata.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -31,6 +32,7 @@ struct Handle {
 using Table = Handle<nftnl_table, nftnl_table_free>;
 using Set = Handle<nftnl_set, nftnl_set_free>;
 using Chain = Handle<nftnl_chain, nftnl_chain_free>;
+using Udata = Handle<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
                   const std::vector<std::pair<Bytes, Bytes>>& elems, bool del) {
@@ -44,7 +46,9 @@ void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
       auto klen = static_cast<std::uint32_t>(spec.interval ? key.size() - 1 : key.size());
       nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), klen);
       if (spec.interval && !key.back()) nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-      if (!del && !data.empty()) {
+      if (!del && !data.empty() && spec.data == DataKind::mark) {
+        nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data.data(), static_cast<std::uint32_t>(data.size()));
+      } else if (!del && !data.empty()) {
         std::string v(data.begin(), data.end());
         nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, v.rfind("jump ", 0) == 0 ? NFT_JUMP : NFT_GOTO);
         nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, v.substr(5).c_str());
@@ -69,9 +73,22 @@ void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint3
     flags |= NFT_SET_MAP;
     nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
     nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 0);
+  } else if (spec.data == DataKind::mark) {
+    flags |= NFT_SET_MAP;
+    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, 19);  // nft's "mark" datatype
+    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 4);
   }
   nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, flags);
   nftnl_set_set_u32(s.p, NFTNL_SET_ID, id);
+  // Marks are host-endian; nft reads that from the set's user data (as it
+  // writes it), and would print a lone mark key or mark value swapped without.
+  constexpr std::uint32_t kHostEndian = 1, kBigEndian = 2, kMarkType = 19;
+  Udata ud(nftnl_udata_buf_alloc(64));
+  if (spec.key_type == kMarkType) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
+  else if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kBigEndian);
+  if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_DATABYTEORDER, kHostEndian);
+  if (nftnl_udata_buf_len(ud.p) > 0)
+    nftnl_set_set_data(s.p, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.p), nftnl_udata_buf_len(ud.p));
   nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE), s.p);
   b.done();
 }
@@ -131,7 +148,7 @@ std::size_t expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& 
 
 std::string structure_tag(const topology::RulesetConfig& c) {
   // Bump the version whenever the rules or the set layout change shape.
-  return fmt::format("topowall/v4 prio={} group={} rate={} burst={} mask={:#x}", c.priority, c.nflog_group,
+  return fmt::format("topowall/v5 prio={} group={} rate={} burst={} mask={:#x}", c.priority, c.nflog_group,
                      c.alert_rate, c.alert_burst, c.mark_mask);
 }
 
@@ -261,6 +278,10 @@ Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetMode
               auto v = verdict_text(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT) == static_cast<std::uint32_t>(NFT_JUMP),
                                     nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN));
               data.assign(v.begin(), v.end());
+            } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
+              std::uint32_t dl = 0;
+              auto* dp = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &dl));
+              data.assign(dp, dp + dl);
             }
             elems[key] = data;
           }

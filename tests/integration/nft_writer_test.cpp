@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "lab.hpp"
 #include "nft/writer.hpp"
 
@@ -89,8 +92,8 @@ TEST_F(WriterFixture, ReusedAddressChangesOwnerAtomically) {
   model.enforced.insert(19);
   auto r = writer.apply(model);
   ASSERT_TRUE(r);
-  // src4 and dst4 change owner (delete + add each); enforced4 is unchanged.
-  EXPECT_EQ(r->changes, 4u);
+  // ids4 changes owner (delete + add, one transaction); enforced4 is unchanged.
+  EXPECT_EQ(r->changes, 2u);
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
 }
 
@@ -216,4 +219,42 @@ TEST_F(WriterFixture, ANewHostAddressInsideAnExistingRange) {
   auto kernel = writer.read_kernel(model);
   ASSERT_TRUE(kernel && *kernel);
   EXPECT_EQ((*kernel)->elements["srcnet4"], nft::layout(model).elements["srcnet4"]);
+}
+
+// Other components' marks: the packet mark's other bits pass through untouched
+// and the conntrack mark we borrow as scratch is handed back zero; a conntrack
+// mark someone else already set keeps its value and the flow is judged without
+// dispatch (fails closed in enforce mode, counted).
+TEST_F(WriterFixture, ForeignMarksSurviveAndATakenConntrackMarkFailsClosed) {
+  Server b8080(lab->ns_path("b"), 8080), b8081(lab->ns_path("b"), 8081);
+  model.allow.insert(AllowKey{16, 17, 6, 8081});
+  ASSERT_TRUE(writer.apply(model));
+  const std::string other = "twiw_other" + std::to_string(getpid());
+  const std::string a = lab->ip("a");
+  const std::string file = "/tmp/" + other + ".nft";
+  std::ofstream(file) << ("table inet " + other + " {\n"
+               " chain pre { type filter hook prerouting priority -150; ip saddr " + a + " meta mark set 0x00004000;"
+               " tcp dport 8081 ct mark set 0x00000077; }\n"
+               " chain obs { type filter hook forward priority 0;"
+               " tcp dport 8080 meta mark 0x00004000 ct mark 0x00000000 counter;"
+               " tcp dport 8080 counter; }\n}\n");
+  ASSERT_EQ(sh("nft -f " + file), 0);
+  std::remove(file.c_str());
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8081)) << "a foreign ct mark must not open a flow";
+  auto fwd = sh_out("nft list chain inet " + other + " obs");
+  sh("nft delete table inet " + other);
+  auto counts = [](const std::string& s) {
+    std::vector<long> v;
+    for (auto p = s.find("packets "); p != std::string::npos; p = s.find("packets ", p + 1))
+      v.push_back(std::stol(s.substr(p + 8)));
+    return v;
+  };
+  auto f = counts(fwd);
+  ASSERT_EQ(f.size(), 2u) << fwd;
+  EXPECT_GT(f[1], 0) << fwd;
+  EXPECT_EQ(f[0], f[1]) << "every forwarded 8080 packet kept mark 0x4000 and ct mark 0:\n" << fwd;
+  auto check = counts(sh_out("nft list chain inet " + table + " check"));
+  ASSERT_EQ(check.size(), 1u);
+  EXPECT_GT(check[0], 0) << "the taken-scratch path is counted";
 }

@@ -45,15 +45,11 @@ std::string render_nft(const RulesetModel& m) {
   };
   for (auto [v, ep, net, addr] : {std::tuple{"4", &m.ep4, &m.net4, "ipv4_addr"}, std::tuple{"6", &m.ep6, &m.net6, "ipv6_addr"}}) {
     set(std::string("eps") + v, addr, "", elements(*ep, [](const auto& e) { return e.first.to_string(); }));
-    map(std::string("src") + v, std::string(addr) + " : verdict", "",
-        elements(*ep, [](const auto& e) { return fmt::format("{} : jump src_{}", e.first.to_string(), e.second); }));
-    map(std::string("dst") + v, std::string(addr) + " : verdict", "",
-        elements(*ep, [](const auto& e) { return fmt::format("{} : jump dst_{}", e.first.to_string(), e.second); }));
+    map(std::string("ids") + v, std::string(addr) + " : mark", "",
+        elements(*ep, [](const auto& e) { return fmt::format("{} : {}", e.first.to_string(), hex(e.second)); }));
     auto range = [](const Interval& i) { return i.first.to_string() + "-" + i.last.to_string(); };
-    map(std::string("srcnet") + v, std::string(addr) + " : verdict", "interval",
-        elements(*net, [&](const Interval& i) { return fmt::format("{} : jump src_{}", range(i), i.id); }));
-    map(std::string("dstnet") + v, std::string(addr) + " : verdict", "interval",
-        elements(*net, [&](const Interval& i) { return fmt::format("{} : jump dst_{}", range(i), i.id); }));
+    map(std::string("net") + v, std::string(addr) + " : mark", "interval",
+        elements(*net, [&](const Interval& i) { return fmt::format("{} : {}", range(i), hex(i.id)); }));
     for (auto [mode, ids] : {std::pair{"enforced", &m.enforced}, std::pair{"monitored", &m.monitored}}) {
       std::vector<IpAddr> addrs;
       for (const auto& [a, id] : *ep)
@@ -61,6 +57,9 @@ std::string render_nft(const RulesetModel& m) {
       set(std::string(mode) + v, addr, "", elements(addrs, [](const IpAddr& a) { return a.to_string(); }));
     }
   }
+  for (auto dir : {"src", "dst"})
+    map(fmt::format("{}chain", dir), "mark : verdict", "",
+        elements(m.ids, [&](std::uint32_t id) { return fmt::format("{} : jump {}_{}", hex(id), dir, id); }));
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
   for (auto id : m.ids) {
@@ -87,29 +86,33 @@ std::string render_nft(const RulesetModel& m) {
        "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
        "\t\tmeta l4proto . th dport @failsafe accept\n"
        "\t\tct state invalid drop\n";
-  for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}}) {
-    auto fam = std::string("ipv") + v;
-    o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @srcnet{}\n", fam, ip, v);
-    o += fmt::format("\t\tmeta nfproto {} {} saddr vmap @src{}\n", fam, ip, v);
-    o += fmt::format("\t\tmeta nfproto {} {} daddr vmap @dst{}\n", fam, ip, v);
-    o += fmt::format("\t\tmeta nfproto {} {} daddr != @eps{} {} daddr vmap @dstnet{}\n", fam, ip, v, ip, v);
-  }
-  o += fmt::format("\t\tmeta mark set meta mark & {}\n", keep);
-  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+  o += "\t\tct mark != 0x00000000 counter goto judge\n";
+  for (auto [dir, chains] : {std::pair{"saddr", "srcchain"}, std::pair{"daddr", "dstchain"}}) {
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      for (auto dir : {"saddr", "daddr"})
-        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
-  o += "\t}\n";
+      o += fmt::format("\t\tmeta nfproto ipv{} ct mark set {} {} map @ids{}\n", v, ip, dir, v);
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      o += fmt::format("\t\tct mark 0x00000000 meta nfproto ipv{} ct mark set {} {} map @net{}\n", v, ip, dir, v);
+    o += fmt::format("\t\tct mark vmap @{}\n", chains);
+  }
+  o += "\t\tct mark set 0x00000000 goto judge\n\t}\n";
   for (auto id : m.ids) {
-    o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {}\n\t}}\n", id, keep, hex(mark_value(mask, id)));
+    o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {} ct mark set 0x00000000\n\t}}\n", id, keep,
+                     hex(mark_value(mask, id)));
     o += fmt::format(
         "\tchain dst_{0} {{\n"
+        "\t\tct mark set 0x00000000\n"
         "\t\tmeta mark & {1} . meta l4proto . th dport @in_{0} meta mark set meta mark & {2} accept\n"
         "\t\tmeta l4proto icmp meta mark & {1} . icmp type @icmp_{0} meta mark set meta mark & {2} accept\n"
         "\t\tmeta l4proto ipv6-icmp meta mark & {1} . icmpv6 type @icmp6_{0} meta mark set meta mark & {2} accept\n"
         "\t}}\n",
         id, hex(mask), keep);
   }
+  o += fmt::format("\tchain judge {{\n\t\tmeta mark set meta mark & {}\n", keep);
+  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      for (auto dir : {"saddr", "daddr"})
+        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
+  o += "\t}\n";
   o += fmt::format(
       "\tchain alert_drop {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:drop\" group {} snaplen 128 queue-threshold 1\n"
       "\t\tcounter drop\n\t}}\n"
