@@ -22,6 +22,9 @@ struct WriterStats {
   std::uint64_t element_changes = 0;
   std::uint64_t errors = 0;
   std::uint64_t noop_applies = 0;
+  // New connections judged without dispatch because another component had
+  // already set their conntrack mark (the kernel's counter in `check`).
+  std::uint64_t ctmark_taken = 0;
 };
 
 class RulesetWriter {

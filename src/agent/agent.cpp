@@ -415,6 +415,7 @@ json Agent::counters_json() const {
     counters["nft_full_applies"] = ws.full_applies;
     counters["nft_element_changes"] = ws.element_changes;
     counters["nft_errors"] = ws.errors;
+    counters["ctmark_taken"] = ws.ctmark_taken;
   }
   if (ad_.alerts) {
     auto as = ad_.alerts->stats();

@@ -26,17 +26,16 @@ class Rule {
     nftnl_rule_set_str(r_.get(), NFTNL_RULE_CHAIN, chain.c_str());
     nftnl_rule_set_u32(r_.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
   }
-  Rule& meta(std::uint32_t key, std::uint32_t dreg) {
-    auto* e = nftnl_expr_alloc("meta");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+  // meta and ct: a key, loaded into or stored from a register.
+  Rule& keyed(const char* name, std::uint16_t key_attr, std::uint32_t key, std::uint16_t reg_attr, std::uint32_t reg) {
+    auto* e = nftnl_expr_alloc(name);
+    nftnl_expr_set_u32(e, key_attr, key);
+    nftnl_expr_set_u32(e, reg_attr, reg);
     return add(e);
   }
+  Rule& meta(std::uint32_t key, std::uint32_t dreg) { return keyed("meta", NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_DREG, dreg); }
   Rule& meta_set(std::uint32_t key, std::uint32_t sreg) {
-    auto* e = nftnl_expr_alloc("meta");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, sreg);
-    return add(e);
+    return keyed("meta", NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_SREG, sreg);
   }
   Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) {
     auto* e = nftnl_expr_alloc("cmp");
@@ -93,18 +92,8 @@ class Rule {
     nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, reg);
     return add(e);
   }
-  Rule& ct_mark(std::uint32_t dreg) {
-    auto* e = nftnl_expr_alloc("ct");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
-    return add(e);
-  }
-  Rule& ct_mark_set(std::uint32_t sreg) {
-    auto* e = nftnl_expr_alloc("ct");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, sreg);
-    return add(e);
-  }
+  Rule& ct_mark(std::uint32_t dreg) { return keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_MARK, NFTNL_EXPR_CT_DREG, dreg); }
+  Rule& ct_mark_set(std::uint32_t sreg) { return keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_MARK, NFTNL_EXPR_CT_SREG, sreg); }
   Rule& imm32(std::uint32_t reg, std::uint32_t v) {
     auto* e = nftnl_expr_alloc("immediate");
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
@@ -114,11 +103,7 @@ class Rule {
   // ct mark set 0: the scratch register is handed back clean.
   Rule& ct_mark_clear() { return imm32(kR1, 0).ct_mark_set(kR1); }
   Rule& ct_state_any(std::uint32_t bits) {
-    auto* e = nftnl_expr_alloc("ct");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, kR1);
-    add(e);
-    bitwise(kR1, bits, 0);
+    keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_STATE, NFTNL_EXPR_CT_DREG, kR1).bitwise(kR1, bits, 0);
     return cmp32(kR1, NFT_CMP_NEQ, 0);
   }
   // meta mark set meta mark & mask | value

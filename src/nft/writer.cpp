@@ -2,6 +2,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/udata.h>
@@ -426,6 +427,39 @@ Result<ApplyReport> NftWriter::apply_patch(const topology::RulesetModel& m, cons
   apply_diff(*applied_, d);
   stats_.element_changes += rep.changes;
   return rep;
+}
+
+WriterStats NftWriter::stats() const {
+  auto s = stats_;
+  if (applied_cfg_)
+    if (auto n = counter_packets(applied_cfg_->table, "check")) s.ctmark_taken = *n;
+  return s;
+}
+
+// Packets counted by the counters of one chain's rules.
+Result<std::uint64_t> NftWriter::counter_packets(const std::string& table, const std::string& chain) const {
+  std::uint64_t packets = 0;
+  RulePtr rq(nftnl_rule_alloc());
+  nftnl_rule_set_str(rq.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(rq.get(), NFTNL_RULE_CHAIN, chain.c_str());
+  auto st = sock_.request(
+      NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
+      [&](const nlmsghdr* m) {
+        RulePtr r(nftnl_rule_alloc());
+        if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
+        if (table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE) || chain != nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN))
+          return;
+        nftnl_expr_foreach(
+            r.get(),
+            [](nftnl_expr* e, void* out) {
+              if (std::string(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
+                *static_cast<std::uint64_t*>(out) += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+              return 0;
+            },
+            &packets);
+      });
+  if (!st) return st.error();
+  return packets;
 }
 
 Status NftWriter::remove() {

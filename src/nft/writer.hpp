@@ -21,7 +21,8 @@ class NftWriter final : public RulesetWriter {
                                   const std::vector<topology::AllowKey>& keys) override;
   Status remove() override;
   Status remove_table(const std::string& table);
-  WriterStats stats() const override { return stats_; }
+  // Includes kernel counters, read with one small rule dump.
+  WriterStats stats() const override;
 
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.
   Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
@@ -34,7 +35,9 @@ class NftWriter final : public RulesetWriter {
   Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid);
   Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
 
-  NftSocket sock_;
+  Result<std::uint64_t> counter_packets(const std::string& table, const std::string& chain) const;
+
+  mutable NftSocket sock_;  // mutable: stats() reads kernel counters
   std::optional<Layout> applied_;
   std::optional<topology::RulesetConfig> applied_cfg_;
   WriterStats stats_;

@@ -257,4 +257,5 @@ TEST_F(WriterFixture, ForeignMarksSurviveAndATakenConntrackMarkFailsClosed) {
   auto check = counts(sh_out("nft list chain inet " + table + " check"));
   ASSERT_EQ(check.size(), 1u);
   EXPECT_GT(check[0], 0) << "the taken-scratch path is counted";
+  EXPECT_EQ(writer.stats().ctmark_taken, static_cast<std::uint64_t>(check[0])) << "and reported by the agent";
 }

@@ -347,7 +347,7 @@ void programming(const Options& o) {
   out("\n## 2. Rule programming\n\n");
   const std::size_t endpoints = o.smoke ? 1000 : 10000, edges = o.smoke ? 5000 : 100000;
   auto m = synthetic("twb_prog", endpoints, edges, "10.233.0.2", "10.233.0.3", 8080);
-  sh("nft delete table inet twb_prog; nft delete table inet twb_progx");
+  sh("nft delete table inet twb_prog 2>/dev/null; nft delete table inet twb_progx 2>/dev/null");
   // Full apply in a child process, so its peak RSS is the apply's own.
   int pipefd[2];
   if (pipe(pipefd) != 0) return;
