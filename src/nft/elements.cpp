@@ -60,29 +60,27 @@ void add_set(Layout& l, SetSpec s) {
   l.sets[s.name] = std::move(s);
 }
 
-// An id's sets and chains, and its entries in the id -> chain dispatch maps.
-// Those maps are the only jump verdicts keyed by anything: they change when a
-// workload appears, never when an endpoint does (see DESIGN.md, "dispatch").
+// An id's chain and its entry in the id -> chain dispatch map: the only jump
+// verdicts keyed by anything. They change when a workload appears, never when
+// an endpoint or an edge does (see DESIGN.md, "dispatch").
 void add_id_objects(Layout& l, std::uint32_t id) {
   l.id_objects.insert(id);
-  add_set(l, {fmt::format("in_{}", id), 12, concat({kMark, kInetProto, kInetService})});
-  add_set(l, {fmt::format("icmp_{}", id), 8, concat({kMark, kIcmpType})});
-  add_set(l, {fmt::format("icmp6_{}", id), 8, concat({kMark, kIcmp6Type})});
   l.chains.push_back({fmt::format("src_{}", id), ChainKind::src, id});
-  l.chains.push_back({fmt::format("dst_{}", id), ChainKind::dst, id});
   l.elements["srcchain"][u32(id)] = text(verdict_text(true, fmt::format("src_{}", id)));
-  l.elements["dstchain"][u32(id)] = text(verdict_text(true, fmt::format("dst_{}", id)));
 }
 
-// Set name and key of one allowed edge.
+// Set and key of one allowed edge: source mark . destination id . proto . port
+// (or . icmp type), as the rules load them into four 32-bit registers.
 std::pair<std::string, Bytes> allow_element(std::uint32_t mask, const topology::AllowKey& k) {
   Bytes key = u32(topology::mark_value(mask, k.src));
+  auto dst = u32(k.dst);
+  key.insert(key.end(), dst.begin(), dst.end());
   if (k.proto == 1 || k.proto == 58) {
     key.insert(key.end(), {static_cast<std::uint8_t>(k.port), 0, 0, 0});
-    return {fmt::format("{}_{}", k.proto == 1 ? "icmp" : "icmp6", k.dst), key};
+    return {k.proto == 1 ? "allow_icmp" : "allow_icmp6", key};
   }
   key.insert(key.end(), {k.proto, 0, 0, 0, static_cast<std::uint8_t>(k.port >> 8), static_cast<std::uint8_t>(k.port), 0, 0});
-  return {fmt::format("in_{}", k.dst), key};
+  return {"allow", key};
 }
 }  // namespace
 
@@ -109,7 +107,9 @@ Layout layout(const topology::RulesetModel& m) {
     put_intervals(l.elements["net" + s], *net);
   }
   add_set({"srcchain", 4, kMark, DataKind::verdict});
-  add_set({"dstchain", 4, kMark, DataKind::verdict});
+  add_set({"allow", 16, concat({kMark, kMark, kInetProto, kInetService})});
+  add_set({"allow_icmp", 12, concat({kMark, kMark, kIcmpType})});
+  add_set({"allow_icmp6", 12, concat({kMark, kMark, kIcmp6Type})});
   add_set({"failsafe", 8, concat({kInetProto, kInetService})});
   for (const auto& f : m.cfg.failsafe)
     l.elements["failsafe"][Bytes{f.proto, 0, 0, 0, static_cast<std::uint8_t>(f.port >> 8),
@@ -147,8 +147,7 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
     if (want.ids.count(id) && !have.id_objects.count(id)) add_id_objects(fresh, id);
   for (const auto& name : fresh.set_order) d.add_sets.push_back(fresh.sets.at(name));
   d.add_chains = fresh.chains;
-  for (const auto* map : {"srcchain", "dstchain"})
-    for (const auto& [k, v] : fresh.elements[map]) d.add[map].emplace_back(k, v);
+  for (const auto& [k, v] : fresh.elements["srcchain"]) d.add["srcchain"].emplace_back(k, v);
   static const ElementMap kEmpty;
   auto elems = [&](const std::string& set) -> const ElementMap& {
     auto it = have.elements.find(set);

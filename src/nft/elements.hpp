@@ -30,12 +30,12 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, judge, alert_drop, alert_pass, prerouting, src, dst };
+enum class ChainKind { check, judge, alert_drop, alert_pass, prerouting, src };
 
 struct ChainSpec {
   std::string name;
   ChainKind kind;
-  std::uint32_t id = 0;  // src_/dst_ chains
+  std::uint32_t id = 0;  // src_ chains
 };
 
 struct Layout {

@@ -18,6 +18,7 @@ namespace {
 constexpr std::uint32_t kR1 = NFT_REG_1;  // 16 bytes: addresses, and the first key slot
 constexpr std::uint32_t kR9 = NFT_REG32_01;
 constexpr std::uint32_t kR10 = NFT_REG32_02;
+constexpr std::uint32_t kR11 = NFT_REG32_03;
 
 class Rule {
  public:
@@ -187,15 +188,16 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
     Rule r(cfg.table, c);
     push(r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NF_DROP));
   }
-  // Dispatch uses the new connection's conntrack mark as a scratch register
-  // (zero on a NEW conntrack unless another component set it): address -> id
-  // by data map, id -> chain by verdict map. Jump verdicts are keyed by ids,
-  // so adding an endpoint never makes the kernel re-validate the table.
+  // The conntrack mark of a new connection is our scratch register (zero
+  // unless another component set it): the source's id goes through it to
+  // `src_<id>`, which writes it into our packet-mark bits; then it holds the
+  // destination's id for the one lookup in `allow`. Jump verdicts are keyed by
+  // ids only, so adding an endpoint never makes the kernel re-validate the table.
   {  // the scratch is taken: judge without dispatch (counted; see DESIGN.md)
     Rule r(cfg.table, c);
     push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).counter().verdict(NFT_GOTO, "judge"));
   }
-  for (auto [src, chains] : {std::pair{true, "srcchain"}, std::pair{false, "dstchain"}}) {
+  for (bool src : {true, false}) {
     for (const auto* f : {&kV4, &kV6}) {  // an endpoint's id
       Rule r(cfg.table, c);
       family(r, *f);
@@ -209,8 +211,25 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
       addr(r, *f, src).map(kR1, std::string("net") + f->v);
       push(r.ct_mark_set(kR1));
     }
+    if (src) {
+      Rule r(cfg.table, c);
+      push(r.ct_mark(kR1).lookup(kR1, "srcchain", false, true));
+    }
+  }
+  // Source mark . destination id . proto . port (or . icmp type): a hit hands
+  // both marks back clean and accepts.
+  const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
+  auto ids = [&](Rule& r) -> Rule& { return r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).ct_mark(kR9); };
+  {
     Rule r(cfg.table, c);
-    push(r.ct_mark(kR1).lookup(kR1, chains, false, true));
+    ids(r).meta(NFT_META_L4PROTO, kR10).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR11).lookup(kR1, "allow");
+    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NF_ACCEPT));
+  }
+  for (auto [proto, set] : {std::pair<int, const char*>{IPPROTO_ICMP, "allow_icmp"}, std::pair<int, const char*>{IPPROTO_ICMPV6, "allow_icmp6"}}) {
+    Rule r(cfg.table, c);
+    r.meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, static_cast<std::uint8_t>(proto));
+    ids(r).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR10).lookup(kR1, set);
+    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NF_ACCEPT));
   }
   Rule clear(cfg.table, c);
   push(clear.ct_mark_clear().verdict(NFT_GOTO, "judge"));
@@ -249,26 +268,6 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
     case ChainKind::src: {
       Rule r(t, c);
       push(r.set_mark(keep, topology::mark_value(mask, spec.id)).ct_mark_clear());
-      break;
-    }
-    case ChainKind::dst: {
-      {
-        Rule r(t, c);
-        push(r.ct_mark_clear());
-      }
-      {
-        Rule r(t, c);
-        r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).meta(NFT_META_L4PROTO, kR9);
-        r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR10).lookup(kR1, fmt::format("in_{}", spec.id));
-        push(r.set_mark(keep, 0).verdict(NF_ACCEPT));
-      }
-      for (auto [proto, set] : {std::pair<int, const char*>{IPPROTO_ICMP, "icmp"}, std::pair<int, const char*>{IPPROTO_ICMPV6, "icmp6"}}) {
-        Rule r(t, c);
-        r.meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, static_cast<std::uint8_t>(proto));
-        r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR9);
-        r.lookup(kR1, fmt::format("{}_{}", set, spec.id));
-        push(r.set_mark(keep, 0).verdict(NF_ACCEPT));
-      }
       break;
     }
     case ChainKind::alert_drop:

@@ -57,25 +57,21 @@ std::string render_nft(const RulesetModel& m) {
       set(std::string(mode) + v, addr, "", elements(addrs, [](const IpAddr& a) { return a.to_string(); }));
     }
   }
-  for (auto dir : {"src", "dst"})
-    map(fmt::format("{}chain", dir), "mark : verdict", "",
-        elements(m.ids, [&](std::uint32_t id) { return fmt::format("{} : jump {}_{}", hex(id), dir, id); }));
+  map("srcchain", "mark : verdict", "", elements(m.ids, [&](std::uint32_t id) { return fmt::format("{} : jump src_{}", hex(id), id); }));
+  {
+    std::vector<AllowKey> ports, icmp, icmp6;
+    for (const auto& k : m.allow) (k.proto == 1 ? icmp : k.proto == 58 ? icmp6 : ports).push_back(k);
+    auto ids = [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), hex(k.dst)); };
+    set("allow", "mark . mark . inet_proto . inet_service", "", elements(ports, [&](const AllowKey& k) {
+          return fmt::format("{} . {} . {}", ids(k), proto_name(k.proto), k.port);
+        }));
+    set("allow_icmp", "mark . mark . icmp_type", "",
+        elements(icmp, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }));
+    set("allow_icmp6", "mark . mark . icmpv6_type", "",
+        elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }));
+  }
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
-  for (auto id : m.ids) {
-    std::vector<AllowKey> ports, icmp, icmp6;
-    for (const auto& k : m.allow) {
-      if (k.dst != id) continue;
-      (k.proto == 1 ? icmp : k.proto == 58 ? icmp6 : ports).push_back(k);
-    }
-    set(fmt::format("in_{}", id), "mark . inet_proto . inet_service", "", elements(ports, [&](const AllowKey& k) {
-          return fmt::format("{} . {} . {}", hex(mark_value(mask, k.src)), proto_name(k.proto), k.port);
-        }));
-    set(fmt::format("icmp_{}", id), "mark . icmp_type", "",
-        elements(icmp, [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), k.port); }));
-    set(fmt::format("icmp6_{}", id), "mark . icmpv6_type", "",
-        elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), k.port); }));
-  }
   o += fmt::format(
       "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tjump check\n\t}}\n",
       m.cfg.priority);
@@ -87,25 +83,21 @@ std::string render_nft(const RulesetModel& m) {
        "\t\tmeta l4proto . th dport @failsafe accept\n"
        "\t\tct state invalid drop\n";
   o += "\t\tct mark != 0x00000000 counter goto judge\n";
-  for (auto [dir, chains] : {std::pair{"saddr", "srcchain"}, std::pair{"daddr", "dstchain"}}) {
+  for (auto dir : {"saddr", "daddr"}) {
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
       o += fmt::format("\t\tmeta nfproto ipv{} ct mark set {} {} map @ids{}\n", v, ip, dir, v);
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
       o += fmt::format("\t\tct mark 0x00000000 meta nfproto ipv{} ct mark set {} {} map @net{}\n", v, ip, dir, v);
-    o += fmt::format("\t\tct mark vmap @{}\n", chains);
+    if (std::string(dir) == "saddr") o += "\t\tct mark vmap @srcchain\n";
   }
+  const auto clean = fmt::format("meta mark set meta mark & {} ct mark set 0x00000000 accept", keep);
+  o += fmt::format("\t\tmeta mark & {} . ct mark . meta l4proto . th dport @allow {}\n", hex(mask), clean);
+  o += fmt::format("\t\tmeta l4proto icmp meta mark & {} . ct mark . icmp type @allow_icmp {}\n", hex(mask), clean);
+  o += fmt::format("\t\tmeta l4proto ipv6-icmp meta mark & {} . ct mark . icmpv6 type @allow_icmp6 {}\n", hex(mask), clean);
   o += "\t\tct mark set 0x00000000 goto judge\n\t}\n";
   for (auto id : m.ids) {
     o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {} ct mark set 0x00000000\n\t}}\n", id, keep,
                      hex(mark_value(mask, id)));
-    o += fmt::format(
-        "\tchain dst_{0} {{\n"
-        "\t\tct mark set 0x00000000\n"
-        "\t\tmeta mark & {1} . meta l4proto . th dport @in_{0} meta mark set meta mark & {2} accept\n"
-        "\t\tmeta l4proto icmp meta mark & {1} . icmp type @icmp_{0} meta mark set meta mark & {2} accept\n"
-        "\t\tmeta l4proto ipv6-icmp meta mark & {1} . icmpv6 type @icmp6_{0} meta mark set meta mark & {2} accept\n"
-        "\t}}\n",
-        id, hex(mask), keep);
   }
   o += fmt::format("\tchain judge {{\n\t\tmeta mark set meta mark & {}\n", keep);
   for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
