@@ -13,6 +13,7 @@ namespace topowall {
 struct LoggedPacket {
   FlowTuple flow;
   bool dropped = false;  // "topowall:drop" (enforce) vs "topowall:pass" (monitor)
+  std::string reason;    // the prefix's third part: "" (no edge) or "ctmark"
   TimePoint when{};
 };
 

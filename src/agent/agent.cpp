@@ -767,6 +767,7 @@ void Agent::on_logged(const LoggedPacket& p) {
     a.src_addr = p.flow.src.to_string();
     a.dst_addr = p.flow.dst.to_string();
     a.blocked = p.dropped;
+    if (p.reason == "ctmark") a.reason = "ctmark_taken";
     ++counters_.alerts;
     if (!watchers_.empty()) {
       auto j = topology::alert_to_json(a);

@@ -124,8 +124,11 @@ Layout layout(const topology::RulesetModel& m) {
     l.elements[set][key] = {};
   }
   l.chains.push_back({"judge", ChainKind::judge});
+  l.chains.push_back({"taken", ChainKind::taken});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
+  l.chains.push_back({"alert_drop_ctmark", ChainKind::alert_drop, 0, "ctmark"});
+  l.chains.push_back({"alert_pass_ctmark", ChainKind::alert_pass, 0, "ctmark"});
   return l;
 }
 

@@ -30,12 +30,13 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, judge, alert_drop, alert_pass, prerouting, src };
+enum class ChainKind { check, judge, taken, alert_drop, alert_pass, prerouting, src };
 
 struct ChainSpec {
   std::string name;
   ChainKind kind;
   std::uint32_t id = 0;  // src_ chains
+  std::string reason;    // alert chains: "" (no edge) or "ctmark" (judged without dispatch)
 };
 
 struct Layout {

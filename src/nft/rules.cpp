@@ -195,7 +195,7 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   // ids only, so adding an endpoint never makes the kernel re-validate the table.
   {  // the scratch is taken: judge without dispatch (counted; see DESIGN.md)
     Rule r(cfg.table, c);
-    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).counter().verdict(NFT_GOTO, "judge"));
+    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).counter().verdict(NFT_GOTO, "taken"));
   }
   for (bool src : {true, false}) {
     for (const auto* f : {&kV4, &kV6}) {  // an endpoint's id
@@ -236,7 +236,9 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 }
 
 // No edge matched: clear our mark bits; the stricter workload end decides.
-void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+// `taken` judges the same way, alerting with the reason in the log prefix.
+void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out,
+                 const std::string& suffix = "") {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   Rule clear(cfg.table, c);
   push(clear.set_mark(~cfg.mark_mask, 0));
@@ -246,7 +248,7 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
         Rule r(cfg.table, c);
         family(r, *f);
         addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
-        push(r.verdict(NFT_GOTO, target));
+        push(r.verdict(NFT_GOTO, (target + suffix).c_str()));
       }
 }
 
@@ -265,6 +267,7 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
   switch (spec.kind) {
     case ChainKind::check: check_rules(cfg, c, out); break;
     case ChainKind::judge: judge_rules(cfg, c, out); break;
+    case ChainKind::taken: judge_rules(cfg, c, out, "_ctmark"); break;
     case ChainKind::src: {
       Rule r(t, c);
       push(r.set_mark(keep, topology::mark_value(mask, spec.id)).ct_mark_clear());
@@ -275,7 +278,8 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       bool drop = spec.kind == ChainKind::alert_drop;
       // Over the rate the log rule stops; the verdict rule still applies.
       Rule l(t, c);
-      push(l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, drop ? "topowall:drop" : "topowall:pass"));
+      auto prefix = std::string(drop ? "topowall:drop" : "topowall:pass") + (spec.reason.empty() ? "" : ":" + spec.reason);
+      push(l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, prefix.c_str()));
       Rule v(t, c);
       push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));
       break;

@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.hpp"
@@ -141,6 +144,33 @@ TEST_F(AgentLab, EnforceBlocksUnknownAndReversedFlowsAndAlertsByName) {
   EXPECT_TRUE(reversed && unknown) << alerts.size() << " alerts";
   auto pending = call("flows.pending")["result"];
   EXPECT_EQ(pending.size(), 2u) << pending.dump();
+}
+
+// An approved flow whose conntrack mark another component already set cannot
+// be looked up: it is blocked, and the alert and status say why.
+TEST_F(AgentLab, AConntrackMarkSetByAnotherComponentIsNamedInTheAlert) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  pump(600);
+  agent->flush_deferred();
+  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "the learned edge passes";
+  const std::string other = "twia_other" + std::to_string(getpid()), file = "/tmp/" + other + ".nft";
+  std::ofstream(file) << "table inet " << other << " {\n chain pre { type filter hook prerouting priority -150; "
+                      << "ip daddr " << lab->ip("b") << " tcp dport 8080 ct mark set 0x00000042; }\n}\n";
+  ASSERT_EQ(sh("nft -f " + file), 0);
+  std::remove(file.c_str());
+  alerts.clear();
+  EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "fails closed";
+  sh("nft delete table inet " + other);
+  pump(300);
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(alerts[0].edge.src, "twia-a");
+  EXPECT_EQ(alerts[0].reason, "ctmark_taken");
+  EXPECT_NE(topology::alert_text(alerts[0]).find("conntrack mark"), std::string::npos);
+  EXPECT_GE(call("status")["result"]["counters"]["ctmark_taken"].get<int>(), 1);
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "passes again once the other mark is gone";
 }
 
 TEST_F(AgentLab, RestartKeepsEnforcementWithoutRewriting) {

@@ -15,13 +15,15 @@ nlohmann::json alert_to_json(const Alert& a) {
           {"proto", to_string(a.edge.proto)},
           {"port", a.edge.port},
           {"verdict", a.blocked ? "blocked" : "would-block"},
+          {"reason", a.reason},
           {"count", a.count},
           {"summary", a.summary}};
 }
 
 std::string alert_text(const Alert& a) {
-  return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}", a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
+  return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}{}", a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
                      a.edge.dst, a.dst_addr, to_string(a.edge.proto), a.edge.port,
+                     a.reason == "ctmark_taken" ? " (its conntrack mark was already set by another component)" : "",
                      a.summary ? fmt::format(" repeated {} times", a.count) : "");
 }
 

@@ -82,7 +82,7 @@ std::string render_nft(const RulesetModel& m) {
        "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
        "\t\tmeta l4proto . th dport @failsafe accept\n"
        "\t\tct state invalid drop\n";
-  o += "\t\tct mark != 0x00000000 counter goto judge\n";
+  o += "\t\tct mark != 0x00000000 counter goto taken\n";
   for (auto dir : {"saddr", "daddr"}) {
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
       o += fmt::format("\t\tmeta nfproto ipv{} ct mark set {} {} map @ids{}\n", v, ip, dir, v);
@@ -99,18 +99,20 @@ std::string render_nft(const RulesetModel& m) {
     o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {} ct mark set 0x00000000\n\t}}\n", id, keep,
                      hex(mark_value(mask, id)));
   }
-  o += fmt::format("\tchain judge {{\n\t\tmeta mark set meta mark & {}\n", keep);
-  for (auto [mode, chain] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
-    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      for (auto dir : {"saddr", "daddr"})
-        o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}\n", v, ip, dir, mode, v, chain);
-  o += "\t}\n";
-  o += fmt::format(
-      "\tchain alert_drop {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:drop\" group {} snaplen 128 queue-threshold 1\n"
-      "\t\tcounter drop\n\t}}\n"
-      "\tchain alert_pass {{\n\t\tlimit rate {}/second burst {} packets log prefix \"topowall:pass\" group {} snaplen 128 queue-threshold 1\n"
-      "\t\tcounter accept\n\t}}\n",
-      m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group);
+  for (auto [chain, suffix] : {std::pair{"judge", ""}, std::pair{"taken", "_ctmark"}}) {
+    o += fmt::format("\tchain {} {{\n\t\tmeta mark set meta mark & {}\n", chain, keep);
+    for (auto [mode, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
+      for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+        for (auto dir : {"saddr", "daddr"})
+          o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}{}\n", v, ip, dir, mode, v, target, suffix);
+    o += "\t}\n";
+  }
+  for (auto [suffix, reason] : {std::pair{"", ""}, std::pair{"_ctmark", ":ctmark"}})
+    for (auto [chain, verdict] : {std::pair{"drop", "drop"}, std::pair{"pass", "accept"}})
+      o += fmt::format(
+          "\tchain alert_{0}{1} {{\n\t\tlimit rate {3}/second burst {4} packets log prefix \"topowall:{0}{2}\" group {5} snaplen 128 "
+          "queue-threshold 1\n\t\tcounter {6}\n\t}}\n",
+          chain, suffix, reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, verdict);
   o += "}\n";
   return o;
 }

@@ -1,5 +1,9 @@
 // Decoding of the packets NFLOG hands over (network header onwards).
 #include <gtest/gtest.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <sys/socket.h>
 
 #include "nflog/nflog.hpp"
 
@@ -50,4 +54,46 @@ TEST(NflogParse, RejectsTruncatedAndUnknown) {
   EXPECT_FALSE(nflog::parse_packet(p.data(), 0));
   std::uint8_t v5 = 0x50;
   EXPECT_FALSE(nflog::parse_packet(&v5, 1));
+}
+
+namespace {
+// One NFLOG packet message as the kernel sends it: prefix and payload.
+std::vector<char> nflog_message(const std::string& prefix, const std::vector<std::uint8_t>& payload) {
+  std::vector<char> buf(4096);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_INET;
+  mnl_attr_put_strz(nlh, NFULA_PREFIX, prefix.c_str());
+  mnl_attr_put(nlh, NFULA_PAYLOAD, payload.size(), payload.data());
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+std::vector<std::uint8_t> tcp_syn() {
+  std::vector<std::uint8_t> p(40, 0);
+  p[0] = 0x45, p[9] = 6;
+  p[12] = 10, p[15] = 9, p[16] = 10, p[19] = 4;
+  p[22] = 0x1f, p[23] = 0x90;
+  return p;
+}
+}  // namespace
+
+TEST(NflogDecode, VerdictAndReasonComeFromThePrefix) {
+  auto m = nflog_message("topowall:drop", tcp_syn());
+  auto p = nflog::decode_nflog_message(reinterpret_cast<const nlmsghdr*>(m.data()));
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->dropped);
+  EXPECT_EQ(p->reason, "");
+  EXPECT_EQ(p->flow.dport, 8080);
+  m = nflog_message("topowall:pass:ctmark", tcp_syn());
+  p = nflog::decode_nflog_message(reinterpret_cast<const nlmsghdr*>(m.data()));
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->dropped);
+  EXPECT_EQ(p->reason, "ctmark");
+  m = nflog_message("topowall:drop:ctmark", tcp_syn());
+  p = nflog::decode_nflog_message(reinterpret_cast<const nlmsghdr*>(m.data()));
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->dropped);
+  m = nflog_message("someone-else", tcp_syn());
+  EXPECT_FALSE(nflog::decode_nflog_message(reinterpret_cast<const nlmsghdr*>(m.data())));
 }

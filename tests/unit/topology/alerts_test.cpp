@@ -42,4 +42,9 @@ TEST(Alerts, JsonAndTextNameBothWorkloads) {
   EXPECT_EQ(alert_text(a), "BLOCKED db (10.0.0.9) -> api (10.0.0.4) tcp/8080");
   a.blocked = false;
   EXPECT_EQ(alert_to_json(a)["verdict"], "would-block");
+  EXPECT_EQ(alert_to_json(a)["reason"], "no_edge");
+  a.reason = "ctmark_taken";
+  EXPECT_EQ(alert_to_json(a)["reason"], "ctmark_taken");
+  EXPECT_EQ(alert_text(a),
+            "WOULD-BLOCK db (10.0.0.9) -> api (10.0.0.4) tcp/8080 (its conntrack mark was already set by another component)");
 }

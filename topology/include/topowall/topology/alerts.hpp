@@ -18,6 +18,9 @@ struct Alert {
   EdgeKey edge;
   std::string src_addr, dst_addr;
   bool blocked = false;  // enforce; false: would-block (monitor)
+  // Why: "no_edge", or "ctmark_taken" (another component had set the
+  // connection's conntrack mark, so the ruleset could not look up its edge).
+  std::string reason = "no_edge";
   std::uint64_t count = 1;
   bool summary = false;  // repeats folded since the first alert
 };
