@@ -123,6 +123,7 @@ Layout layout(const topology::RulesetModel& m) {
     auto [set, key] = allow_element(mask, k);
     l.elements[set][key] = {};
   }
+  l.chains.push_back({"invalid", ChainKind::invalid});
   l.chains.push_back({"judge", ChainKind::judge});
   l.chains.push_back({"taken", ChainKind::taken});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});

@@ -159,6 +159,17 @@ Rule& addr(Rule& r, const Family& f, bool src) {
   return r.payload(NFT_PAYLOAD_NETWORK_HEADER, src ? f.saddr_off : f.daddr_off, f.addr_len, kR1);
 }
 
+// Neither end is a workload: not ours to judge.
+void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+  for (const auto* f : {&kV4, &kV6}) {
+    Rule r(cfg.table, c);
+    family(r, *f);
+    addr(r, *f, true).lookup(kR1, std::string("eps") + f->v, true);
+    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
+    out.push_back(r.verdict(NF_ACCEPT).take());
+  }
+}
+
 void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   {
@@ -166,56 +177,59 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
     r.ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)).verdict(NF_ACCEPT);
     push(r);
   }
-  for (const auto* f : {&kV4, &kV6}) {  // neither end is a workload here: not ours to judge
-    Rule r(cfg.table, c);
-    family(r, *f);
-    addr(r, *f, true).lookup(kR1, std::string("eps") + f->v, true);
-    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
-    push(r.verdict(NF_ACCEPT));
-  }
   {  // IPv6 neighbour discovery and MLD are untracked; they must always pass
     Rule r(cfg.table, c);
     family(r, kV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
     r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR1).range8(kR1, 130, 143);
     push(r.verdict(NF_ACCEPT));
   }
-  {
+  {  // invalid: dropped if ours (the chain lets other traffic's pass)
     Rule r(cfg.table, c);
-    r.meta(NFT_META_L4PROTO, kR1).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR9).lookup(kR1, "failsafe");
-    push(r.verdict(NF_ACCEPT));
-  }
-  {
-    Rule r(cfg.table, c);
-    push(r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NF_DROP));
+    push(r.ct_state_any(NF_CT_STATE_INVALID_BIT).verdict(NFT_GOTO, "invalid"));
   }
   // The conntrack mark of a new connection is our scratch register (zero
   // unless another component set it): the source's id goes through it to
   // `src_<id>`, which writes it into our packet-mark bits; then it holds the
   // destination's id for the one lookup in `allow`. Jump verdicts are keyed by
   // ids only, so adding an endpoint never makes the kernel re-validate the table.
-  {  // the scratch is taken: judge without dispatch (counted; see DESIGN.md)
+  {  // the scratch is taken: judge without dispatch (counted in `taken`)
     Rule r(cfg.table, c);
-    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).counter().verdict(NFT_GOTO, "taken"));
+    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).verdict(NFT_GOTO, "taken"));
   }
-  for (bool src : {true, false}) {
-    for (const auto* f : {&kV4, &kV6}) {  // an endpoint's id
+  auto ids_into_scratch = [&](bool src) {  // an endpoint's id
+    for (const auto* f : {&kV4, &kV6}) {
       Rule r(cfg.table, c);
       family(r, *f);
       addr(r, *f, src).map(kR1, std::string("ids") + f->v);
       push(r.ct_mark_set(kR1));
     }
-    for (const auto* f : {&kV4, &kV6}) {  // otherwise its network's (world covers the rest)
+  };
+  auto net_into_scratch = [&](bool src) {  // otherwise its network's (world covers the rest)
+    for (const auto* f : {&kV4, &kV6}) {
       Rule r(cfg.table, c);
       r.ct_mark(kR1).cmp32(kR1, NFT_CMP_EQ, 0);
       family(r, *f);
       addr(r, *f, src).map(kR1, std::string("net") + f->v);
       push(r.ct_mark_set(kR1));
     }
-    if (src) {
-      Rule r(cfg.table, c);
-      push(r.ct_mark(kR1).lookup(kR1, "srcchain", false, true));
-    }
+  };
+  // The source's id first: a hit also says the flow is ours, so the common
+  // case (workload to workload) needs no separate endpoint-set lookup.
+  ids_into_scratch(true);
+  for (const auto* f : {&kV4, &kV6}) {  // the source is not a workload, nor the destination: not ours
+    Rule r(cfg.table, c);
+    r.ct_mark(kR1).cmp32(kR1, NFT_CMP_EQ, 0);
+    family(r, *f);
+    addr(r, *f, false).lookup(kR1, std::string("eps") + f->v, true);
+    push(r.verdict(NF_ACCEPT));
   }
+  net_into_scratch(true);
+  {
+    Rule r(cfg.table, c);
+    push(r.ct_mark(kR1).lookup(kR1, "srcchain", false, true));
+  }
+  ids_into_scratch(false);
+  net_into_scratch(false);
   // Source mark . destination id . proto . port (or . icmp type): a hit hands
   // both marks back clean and accepts.
   const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
@@ -235,11 +249,22 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   push(clear.ct_mark_clear().verdict(NFT_GOTO, "judge"));
 }
 
-// No edge matched: clear our mark bits; the stricter workload end decides.
-// `taken` judges the same way, alerting with the reason in the log prefix.
+// No edge matched: failsafe ports pass; clear our mark bits; the stricter
+// workload end decides. `taken` judges the same way once it has let other
+// traffic pass and counted, alerting with the reason in the log prefix.
 void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out,
                  const std::string& suffix = "") {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
+  if (!suffix.empty()) {
+    not_ours_rules(cfg, c, out);
+    Rule counted(cfg.table, c);
+    push(counted.counter());
+  }
+  {
+    Rule r(cfg.table, c);
+    r.meta(NFT_META_L4PROTO, kR1).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR9).lookup(kR1, "failsafe");
+    push(r.verdict(NF_ACCEPT));
+  }
   Rule clear(cfg.table, c);
   push(clear.set_mark(~cfg.mark_mask, 0));
   for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
@@ -268,6 +293,12 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
     case ChainKind::check: check_rules(cfg, c, out); break;
     case ChainKind::judge: judge_rules(cfg, c, out); break;
     case ChainKind::taken: judge_rules(cfg, c, out, "_ctmark"); break;
+    case ChainKind::invalid: {
+      not_ours_rules(cfg, c, out);
+      Rule r(t, c);
+      push(r.verdict(NF_DROP));
+      break;
+    }
     case ChainKind::src: {
       Rule r(t, c);
       push(r.set_mark(keep, topology::mark_value(mask, spec.id)).ct_mark_clear());

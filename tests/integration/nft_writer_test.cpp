@@ -255,7 +255,7 @@ TEST_F(WriterFixture, ForeignMarksSurviveAndATakenConntrackMarkFailsClosed) {
   ASSERT_EQ(f.size(), 2u) << fwd;
   EXPECT_GT(f[1], 0) << fwd;
   EXPECT_EQ(f[0], f[1]) << "every forwarded 8080 packet kept mark 0x4000 and ct mark 0:\n" << fwd;
-  auto check = counts(sh_out("nft list chain inet " + table + " check"));
+  auto check = counts(sh_out("nft list chain inet " + table + " taken"));
   ASSERT_EQ(check.size(), 1u);
   EXPECT_GT(check[0], 0) << "the taken-scratch path is counted";
   EXPECT_EQ(writer.stats().ctmark_taken, static_cast<std::uint64_t>(check[0])) << "and reported by the agent";

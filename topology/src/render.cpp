@@ -75,21 +75,28 @@ std::string render_nft(const RulesetModel& m) {
   o += fmt::format(
       "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tjump check\n\t}}\n",
       m.cfg.priority);
+  auto not_ours = [&] {
+    std::string t;
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      t += fmt::format("\t\tmeta nfproto ipv{0} {1} saddr != @eps{0} {1} daddr != @eps{0} accept\n", v, ip);
+    return t;
+  };
+  auto into_scratch = [&](const char* dir, const char* map, const char* guard) {
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      o += fmt::format("\t\t{}meta nfproto ipv{} ct mark set {} {} map @{}{}\n", guard, v, ip, dir, map, v);
+  };
   o += "\tchain check {\n"
        "\t\tct state established,related accept\n"
-       "\t\tmeta nfproto ipv4 ip saddr != @eps4 ip daddr != @eps4 accept\n"
-       "\t\tmeta nfproto ipv6 ip6 saddr != @eps6 ip6 daddr != @eps6 accept\n"
        "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
-       "\t\tmeta l4proto . th dport @failsafe accept\n"
-       "\t\tct state invalid drop\n";
-  o += "\t\tct mark != 0x00000000 counter goto taken\n";
-  for (auto dir : {"saddr", "daddr"}) {
-    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      o += fmt::format("\t\tmeta nfproto ipv{} ct mark set {} {} map @ids{}\n", v, ip, dir, v);
-    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      o += fmt::format("\t\tct mark 0x00000000 meta nfproto ipv{} ct mark set {} {} map @net{}\n", v, ip, dir, v);
-    if (std::string(dir) == "saddr") o += "\t\tct mark vmap @srcchain\n";
-  }
+       "\t\tct state invalid goto invalid\n"
+       "\t\tct mark != 0x00000000 goto taken\n";
+  into_scratch("saddr", "ids", "");
+  for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+    o += fmt::format("\t\tct mark 0x00000000 meta nfproto ipv{} {} daddr != @eps{} accept\n", v, ip, v);
+  into_scratch("saddr", "net", "ct mark 0x00000000 ");
+  o += "\t\tct mark vmap @srcchain\n";
+  into_scratch("daddr", "ids", "");
+  into_scratch("daddr", "net", "ct mark 0x00000000 ");
   const auto clean = fmt::format("meta mark set meta mark & {} ct mark set 0x00000000 accept", keep);
   o += fmt::format("\t\tmeta mark & {} . ct mark . meta l4proto . th dport @allow {}\n", hex(mask), clean);
   o += fmt::format("\t\tmeta l4proto icmp meta mark & {} . ct mark . icmp type @allow_icmp {}\n", hex(mask), clean);
@@ -99,8 +106,11 @@ std::string render_nft(const RulesetModel& m) {
     o += fmt::format("\tchain src_{} {{\n\t\tmeta mark set meta mark & {} | {} ct mark set 0x00000000\n\t}}\n", id, keep,
                      hex(mark_value(mask, id)));
   }
+  o += "\tchain invalid {\n" + not_ours() + "\t\tdrop\n\t}\n";
   for (auto [chain, suffix] : {std::pair{"judge", ""}, std::pair{"taken", "_ctmark"}}) {
-    o += fmt::format("\tchain {} {{\n\t\tmeta mark set meta mark & {}\n", chain, keep);
+    o += fmt::format("\tchain {} {{\n", chain);
+    if (std::string(suffix).size()) o += not_ours() + "\t\tcounter\n";
+    o += fmt::format("\t\tmeta l4proto . th dport @failsafe accept\n\t\tmeta mark set meta mark & {}\n", keep);
     for (auto [mode, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
       for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
         for (auto dir : {"saddr", "daddr"})
