@@ -172,11 +172,6 @@ void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, st
 
 void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
-  {
-    Rule r(cfg.table, c);
-    r.ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)).verdict(NF_ACCEPT);
-    push(r);
-  }
   {  // IPv6 neighbour discovery and MLD are untracked; they must always pass
     Rule r(cfg.table, c);
     family(r, kV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
@@ -316,6 +311,10 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       break;
     }
     case ChainKind::prerouting: {
+      // Most packets belong to established connections: they leave here,
+      // without a jump.
+      Rule est(t, c);
+      push(est.ct_state_any(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)).verdict(NF_ACCEPT));
       Rule r(t, c);
       push(r.verdict(NFT_JUMP, "check"));
       break;

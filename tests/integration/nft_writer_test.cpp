@@ -122,8 +122,7 @@ TEST_F(WriterFixture, ARestartedWriterReconcilesWithoutRewriting) {
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->full);
   EXPECT_EQ(r->changes, 2u);  // the chain deleted and created again
-  EXPECT_NE(sh_out("nft list chain inet " + table + " check").find("ct state established,related accept"),
-            std::string::npos);
+  EXPECT_NE(sh_out("nft list chain inet " + table + " check").find("ct mark vmap @srcchain"), std::string::npos);
 }
 
 TEST_F(WriterFixture, TableHasNoOwnerFlagAndTouchesNoOtherTable) {

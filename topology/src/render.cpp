@@ -73,7 +73,8 @@ std::string render_nft(const RulesetModel& m) {
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
   o += fmt::format(
-      "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tjump check\n\t}}\n",
+      "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tct state established,related accept\n"
+      "\t\tjump check\n\t}}\n",
       m.cfg.priority);
   auto not_ours = [&] {
     std::string t;
@@ -86,7 +87,6 @@ std::string render_nft(const RulesetModel& m) {
       o += fmt::format("\t\t{}meta nfproto ipv{} ct mark set {} {} map @{}{}\n", guard, v, ip, dir, map, v);
   };
   o += "\tchain check {\n"
-       "\t\tct state established,related accept\n"
        "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
        "\t\tct state invalid goto invalid\n"
        "\t\tct mark != 0x00000000 goto taken\n";
