@@ -11,6 +11,7 @@ source tools/lab/podman-env.sh
 topowall_podman_image
 topowall_podman_service
 report=docs/BENCHMARKS.md
-for a in "$@"; do [ "$a" = --smoke ] && report=/tmp/topowall-bench-smoke.md; done
+# A smoke run or a single section must not overwrite the full report.
+for a in "$@"; do case "$a" in --smoke) report=/tmp/topowall-bench-smoke.md ;; --only*) report=/tmp/topowall-bench-section.md ;; esac; done
 build/tools/bench/topowall-bench --agent build/src/topowalld --cli build/tools/cli/topowall --report "$report" "$@"
 echo "report: $report"
