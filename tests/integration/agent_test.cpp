@@ -77,6 +77,13 @@ struct AgentLab : ::testing::Test {
     ASSERT_TRUE(s) << s.error().message;
     pump(300);
   }
+  // The usual start: a -> b tcp/8080 learned (a server on b:8080 must be up), then enforce.
+  void learn_a_to_b_then_enforce() {
+    ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+    pump(600);
+    agent->flush_deferred();
+    ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  }
   void pump(int ms) {
     io.restart();
     io.run_for(std::chrono::milliseconds(ms));
@@ -127,10 +134,7 @@ TEST_F(AgentLab, RealConnectionsBecomeExactlyTheirEdges) {
 TEST_F(AgentLab, EnforceBlocksUnknownAndReversedFlowsAndAlertsByName) {
   start_agent();
   Server b8080(lab->ns_path("b"), 8080), a8080(lab->ns_path("a"), 8080);
-  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
-  pump(600);
-  agent->flush_deferred();
-  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_NO_FATAL_FAILURE(learn_a_to_b_then_enforce());
   EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "known edge";
   EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "reversed edge";
   EXPECT_FALSE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 8080)) << "unknown source";
@@ -151,10 +155,7 @@ TEST_F(AgentLab, EnforceBlocksUnknownAndReversedFlowsAndAlertsByName) {
 TEST_F(AgentLab, AConntrackMarkSetByAnotherComponentIsNamedInTheAlert) {
   start_agent();
   Server b8080(lab->ns_path("b"), 8080);
-  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
-  pump(600);
-  agent->flush_deferred();
-  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_NO_FATAL_FAILURE(learn_a_to_b_then_enforce());
   ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "the learned edge passes";
   const std::string other = "twia_other" + std::to_string(getpid()), file = "/tmp/" + other + ".nft";
   std::ofstream(file) << "table inet " << other << " {\n chain pre { type filter hook prerouting priority -150; "
@@ -176,10 +177,7 @@ TEST_F(AgentLab, AConntrackMarkSetByAnotherComponentIsNamedInTheAlert) {
 TEST_F(AgentLab, RestartKeepsEnforcementWithoutRewriting) {
   start_agent();
   Server b8080(lab->ns_path("b"), 8080), a8080(lab->ns_path("a"), 8080);
-  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
-  pump(600);
-  agent->flush_deferred();
-  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_NO_FATAL_FAILURE(learn_a_to_b_then_enforce());
   persist();
   agent.reset();  // the agent is gone; the kernel keeps enforcing
   EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080));
@@ -195,10 +193,7 @@ TEST_F(AgentLab, RestartKeepsEnforcementWithoutRewriting) {
 TEST_F(AgentLab, AReusedAddressInheritsNothing) {
   start_agent();
   Server b8080(lab->ns_path("b"), 8080);
-  ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
-  pump(600);
-  agent->flush_deferred();
-  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_NO_FATAL_FAILURE(learn_a_to_b_then_enforce());
   const auto reused = lab->ip("b");
   lab->remove_host("b");
   lab->add_host("d", reused);  // another identity on the same address
