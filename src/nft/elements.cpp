@@ -136,7 +136,8 @@ Layout layout(const topology::RulesetModel& m) {
 LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
                       const std::vector<topology::AllowKey>& keys) {
   LayoutDiff d;
-  // Objects for ids that are new since `have`: only the ids these changes refer to.
+  // Objects for ids that are new since `have` (a chain and its dispatch
+  // element each): only the ids these changes refer to.
   std::set<std::uint32_t> refs;
   for (const auto& a : addrs) {
     const auto& ep = a.is_v4() ? want.ep4 : want.ep6;
@@ -149,7 +150,6 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
   Layout fresh;
   for (auto id : refs)
     if (want.ids.count(id) && !have.id_objects.count(id)) add_id_objects(fresh, id);
-  for (const auto& name : fresh.set_order) d.add_sets.push_back(fresh.sets.at(name));
   d.add_chains = fresh.chains;
   for (const auto& [k, v] : fresh.elements["srcchain"]) d.add["srcchain"].emplace_back(k, v);
   static const ElementMap kEmpty;

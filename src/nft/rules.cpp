@@ -159,6 +159,8 @@ Rule& addr(Rule& r, const Family& f, bool src) {
   return r.payload(NFT_PAYLOAD_NETWORK_HEADER, src ? f.saddr_off : f.daddr_off, f.addr_len, kR1);
 }
 
+void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out);
+
 // Neither end is a workload: not ours to judge.
 void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
   for (const auto* f : {&kV4, &kV6}) {
@@ -225,8 +227,13 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   }
   ids_into_scratch(false);
   net_into_scratch(false);
-  // Source mark . destination id . proto . port (or . icmp type): a hit hands
-  // both marks back clean and accepts.
+  allow_rules(cfg, c, out);
+}
+
+// Source mark . destination id . proto . port (or . icmp type): a hit hands
+// both marks back clean and accepts; a miss goes to `judge`.
+void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
   const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
   auto ids = [&](Rule& r) -> Rule& { return r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).ct_mark(kR9); };
   {
