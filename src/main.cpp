@@ -5,6 +5,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+
 #include "agent/agent.hpp"
 #include "alerts/sinks.hpp"
 #include "nflog/nflog.hpp"
@@ -19,6 +21,8 @@
 using namespace topowall;
 
 int main(int argc, char** argv) {
+  // A closed log pipe or peer must be an error on that write, never the death of the firewall's agent.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"topowalld: learns the node's container topology and enforces it"};
   std::string state_dir = "/var/lib/topowall", socket = "/run/topowall/topowall.sock", runtime_socket, mode_s,
               learn_for_s, after_learn_s = "monitor", labels_csv, netns_dir = "/run/netns", netns_labels,

@@ -53,9 +53,12 @@ Result<nlohmann::json> Client::call(const std::string& method, const nlohmann::j
   std::string line = nlohmann::json{{"v", 1}, {"method", method}, {"params", params}}.dump() + "\n";
   std::size_t off = 0;
   while (off < line.size()) {
-    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    // MSG_NOSIGNAL: an agent that refuses us (busy) closes first; EPIPE, not a SIGPIPE death, and the
+    // reason it already sent is still readable below.
+    ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EPIPE) break;
       return Error{std::string("send to agent: ") + std::strerror(errno)};
     }
     off += static_cast<std::size_t>(n);
