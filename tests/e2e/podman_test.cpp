@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "conntrack/ct_listener.hpp"
@@ -132,6 +134,21 @@ struct PodmanLab : ::testing::Test {
     return out;
   }
   std::string alerts_text() { return sh_out("cat " + dir + "/alerts.jsonl"); }
+  std::set<std::string> pending_pairs() {
+    std::set<std::string> out;
+    for (const auto& p : cli("flows pending")) out.insert(p["src"].get<std::string>() + ">" + p["dst"].get<std::string>());
+    return out;
+  }
+  // The agent works asynchronously (conntrack events, NFLOG, podman's own latency): poll, don't guess a sleep.
+  template <class Pred>
+  static bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(8)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return true;
+  }
 
   std::string dir;
   pid_t agent = 0;
@@ -153,8 +170,10 @@ TEST_F(PodmanLab, LearnsExactlyTheGeneratedFlowsAndThenEnforcesThem) {
   ASSERT_TRUE(tcp("topowall-e2e-web-2", api, 8080));
   ASSERT_EQ(sh("podman exec topowall-e2e-web-1 ping -c1 -W1 " + api), 0);
   ASSERT_TRUE(tcp("topowall-e2e-api", db, 5432));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  EXPECT_EQ(edges(), (std::set<std::string>{"web>api:tcp/8080", "web>api:icmp/8", "api>db:tcp/5432"}));
+  const std::set<std::string> learned{"web>api:tcp/8080", "web>api:icmp/8", "api>db:tcp/5432"};
+  eventually([&] { return edges() == learned; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // and nothing more arrives
+  EXPECT_EQ(edges(), learned);
   bool replicas = false;
   for (const auto& w : cli("workloads"))
     if (w["name"] == "web") replicas = w["containers"].size() == 2;
@@ -165,13 +184,16 @@ TEST_F(PodmanLab, LearnsExactlyTheGeneratedFlowsAndThenEnforcesThem) {
   EXPECT_TRUE(tcp("topowall-e2e-web-2", api, 8080)) << "known flow";
   EXPECT_FALSE(tcp("topowall-e2e-db", api, 8080)) << "unknown flow";
   EXPECT_FALSE(tcp("topowall-e2e-api", web1, 8080)) << "reversed flow";
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  eventually([&] {
+    auto a = alerts_text();
+    return a.find("\"src\":\"db\"") != std::string::npos && a.find("\"dst\":\"web\"") != std::string::npos;
+  });
   auto alerts = alerts_text();
   EXPECT_NE(alerts.find("\"src\":\"db\""), std::string::npos) << alerts;
   EXPECT_NE(alerts.find("\"dst\":\"web\""), std::string::npos) << alerts;
-  std::set<std::string> pending;
-  for (const auto& p : cli("flows pending")) pending.insert(p["src"].get<std::string>() + ">" + p["dst"].get<std::string>());
-  EXPECT_EQ(pending, (std::set<std::string>{"db>api", "api>web"}));
+  const std::set<std::string> blocked{"db>api", "api>web"};
+  eventually([&] { return pending_pairs() == blocked; });
+  EXPECT_EQ(pending_pairs(), blocked);
 
   // A new replica of a known workload is allowed at once, without relearning.
   run("topowall-e2e-web-3", "web", "sleep 600");
@@ -201,7 +223,7 @@ TEST_F(PodmanLab, OperatorApprovesDeniesAndApprovalsExpire) {
   // Blocked, and pending with both workload names.
   EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080));
   EXPECT_FALSE(tcp("topowall-e2e-db", api, 8080));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  eventually([&] { return pending_pairs().size() == 2; });
   std::map<std::string, int> ids;
   for (const auto& p : cli("flows pending")) ids[p["src"].get<std::string>() + ">" + p["dst"].get<std::string>()] = p["id"];
   ASSERT_TRUE(ids.count("web>api") && ids.count("db>api")) << cli("flows pending").dump();
@@ -223,14 +245,16 @@ TEST_F(PodmanLab, OperatorApprovesDeniesAndApprovalsExpire) {
   // An approval with an expiry is removed when it expires.
   ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock edges remove web api tcp/8080"), 0);
   EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  eventually([&] { return cli("flows pending").size() == 1; });
   auto pending = cli("flows pending");
   ASSERT_EQ(pending.size(), 1u);
   ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock flows approve " +
                std::to_string(pending[0]["id"].get<int>()) + " --for 2s"),
             0);
   EXPECT_TRUE(tcp("topowall-e2e-web-1", api, 8080));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  EXPECT_FALSE(tcp("topowall-e2e-web-1", api, 8080)) << "expired approval still allows";
+  // Expiry is checked once a second: blocked again within 2 s + that second (+ slack for a slow machine).
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  EXPECT_TRUE(eventually([&] { return !tcp("topowall-e2e-web-1", api, 8080); }, std::chrono::seconds(4)))
+      << "expired approval still allows";
   EXPECT_TRUE(cli("topology export --format json")["edges"].size() == 1u) << "only the denied edge remains";
 }

@@ -80,13 +80,24 @@ struct AgentLab : ::testing::Test {
   // The usual start: a -> b tcp/8080 learned (a server on b:8080 must be up), then enforce.
   void learn_a_to_b_then_enforce() {
     ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
-    pump(600);
-    agent->flush_deferred();
+    ASSERT_TRUE(pump_until([&] { return lab_edges().count("twia-a -> twia-b tcp/8080") == 1; }));
     ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
   }
   void pump(int ms) {
     io.restart();
     io.run_for(std::chrono::milliseconds(ms));
+  }
+  // The agent's inputs are asynchronous (conntrack events, NFLOG): run the loop until `pred` holds, up to
+  // `ms`, rather than guess a duration a slow (or sanitized) build might exceed.
+  template <class Pred>
+  bool pump_until(Pred pred, int ms = 5000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+      pump(25);
+      agent->flush_deferred();
+      if (pred()) return true;
+      if (std::chrono::steady_clock::now() > deadline) return false;
+    }
   }
   json call(const std::string& method, json params = json::object()) {
     control::Peer root;
@@ -122,10 +133,10 @@ TEST_F(AgentLab, RealConnectionsBecomeExactlyTheirEdges) {
   ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip6("b"), 8080));  // IPv6: the same edge
   ASSERT_TRUE(udp_send(lab->ns_path("c"), lab->ip("a"), 53));
   ASSERT_TRUE(ping(lab->ns("a"), lab->ip("b")));
-  pump(600);
-  agent->flush_deferred();
-  EXPECT_EQ(lab_edges(), (std::set<std::string>{"twia-a -> twia-b tcp/8080", "twia-c -> twia-a udp/53",
-                                                "twia-a -> twia-b icmp/8"}));
+  const std::set<std::string> expected{"twia-a -> twia-b tcp/8080", "twia-c -> twia-a udp/53", "twia-a -> twia-b icmp/8"};
+  pump_until([&] { return lab_edges() == expected; });
+  pump(200);  // and nothing more arrives
+  EXPECT_EQ(lab_edges(), expected);
   auto st = call("status")["result"];
   EXPECT_GE(st["counters"]["conntrack_flows"].get<int>(), 4);
   EXPECT_EQ(st["counters"]["conntrack_enobufs"], 0);
@@ -138,13 +149,15 @@ TEST_F(AgentLab, EnforceBlocksUnknownAndReversedFlowsAndAlertsByName) {
   EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "known edge";
   EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "reversed edge";
   EXPECT_FALSE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 8080)) << "unknown source";
-  pump(300);
   bool reversed = false, unknown = false;
-  for (const auto& a : alerts) {
-    EXPECT_TRUE(a.blocked);
-    reversed |= a.edge.src == "twia-b" && a.edge.dst == "twia-a" && a.edge.port == 8080;
-    unknown |= a.edge.src == "twia-c" && a.edge.dst == "twia-b";
-  }
+  pump_until([&] {
+    for (const auto& a : alerts) {
+      reversed |= a.edge.src == "twia-b" && a.edge.dst == "twia-a" && a.edge.port == 8080;
+      unknown |= a.edge.src == "twia-c" && a.edge.dst == "twia-b";
+    }
+    return reversed && unknown;
+  });
+  for (const auto& a : alerts) EXPECT_TRUE(a.blocked);
   EXPECT_TRUE(reversed && unknown) << alerts.size() << " alerts";
   auto pending = call("flows.pending")["result"];
   EXPECT_EQ(pending.size(), 2u) << pending.dump();
@@ -165,7 +178,7 @@ TEST_F(AgentLab, AConntrackMarkSetByAnotherComponentIsNamedInTheAlert) {
   alerts.clear();
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080)) << "fails closed";
   sh("nft delete table inet " + other);
-  pump(300);
+  pump_until([&] { return !alerts.empty(); });
   ASSERT_FALSE(alerts.empty());
   EXPECT_EQ(alerts[0].edge.src, "twia-a");
   EXPECT_EQ(alerts[0].reason, "ctmark_taken");
@@ -197,7 +210,7 @@ TEST_F(AgentLab, AReusedAddressInheritsNothing) {
   const auto reused = lab->ip("b");
   lab->remove_host("b");
   lab->add_host("d", reused);  // another identity on the same address
-  pump(300);
+  pump_until([&] { return agent->endpoints().resolve(*IpAddr::parse(reused)) == "twia-d"; });
   EXPECT_EQ(agent->endpoints().resolve(*IpAddr::parse(reused)), "twia-d");
   Server d8080(lab->ns_path("d"), 8080);
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), reused, 8080)) << "twia-d must not inherit twia-b's permission";
@@ -229,8 +242,7 @@ TEST_F(AgentLab, RevokingAnEdgeCutsItsEstablishedConnections) {
   });
   accepted.reset(accept(listener.get(), nullptr, nullptr));
   ASSERT_TRUE(accepted);
-  pump(600);
-  agent->flush_deferred();
+  ASSERT_TRUE(pump_until([&] { return lab_edges().count("twia-a -> twia-b tcp/8080") == 1; }));
   ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
   auto roundtrip = [&] {
     if (write(client.get(), "x", 1) != 1) return false;
@@ -265,13 +277,15 @@ TEST_F(AgentLab, ConntrackOverrunIsCountedAndRecoveredFromADump) {
   std::vector<std::unique_ptr<Server>> servers;
   for (int p = 0; p < 20; ++p) servers.push_back(std::make_unique<Server>(lab->ns_path("b"), 9100 + p));
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 9100 + i % 20));
-  pump(800);
-  agent->flush_deferred();
+  auto tcp91_edges = [&] {
+    int n = 0;
+    for (const auto& e : lab_edges()) n += e.find("tcp/91") != std::string::npos;
+    return n;
+  };
+  pump_until([&] { return tcp91_edges() == 20; });
   auto c = call("status")["result"]["counters"];
   EXPECT_GE(c["conntrack_enobufs"].get<int>(), 1) << c.dump();
   EXPECT_GE(c["conntrack_resyncs"].get<int>(), 2) << "start-up dump plus at least one recovery";
   EXPECT_GT(c["conntrack_rcvbuf_bytes"].get<int>(), 4096);
-  int edges = 0;
-  for (const auto& e : lab_edges()) edges += e.find("tcp/91") != std::string::npos;
-  EXPECT_EQ(edges, 20) << "every edge learned despite the overrun";
+  EXPECT_EQ(tcp91_edges(), 20) << "every edge learned despite the overrun";
 }
