@@ -134,7 +134,10 @@ TEST_F(AgentFixture, LearningWindowEndsInTheConfiguredMode) {
   cfg.after_learn = Mode::monitor;
   auto a = make(cfg);
   ASSERT_TRUE(a->start());
-  io.run_for(std::chrono::milliseconds(250));
+  for (int i = 0; i < 60 && a->state().modes.global != Mode::monitor; ++i) {  // until the periodic scan ran
+    io.restart();
+    io.run_for(std::chrono::milliseconds(50));
+  }
   EXPECT_EQ(a->state().modes.global, Mode::monitor);
   flows->emit(tcp("10.0.0.4", "10.0.0.2", 22));
   EXPECT_EQ(a->state().graph.pending().size(), 1u);
@@ -222,7 +225,10 @@ TEST_F(AgentFixture, QuietLearningWorkloadIsPromotedToEnforce) {
   ASSERT_TRUE(a->start());
   io.run_for(std::chrono::milliseconds(300));
   EXPECT_EQ(a->state().modes.of("web"), Mode::learn) << "not quiet for long enough yet";
-  io.run_for(std::chrono::milliseconds(1000));
+  for (int i = 0; i < 60 && a->state().modes.of("web") != Mode::enforce; ++i) {  // the next scan, bounded
+    io.restart();
+    io.run_for(std::chrono::milliseconds(50));
+  }
   EXPECT_EQ(a->state().modes.of("web"), Mode::enforce);
   EXPECT_EQ(a->state().modes.of("api"), Mode::enforce);
 }
