@@ -54,7 +54,13 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   endpoints_.set_external_networks(cfg_.external);
 }
 
-Agent::~Agent() { stop(); }
+Agent::~Agent() {
+  try {
+    stop();
+  } catch (const std::exception& e) {  // a destructor must not throw; the kernel keeps enforcing regardless
+    spdlog::error("stopping the agent: {}; the last state change may not be saved", e.what());
+  }
+}
 
 Status Agent::start() {
   // 1. State: reload the graph and mode; a fresh directory takes --mode.

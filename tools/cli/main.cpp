@@ -357,6 +357,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  } catch (const std::exception& e) {  // e.g. an agent of another version answering with other fields
+    std::cerr << "topowall: unexpected answer from the agent (" << e.what()
+              << "); are topowalld and topowall the same version? `topowall -o json ...` shows the raw answer\n";
+    return 1;
   }
   return rc;
 }

@@ -28,6 +28,7 @@ struct ServerFixture : ::testing::Test {
       if (r.value("method", "") == "whoami")
         return json{{"ok", true}, {"result", {{"uid", p.uid}, {"may_write", p.may_write}}}};
       if (r.value("method", "") == "throw") throw std::runtime_error("boom");
+      if (r.value("method", "") == "status") return json{{"ok", true}, {"result", 42}};  // not what the CLI knows
       return control::error_response("unknown_method", "no");
     });
     ASSERT_TRUE(server->start());
@@ -149,4 +150,18 @@ TEST_F(ServerFixture, TooManyConnectionsAreRefusedWithoutStoppingTheServer) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(served) << "a freed slot is usable again";
+}
+
+// The CLI against an agent that answers in a shape it does not know: a clear error and exit 1, not an
+// uncaught exception.
+TEST_F(ServerFixture, TheCliNamesAnAnswerItCannotRead) {
+  std::string out;
+  FILE* p = popen((std::string(TOPOWALL_CLI) + " --socket " + path + " status 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("unexpected answer from the agent"), std::string::npos) << out;
 }
