@@ -10,6 +10,7 @@
 #include "agent/agent.hpp"
 #include "alerts/sinks.hpp"
 #include "nflog/nflog.hpp"
+#include "metrics/http_server.hpp"
 #include "nft/writer.hpp"
 #include "conntrack/ct_listener.hpp"
 #include "netns/netns_watcher.hpp"
@@ -65,6 +66,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--auto-promote-after", promote_s, "promote a learning workload to enforce after this quiet period (0: never)")
       ->capture_default_str();
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -133,6 +137,12 @@ int main(int argc, char** argv) {
     *out = *d;
   }
 
+  if (!metrics_listen.empty())
+    if (auto ep = metrics::parse_listen(metrics_listen); !ep) {
+      spdlog::error("{}", ep.error().message);
+      return 2;
+    }
+
   boost::asio::io_context io;
   if (uninstall) {
     nft::NftWriter w;
@@ -179,6 +189,15 @@ int main(int argc, char** argv) {
   }
 
   agent::Agent agent(io, cfg, std::move(ad));
+  // Read-only: the status a root `topowall status` would see, without the right to change anything.
+  metrics::MetricsServer metrics_server(io, [&agent] {
+    return agent.handle({{"v", control::kProtocolVersion}, {"method", "status"}}, control::Peer{}, nullptr)["result"];
+  });
+  if (!metrics_listen.empty())
+    if (auto st = metrics_server.start(metrics_listen); !st) {
+      spdlog::error("{}", st.error().message);
+      return 1;
+    }
   if (auto st = agent.start(); !st) {
     spdlog::error("start-up failed: {}", st.error().message);
     return 1;
@@ -188,6 +207,7 @@ int main(int argc, char** argv) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](boost::system::error_code, int sig) {
     spdlog::info("signal {}: saving state and exiting", sig);
+    metrics_server.stop();
     agent.stop();
     io.stop();
   });

@@ -2,9 +2,12 @@
 // `podman system service` serves: the agent binary and the CLI, as users run
 // them. Root only; skipped with the reason when podman or its service is missing.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,7 +93,8 @@ struct PodmanLab : ::testing::Test {
     std::vector<std::string> args = {TOPOWALLD,       "--state-dir",   dir + "/state",     "--socket",
                                      dir + "/sock",   "--runtime-socket", runtime_socket(), "--mode",
                                      mode,            "--table",       "topowall_e2e",     "--nflog-group",
-                                     "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl"};
+                                     "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl",
+                                     "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port())};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -133,6 +137,25 @@ struct PodmanLab : ::testing::Test {
                  "/" + std::to_string(e["port"].get<int>()));
     return out;
   }
+  static int metrics_port() { return 19600 + getpid() % 300; }
+  // GET on the agent's metrics endpoint; the whole HTTP response ("" if unreachable).
+  static std::string http_get(const std::string& path) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(metrics_port()));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      (void)!send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    }
+    close(fd);
+    return out;
+  }
   std::string alerts_text() { return sh_out("cat " + dir + "/alerts.jsonl"); }
   std::set<std::string> pending_pairs() {
     std::set<std::string> out;
@@ -163,6 +186,9 @@ TEST_F(PodmanLab, LearnsExactlyTheGeneratedFlowsAndThenEnforcesThem) {
   run("topowall-e2e-db", "db", "nc -ll -p 5432 -e cat");
   start_agent();
   wait_endpoints(4);
+  // Prometheus sees what `topowall status` sees, and the probe says ready.
+  EXPECT_NE(http_get("/metrics").find("\ntopowall_endpoints 4\n"), std::string::npos) << http_get("/metrics");
+  EXPECT_EQ(http_get("/healthz").rfind("HTTP/1.1 200", 0), 0u) << http_get("/healthz");
   const auto api = ip_of("topowall-e2e-api"), db = ip_of("topowall-e2e-db"), web1 = ip_of("topowall-e2e-web-1");
 
   // Learn: the flows the lab generates.

@@ -1,0 +1,68 @@
+#include <gtest/gtest.h>
+
+#include "topowall/topology/metrics.hpp"
+
+using namespace topowall::topology;
+using nlohmann::json;
+
+namespace {
+// The sample lines only (no # HELP / # TYPE), for exact comparison.
+std::string samples(const std::string& text) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    auto line = text.substr(pos, nl - pos);
+    if (!line.empty() && line[0] != '#') out += line + "\n";
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  return out;
+}
+}  // namespace
+
+TEST(Metrics, StatusBecomesGaugesAndCounters) {
+  json status = {{"mode", "enforce"},
+                 {"mode_overrides", {{"api", "monitor"}}},
+                 {"workloads", 3},
+                 {"endpoints", 7},
+                 {"edges", 12},
+                 {"pending", 2},
+                 {"discovery_synced", true},
+                 {"ruleset_applied", false},
+                 {"learning", {{"new_edges_per_minute", 1.5}}},
+                 {"event_to_enforced_ms", {{"p50", 6.1}, {"p99", 14.6}, {"samples", 40}}},
+                 {"counters", {{"conntrack_enobufs", 4}, {"conntrack_rcvbuf_bytes", 4194304}, {"new-thing", 1}}}};
+  const auto text = prometheus_text(status);
+  EXPECT_EQ(samples(text),
+            "topowall_mode{mode=\"learn\"} 0\n"
+            "topowall_mode{mode=\"monitor\"} 0\n"
+            "topowall_mode{mode=\"enforce\"} 1\n"
+            "topowall_workload_mode{workload=\"api\",mode=\"monitor\"} 1\n"
+            "topowall_workloads 3\n"
+            "topowall_endpoints 7\n"
+            "topowall_edges 12\n"
+            "topowall_pending 2\n"
+            "topowall_discovery_synced 1\n"
+            "topowall_ruleset_applied 0\n"
+            "topowall_learning_new_edges_per_minute 1.5\n"
+            "topowall_event_to_enforced_ms{quantile=\"0.5\"} 6.1\n"
+            "topowall_event_to_enforced_ms{quantile=\"0.99\"} 14.6\n"
+            "topowall_event_to_enforced_ms_count 40\n"
+            "topowall_conntrack_enobufs_total 4\n"
+            "topowall_conntrack_rcvbuf_bytes 4194304\n"
+            "topowall_new_thing_total 1\n");
+  // Every family is typed; a counter that degrades says so in its help.
+  EXPECT_NE(text.find("# TYPE topowall_conntrack_enobufs_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE topowall_conntrack_rcvbuf_bytes gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE topowall_event_to_enforced_ms summary\n"), std::string::npos);
+  EXPECT_NE(text.find("# HELP topowall_conntrack_enobufs_total conntrack event overruns"), std::string::npos);
+}
+
+TEST(Metrics, LabelValuesAreEscapedAndJunkIsSkipped) {
+  json status = {{"mode_overrides", {{"we\"ird\\name\n", "enforce"}}}, {"counters", {{"text", "x"}, {"ok", 1}}}};
+  EXPECT_EQ(samples(prometheus_text(status)),
+            "topowall_workload_mode{workload=\"we\\\"ird\\\\name\\n\",mode=\"enforce\"} 1\n"
+            "topowall_ok_total 1\n");
+  EXPECT_EQ(prometheus_text(json::array()), "");
+  EXPECT_EQ(prometheus_text(json{{"mode", 3}}), "") << "a mode that is not a string is left out";
+}

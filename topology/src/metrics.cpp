@@ -1,0 +1,162 @@
+#include "topowall/topology/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+namespace topowall::topology {
+namespace {
+
+using nlohmann::json;
+
+// What each counter means; the rest get a generic line (still exported).
+const std::map<std::string, std::string>& help() {
+  static const std::map<std::string, std::string> h = {
+      {"flows", "new flows seen (conntrack NEW events and dump entries)"},
+      {"flows_not_ours", "flows with no known endpoint at either end"},
+      {"new_edges", "edges learned"},
+      {"pending_flows", "flows outside the graph recorded as pending"},
+      {"deferred_flows", "flows held until discovery could name their ends"},
+      {"deferred_overflow", "held flows dropped because the hold queue was full (degraded)"},
+      {"endpoint_upserts", "endpoints added or changed"},
+      {"endpoint_removes", "endpoints removed"},
+      {"persist_errors", "failed writes of the state file (degraded)"},
+      {"handler_errors", "exceptions caught in event handlers (degraded)"},
+      {"conntrack_messages", "ctnetlink messages received"},
+      {"conntrack_flows", "conntrack flows decoded"},
+      {"conntrack_enobufs", "conntrack event overruns; each is followed by a resync (degraded)"},
+      {"conntrack_resyncs", "conntrack table dumps (start-up and after overruns)"},
+      {"conntrack_resync_entries", "entries read from conntrack dumps"},
+      {"conntrack_errors", "conntrack socket errors (degraded)"},
+      {"runtime_events", "container runtime events received"},
+      {"runtime_errors", "container runtime API errors (degraded)"},
+      {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
+      {"control_requests", "control socket requests"},
+      {"control_rejected", "control socket requests refused (malformed, too large, busy, rate-limited)"},
+      {"ruleset_applies", "ruleset programming runs"},
+      {"ruleset_apply_errors", "failed ruleset programming runs, retried (degraded)"},
+      {"conntrack_deleted", "connections removed from conntrack because they lost their permission"},
+      {"alerts", "alerts emitted"},
+      {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
+      {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
+      {"nft_full_applies", "whole-table nftables transactions"},
+      {"nft_element_changes", "incremental nftables element changes"},
+      {"nft_errors", "nftables transactions the kernel refused (degraded)"},
+      {"ctmark_taken", "new connections whose conntrack mark another component had set, judged as no edge"},
+      {"nflog_packets", "logged packets received"},
+      {"nflog_enobufs", "NFLOG overruns: logged packets lost (degraded)"},
+      {"nflog_errors", "NFLOG socket errors (degraded)"},
+      {"alert_sink_drops", "alerts a sink failed to deliver (degraded)"},
+  };
+  return h;
+}
+
+// Levels, not running totals.
+const std::set<std::string>& gauges() {
+  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes"};
+  return g;
+}
+
+void metric(std::string& out, const std::string& name, const char* type, const std::string& help_text,
+            const std::string& samples) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{}", name, help_text, name, type, samples);
+}
+
+std::string number(const json& v) {
+  if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
+  return "";
+}
+
+// Label values escape backslash, quote and newline.
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Prometheus names: [a-zA-Z0-9_], so anything else in a counter's key becomes '_'.
+std::string metric_name(const std::string& key) {
+  std::string out = key;
+  for (char& c : out)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
+  return out;
+}
+
+void gauge(std::string& out, const json& status, const std::string& key, const std::string& help_text) {
+  if (!status.contains(key)) return;
+  auto v = number(status[key]);
+  if (v.empty()) return;
+  const auto name = "topowall_" + key;
+  metric(out, name, "gauge", help_text, fmt::format("{} {}\n", name, v));
+}
+
+}  // namespace
+
+std::string prometheus_text(const json& status) {
+  std::string out;
+  if (!status.is_object()) return out;
+  if (status.contains("mode") && status["mode"].is_string()) {
+    std::string samples;
+    for (const char* m : {"learn", "monitor", "enforce"})
+      samples += fmt::format("topowall_mode{{mode=\"{}\"}} {}\n", m, status["mode"] == m ? 1 : 0);
+    metric(out, "topowall_mode", "gauge", "the global mode (1 for the current one)", samples);
+  }
+  if (status.contains("mode_overrides") && status["mode_overrides"].is_object() && !status["mode_overrides"].empty()) {
+    std::string samples;
+    for (const auto& [w, m] : status["mode_overrides"].items())
+      if (m.is_string())
+        samples += fmt::format("topowall_workload_mode{{workload=\"{}\",mode=\"{}\"}} 1\n", label(w),
+                               label(m.get<std::string>()));
+    metric(out, "topowall_workload_mode", "gauge", "per-workload mode overrides", samples);
+  }
+  gauge(out, status, "workloads", "workloads on this node");
+  gauge(out, status, "endpoints", "endpoints (container or namespace addresses) on this node");
+  gauge(out, status, "edges", "edges in the graph");
+  gauge(out, status, "pending", "pending flows awaiting an operator");
+  gauge(out, status, "discovery_synced", "1 once the runtime and namespace discovery have listed everything");
+  gauge(out, status, "ruleset_applied", "1 once the ruleset is in the kernel");
+  gauge(out, status, "runtime_connected", "1 while the container runtime's event stream is connected");
+  gauge(out, status, "uptime_seconds", "seconds since the agent started");
+  if (status.contains("learning") && status["learning"].is_object()) {
+    const auto& l = status["learning"];
+    if (l.contains("new_edges_per_minute"))
+      metric(out, "topowall_learning_new_edges_per_minute", "gauge", "edges learned per minute, recently",
+             fmt::format("topowall_learning_new_edges_per_minute {}\n", number(l["new_edges_per_minute"])));
+    if (l.contains("remaining_seconds"))
+      metric(out, "topowall_learning_remaining_seconds", "gauge", "seconds left in the learning window",
+             fmt::format("topowall_learning_remaining_seconds {}\n", number(l["remaining_seconds"])));
+  }
+  if (status.contains("event_to_enforced_ms") && status["event_to_enforced_ms"].is_object()) {
+    const auto& e = status["event_to_enforced_ms"];
+    std::string samples;
+    for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+      if (e.contains(key)) samples += fmt::format("topowall_event_to_enforced_ms{{quantile=\"{}\"}} {}\n", q, number(e[key]));
+    if (e.contains("samples")) samples += fmt::format("topowall_event_to_enforced_ms_count {}\n", number(e["samples"]));
+    metric(out, "topowall_event_to_enforced_ms", "summary",
+           "runtime event to the endpoint programmed in the kernel, milliseconds (recent samples)", samples);
+  }
+  if (status.contains("counters") && status["counters"].is_object()) {
+    for (const auto& [key, v] : status["counters"].items()) {
+      auto value = number(v);
+      if (value.empty()) continue;
+      const bool is_gauge = gauges().count(key) > 0;
+      const auto name = "topowall_" + metric_name(key) + (is_gauge ? "" : "_total");
+      auto h = help().find(key);
+      metric(out, name, is_gauge ? "gauge" : "counter", h != help().end() ? h->second : key,
+             fmt::format("{} {}\n", name, value));
+    }
+  }
+  return out;
+}
+
+}  // namespace topowall::topology
