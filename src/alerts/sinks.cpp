@@ -1,6 +1,12 @@
 #include "alerts/sinks.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,15 +22,32 @@ namespace http = beast::http;
 
 void LogSink::send(const topology::Alert& a) { spdlog::warn("alert: {}", topology::alert_text(a)); }
 
-JsonlSink::JsonlSink(std::string path) : path_(std::move(path)), out_(path_, std::ios::app) {}
+JsonlSink::JsonlSink(std::string path) : path_(std::move(path)) {}  // opened by make_sink or the first send
+
+Status JsonlSink::open() {
+  UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  struct stat st{};
+  if (!fd || fstat(fd.get(), &st) != 0)
+    return Error{"alert file " + path_ + ": " + std::strerror(errno) +
+                 " (does its directory exist, and may topowalld write there?)", errno};
+  fd_ = std::move(fd);
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  return ok_status();
+}
 
 void JsonlSink::send(const topology::Alert& a) {
-  if (!out_) {
-    ++dropped_;
-    return;
+  // Rotation (rename and recreate, or delete): the path names another file, or none.
+  struct stat st{};
+  if (!fd_ || stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+    if (auto r = open(); !r) {
+      ++dropped_;
+      return;
+    }
   }
-  out_ << topology::alert_to_json(a).dump() << '\n';
-  out_.flush();
+  // One write per line with O_APPEND: lines never interleave, and copytruncate rotation works too.
+  const auto line = topology::alert_to_json(a).dump() + "\n";
+  if (::write(fd_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) ++dropped_;
 }
 
 SyslogSink::SyslogSink() { openlog("topowalld", LOG_PID | LOG_NDELAY, LOG_DAEMON); }
@@ -97,7 +120,14 @@ void WebhookSink::pump() {
 std::unique_ptr<Sink> make_sink(asio::io_context& io, const std::string& spec, std::string& error) {
   if (spec == "log") return std::make_unique<LogSink>();
   if (spec == "syslog") return std::make_unique<SyslogSink>();
-  if (spec.rfind("jsonl:", 0) == 0 && spec.size() > 6) return std::make_unique<JsonlSink>(spec.substr(6));
+  if (spec.rfind("jsonl:", 0) == 0 && spec.size() > 6) {
+    auto j = std::make_unique<JsonlSink>(spec.substr(6));
+    if (auto st = j->open(); !st) {  // a typo in the path is a start-up error, not silent drops
+      error = st.error().message;
+      return nullptr;
+    }
+    return j;
+  }
   if (spec.rfind("webhook:", 0) == 0) {
     auto w = std::make_unique<WebhookSink>(io, spec.substr(8));
     if (w->valid()) return w;

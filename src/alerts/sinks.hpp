@@ -4,11 +4,14 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
+#include "common/fd.hpp"
+#include "topowall/result.hpp"
 #include "topowall/topology/alerts.hpp"
 
 namespace topowall::alerts {
@@ -25,15 +28,21 @@ class LogSink final : public Sink {
   void send(const topology::Alert& a) override;
 };
 
+// Appends one JSON object per line. Follows log rotation: when the path no
+// longer names the file it has open (moved or deleted), it reopens the path.
 class JsonlSink final : public Sink {
  public:
   explicit JsonlSink(std::string path);
   void send(const topology::Alert& a) override;
   std::uint64_t dropped() const override { return dropped_; }
+  // Opens (or reopens) the path; the error says what to fix.
+  Status open();
 
  private:
   std::string path_;
-  std::ofstream out_;
+  UniqueFd fd_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
   std::uint64_t dropped_ = 0;
 };
 

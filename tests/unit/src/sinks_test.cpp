@@ -46,6 +46,47 @@ TEST(Sinks, JsonLinesAppendsOneObjectPerAlert) {
   unlink(path.c_str());
 }
 
+namespace {
+int count_lines(const std::string& path) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += nlohmann::json::parse(line)["dst"] == "api";
+  return n;
+}
+}  // namespace
+
+// logrotate's two ways: rename and recreate (the sink follows the path), and copytruncate (O_APPEND).
+TEST(Sinks, JsonLinesFollowsLogRotation) {
+  std::string path = "/tmp/topowall-sink-rot-" + std::to_string(getpid()) + ".jsonl", old = path + ".1";
+  std::string err;
+  asio::io_context io;
+  auto s = alerts::make_sink(io, "jsonl:" + path, err);
+  ASSERT_TRUE(s) << err;
+  s->send(alert());
+  ASSERT_EQ(rename(path.c_str(), old.c_str()), 0);
+  s->send(alert());
+  s->send(alert());
+  EXPECT_EQ(count_lines(old), 1) << "nothing more goes to the rotated file";
+  EXPECT_EQ(count_lines(path), 2) << "a new file at the path";
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  s->send(alert());
+  EXPECT_EQ(count_lines(path), 1) << "after copytruncate the next line starts at offset 0";
+  unlink(path.c_str());
+  s->send(alert());
+  EXPECT_EQ(count_lines(path), 1) << "a deleted file is recreated";
+  EXPECT_EQ(s->dropped(), 0u);
+  unlink(path.c_str());
+  unlink(old.c_str());
+}
+
+TEST(Sinks, AnUnwritableAlertFileIsAStartUpError) {
+  asio::io_context io;
+  std::string err;
+  EXPECT_FALSE(alerts::make_sink(io, "jsonl:/nonexistent-topowall-dir/alerts.jsonl", err));
+  EXPECT_NE(err.find("/nonexistent-topowall-dir/alerts.jsonl: No such file or directory"), std::string::npos) << err;
+  EXPECT_NE(err.find("does its directory exist"), std::string::npos) << err;
+}
+
 TEST(Sinks, WebhookPostsJsonAndCountsFailures) {
   asio::io_context io;
   asio::ip::tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"), 0});
