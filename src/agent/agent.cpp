@@ -398,6 +398,7 @@ json Agent::counters_json() const {
     counters["conntrack_resyncs"] = fs.resyncs;
     counters["conntrack_resync_entries"] = fs.resync_entries;
     counters["conntrack_errors"] = fs.errors;
+    counters["conntrack_undecodable"] = fs.undecodable;
     counters["conntrack_rcvbuf_bytes"] = fs.rcvbuf_bytes;
   }
   if (ad_.runtime) {

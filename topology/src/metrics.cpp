@@ -29,6 +29,7 @@ const std::map<std::string, std::string>& help() {
       {"conntrack_resyncs", "conntrack table dumps (start-up and after overruns)"},
       {"conntrack_resync_entries", "entries read from conntrack dumps"},
       {"conntrack_errors", "conntrack socket errors (degraded)"},
+      {"conntrack_undecodable", "conntrack messages that are not a flow the graph models"},
       {"runtime_events", "container runtime events received"},
       {"runtime_errors", "container runtime API errors (degraded)"},
       {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
