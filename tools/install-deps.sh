@@ -7,7 +7,7 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 busybox-static iperf3 curl
-  podman runc containernetworking-plugins
+  podman runc containernetworking-plugins etcd-server
 )
 missing=()
 for p in "${packages[@]}"; do

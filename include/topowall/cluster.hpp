@@ -1,0 +1,50 @@
+// Cluster mode: nodes share which workload owns which address, so a peer on
+// another node is named by its identity, not seen as `world`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "topowall/types.hpp"
+
+namespace topowall {
+
+// One endpoint as a node announces it: its workload is decided by the node that runs it.
+struct ClusterEndpoint {
+  std::string node;
+  std::string id;  // the endpoint's id on its node
+  std::string workload;
+  std::string name;
+  std::vector<IpAddr> addresses;
+};
+
+struct ClusterEvent {
+  enum class Kind { upsert, remove, synced } kind = Kind::upsert;
+  ClusterEndpoint endpoint;  // remove: node and id only
+};
+
+struct ClusterStats {
+  std::uint64_t publishes = 0;   // writes of this node's endpoints
+  std::uint64_t events = 0;      // other nodes' changes received
+  std::uint64_t errors = 0;      // failed requests (degraded: retried)
+  std::uint64_t resyncs = 0;     // full re-reads after a lost watch or lease
+  bool connected = false;        // lease held and watch running
+};
+
+using ClusterHandler = std::function<void(const ClusterEvent&)>;
+
+class ClusterStore {
+ public:
+  virtual ~ClusterStore() = default;
+  // Reads every other node's endpoints (then `synced`), then follows changes.
+  virtual void start(ClusterHandler handler) = 0;
+  virtual void stop() = 0;
+  // This node's endpoint, written now or as soon as the store is reachable.
+  virtual void publish(const ClusterEndpoint& e) = 0;
+  virtual void withdraw(const std::string& id) = 0;
+  virtual ClusterStats stats() const = 0;
+};
+
+}  // namespace topowall

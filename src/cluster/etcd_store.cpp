@@ -1,0 +1,398 @@
+#include "cluster/etcd_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "topowall/topology/identity.hpp"
+
+namespace topowall::cluster {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using nlohmann::json;
+
+namespace {
+const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+long long as_ll(const json& v) {  // etcd's gateway writes 64-bit numbers as strings
+  if (v.is_string()) return std::stoll(v.get<std::string>());
+  if (v.is_number()) return v.get<long long>();
+  return 0;
+}
+}  // namespace
+
+std::string base64_encode(const std::string& in) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) out += kAlphabet[(acc >> (bits -= 6)) & 0x3f];
+  }
+  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 0x3f];
+  while (out.size() % 4) out += '=';
+  return out;
+}
+
+std::string base64_decode(const std::string& in) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const char* p = c ? std::strchr(kAlphabet, c) : nullptr;
+    if (!p) continue;  // padding (or junk) carries no bits
+    acc = (acc << 6) | static_cast<std::uint32_t>(p - kAlphabet);
+    bits += 6;
+    if (bits >= 8) out += static_cast<char>((acc >> (bits -= 8)) & 0xff);
+  }
+  return out;
+}
+
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return std::string(1, '\0');
+  prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
+std::string encode_endpoint(const ClusterEndpoint& e) {
+  json addrs = json::array();
+  for (const auto& a : e.addresses) addrs.push_back(a.to_string());
+  return json{{"node", e.node}, {"id", e.id}, {"workload", e.workload}, {"name", e.name}, {"addresses", addrs}}.dump();
+}
+
+Result<ClusterEndpoint> decode_endpoint(const std::string& value) {
+  auto j = json::parse(value, nullptr, false);
+  if (!j.is_object()) return Error{"not a JSON object"};
+  ClusterEndpoint e;
+  e.node = j.value("node", "");
+  e.id = j.value("id", "");
+  e.workload = j.value("workload", "");
+  e.name = j.value("name", "");
+  // Names reach the ruleset and alerts: the same rule as every other name.
+  if (e.node.empty() || e.id.empty() || !topology::is_valid_name(e.workload))
+    return Error{"missing node or id, or workload name '" + e.workload + "' is not valid"};
+  if (!j.contains("addresses") || !j["addresses"].is_array()) return Error{"no address list"};
+  for (const auto& a : j["addresses"]) {
+    auto ip = a.is_string() ? IpAddr::parse(a.get<std::string>()) : std::nullopt;
+    if (!ip) return Error{"address " + a.dump() + " is not an IP address"};
+    e.addresses.push_back(*ip);
+  }
+  return e;
+}
+
+// The long-lived watch: one POST whose chunked response streams one JSON object per line.
+struct EtcdStore::Watch {
+  explicit Watch(asio::io_context& io) : resolver(io), stream(io) {}
+  tcp::resolver resolver;
+  beast::tcp_stream stream;
+  http::request<http::string_body> req;
+  http::response_parser<http::string_body> parser;
+  beast::flat_buffer buf;
+  std::string lines;
+  std::function<std::size_t(std::uint64_t, beast::string_view, beast::error_code&)> on_chunk;
+};
+
+// Reads the stream until it ends; each piece goes through the parser's chunk callback.
+void EtcdStore::read_watch(const std::shared_ptr<Watch>& w, Lost lost) {
+  http::async_read_some(w->stream, w->buf, w->parser, [w, lost](beast::error_code ec, std::size_t) {
+    if (ec) return lost(ec.message());
+    if (w->parser.is_done()) return lost("etcd closed it");
+    read_watch(w, lost);
+  });
+}
+
+EtcdStore::EtcdStore(asio::io_context& io, EtcdOptions opts)
+    : io_(io), opts_(std::move(opts)), retry_(io), renew_(io) {
+  auto rest = opts_.url.rfind("http://", 0) == 0 ? opts_.url.substr(7) : std::string();
+  rest = rest.substr(0, rest.find('/'));
+  auto colon = rest.rfind(':');
+  host_ = colon == std::string::npos ? rest : rest.substr(0, colon);
+  port_ = colon == std::string::npos ? "2379" : rest.substr(colon + 1);
+}
+
+EtcdStore::~EtcdStore() {
+  stop();
+  *alive_ = false;
+}
+
+Status EtcdStore::validate() const {
+  if (host_.empty()) return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port of an etcd member"};
+  if (!topology::is_valid_name(opts_.node))
+    return Error{"node name '" + opts_.node + "' is not valid: letters, digits, '.', '_', '-' (set --node-name)"};
+  return ok_status();
+}
+
+void EtcdStore::start(ClusterHandler handler) {
+  handler_ = std::move(handler);
+  stopped_ = false;
+  connect();
+}
+
+void EtcdStore::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  ++generation_;
+  retry_.cancel();
+  renew_.cancel();
+  if (watch_) {
+    beast::error_code ec;
+    watch_->stream.socket().close(ec);
+    watch_.reset();
+  }
+  // Leaving on purpose: revoke the lease so the others drop this node's endpoints now, not after the TTL.
+  if (lease_) request("/v3/lease/revoke", {{"ID", std::to_string(lease_)}}, [](Result<json>) {});
+  lease_ = 0;
+  stats_.connected = false;
+}
+
+void EtcdStore::publish(const ClusterEndpoint& e) {
+  auto& slot = local_[e.id];
+  slot = e;
+  slot.node = opts_.node;
+  if (lease_) put(slot);
+}
+
+void EtcdStore::withdraw(const std::string& id) {
+  if (!local_.erase(id) || !lease_) return;
+  request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, [](Result<json>) {});
+}
+
+void EtcdStore::put(const ClusterEndpoint& e) {
+  ++stats_.publishes;
+  request("/v3/kv/put",
+          {{"key", base64_encode(key(e.id))}, {"value", base64_encode(encode_endpoint(e))}, {"lease", std::to_string(lease_)}},
+          [](Result<json>) {});
+}
+
+// --- requests: one at a time, in order ----------------------------------------
+
+void EtcdStore::request(std::string path, json body, Reply done) {
+  queue_.push_back({std::move(path), std::move(body), std::move(done)});
+  if (!busy_) pump();
+}
+
+void EtcdStore::pump() {
+  if (queue_.empty()) {
+    busy_ = false;
+    return;
+  }
+  busy_ = true;
+  struct Op {
+    explicit Op(asio::io_context& io) : resolver(io), stream(io) {}
+    tcp::resolver resolver;
+    beast::tcp_stream stream;
+    http::request<http::string_body> req;
+    http::response<http::string_body> res;
+    beast::flat_buffer buf;
+  };
+  auto op = std::make_shared<Op>(io_);
+  auto& p = queue_.front();
+  op->req = {http::verb::post, p.path, 11};
+  op->req.set(http::field::host, host_);
+  op->req.set(http::field::content_type, "application/json");
+  op->req.body() = p.body.dump();
+  op->req.prepare_payload();
+  auto finish = [this, alive = alive_, op](Result<json> r) {
+    if (!*alive) return;
+    auto cb = std::move(queue_.front().done);
+    queue_.pop_front();
+    if (!r) ++stats_.errors;
+    try {
+      cb(std::move(r));
+    } catch (const std::exception& e) {  // never out of a loop callback
+      ++stats_.errors;
+      spdlog::error("cluster: handling an etcd reply failed: {}", e.what());
+    }
+    pump();
+  };
+  op->stream.expires_after(std::chrono::seconds(5));
+  op->resolver.async_resolve(host_, port_, [op, finish](beast::error_code ec, tcp::resolver::results_type res) {
+    if (ec) return finish(Error{"resolve: " + ec.message()});
+    op->stream.async_connect(res, [op, finish](beast::error_code ec, auto) {
+      if (ec) return finish(Error{"connect: " + ec.message()});
+      http::async_write(op->stream, op->req, [op, finish](beast::error_code ec, std::size_t) {
+        if (ec) return finish(Error{"send: " + ec.message()});
+        http::async_read(op->stream, op->buf, op->res, [op, finish](beast::error_code ec, std::size_t) {
+          if (ec) return finish(Error{"receive: " + ec.message()});
+          auto j = json::parse(op->res.body(), nullptr, false);
+          if (op->res.result_int() != 200 || !j.is_object())
+            return finish(Error{"etcd answered " + std::to_string(op->res.result_int()) + ": " + op->res.body()});
+          finish(std::move(j));
+        });
+      });
+    });
+  });
+}
+
+// --- connection life: lease, full read, watch, keepalive ------------------------
+
+void EtcdStore::fail(const std::string& what) {
+  if (stopped_) return;
+  // At most one line per backoff step (10 s at most) while etcd stays away.
+  spdlog::warn("cluster: {}; remote endpoints stay as last known; retrying in {} ms", what, backoff_.count());
+  stats_.connected = false;
+  ++generation_;
+  renew_.cancel();
+  if (watch_) {
+    beast::error_code ec;
+    watch_->stream.socket().close(ec);
+    watch_.reset();
+  }
+  lease_ = 0;
+  retry_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(10000));
+  retry_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (!ec && *alive && !stopped_) connect();
+  });
+}
+
+void EtcdStore::connect() {
+  const auto gen = generation_;
+  request("/v3/lease/grant", {{"TTL", opts_.ttl.count()}}, [this, gen](Result<json> r) {
+    if (gen != generation_ || stopped_) return;
+    if (!r) return fail("etcd at " + opts_.url + " unreachable: " + r.error().message);
+    lease_ = as_ll((*r)["ID"]);
+    if (!lease_) return fail("etcd granted no lease");
+    const auto end = prefix_end(opts_.prefix);
+    request("/v3/kv/range", {{"key", base64_encode(opts_.prefix)}, {"range_end", base64_encode(end)}},
+            [this, gen](Result<json> r) {
+              if (gen != generation_ || stopped_) return;
+              if (!r) return fail("reading the cluster's endpoints failed: " + r.error().message);
+              on_range(*r);
+            });
+  });
+}
+
+void EtcdStore::on_range(const json& r) {
+  const auto gen = generation_;
+  const auto mine = opts_.prefix + opts_.node + "/";
+  std::map<std::string, ClusterEndpoint> seen;
+  for (const auto& kv : r.value("kvs", json::array())) {
+    auto k = base64_decode(kv.value("key", ""));
+    if (k.rfind(mine, 0) == 0) {
+      // Ours from before (a restart, or a withdraw lost while disconnected): drop what is no longer here.
+      if (!local_.count(k.substr(mine.size())))
+        request("/v3/kv/deleterange", {{"key", base64_encode(k)}}, [](Result<json>) {});
+      continue;
+    }
+    auto e = decode_endpoint(base64_decode(kv.value("value", "")));
+    if (!e) {
+      ++stats_.errors;
+      spdlog::warn("cluster: ignoring {}: {}", k, e.error().message);
+      continue;
+    }
+    seen[k] = *e;
+  }
+  for (const auto& [id, e] : local_) put(e);  // under the new lease
+  if (stats_.resyncs++ > 0)                   // a re-read: what vanished meanwhile goes
+    for (const auto& [k, e] : remote_)
+      if (!seen.count(k)) handler_(ClusterEvent{ClusterEvent::Kind::remove, e});
+  remote_ = seen;
+  for (const auto& [k, e] : remote_) handler_(ClusterEvent{ClusterEvent::Kind::upsert, e});
+  handler_(ClusterEvent{ClusterEvent::Kind::synced, {}});
+  if (gen != generation_) return;
+  start_watch(as_ll(r["header"]["revision"]) + 1);
+  keepalive();
+}
+
+void EtcdStore::start_watch(long long revision) {
+  auto w = std::make_shared<Watch>(io_);
+  watch_ = w;
+  const auto gen = generation_;
+  w->req = {http::verb::post, "/v3/watch", 11};
+  w->req.set(http::field::host, host_);
+  w->req.set(http::field::content_type, "application/json");
+  w->req.body() = json{{"create_request",
+                        {{"key", base64_encode(opts_.prefix)},
+                         {"range_end", base64_encode(prefix_end(opts_.prefix))},
+                         {"start_revision", std::to_string(revision)}}}}
+                      .dump();
+  w->req.prepare_payload();
+  w->parser.body_limit(boost::none);  // an endless stream
+  Watch* wp = w.get();  // the parser that calls this belongs to *wp: no ownership cycle
+  w->on_chunk = [this, wp, gen, alive = alive_](std::uint64_t, beast::string_view body, beast::error_code&) -> std::size_t {
+    if (!*alive || gen != generation_) return body.size();
+    auto* w = wp;
+    w->lines.append(body.data(), body.size());
+    for (auto nl = w->lines.find('\n'); nl != std::string::npos; nl = w->lines.find('\n')) {
+      auto m = json::parse(w->lines.substr(0, nl), nullptr, false);
+      w->lines.erase(0, nl + 1);
+      if (m.is_object()) on_watch_message(m);
+    }
+    return body.size();
+  };
+  w->parser.on_chunk_body(w->on_chunk);
+  Lost lost = [this, gen, alive = alive_](const std::string& why) {
+    if (*alive && gen == generation_) fail("the watch on etcd ended: " + why);
+  };
+  w->resolver.async_resolve(host_, port_, [w, lost](beast::error_code ec, tcp::resolver::results_type res) {
+    if (ec) return lost(ec.message());
+    w->stream.async_connect(res, [w, lost](beast::error_code ec, auto) {
+      if (ec) return lost(ec.message());
+      w->stream.expires_never();  // liveness is the keepalive's job
+      http::async_write(w->stream, w->req, [w, lost](beast::error_code ec, std::size_t) {
+        if (ec) return lost(ec.message());
+        read_watch(w, lost);
+      });
+    });
+  });
+}
+
+void EtcdStore::on_watch_message(const json& m) {
+  const auto& res = m.contains("result") ? m["result"] : m;
+  if (res.value("canceled", false) || res.contains("compact_revision")) {
+    fail("etcd cancelled the watch (compaction)");
+    return;
+  }
+  if (res.value("created", false)) {
+    stats_.connected = true;
+    backoff_ = std::chrono::milliseconds(500);
+  }
+  const auto mine = opts_.prefix + opts_.node + "/";
+  for (const auto& ev : res.value("events", json::array())) {
+    const auto& kv = ev.value("kv", json::object());
+    auto k = base64_decode(kv.value("key", ""));
+    if (k.rfind(mine, 0) == 0) continue;
+    ++stats_.events;
+    if (ev.value("type", "PUT") == "DELETE") {
+      if (auto it = remote_.find(k); it != remote_.end()) {
+        auto gone = it->second;
+        remote_.erase(it);
+        handler_(ClusterEvent{ClusterEvent::Kind::remove, gone});
+      }
+      continue;
+    }
+    auto e = decode_endpoint(base64_decode(kv.value("value", "")));
+    if (!e) {
+      ++stats_.errors;
+      spdlog::warn("cluster: ignoring {}: {}", k, e.error().message);
+      continue;
+    }
+    remote_[k] = *e;
+    handler_(ClusterEvent{ClusterEvent::Kind::upsert, *e});
+  }
+}
+
+void EtcdStore::keepalive() {
+  const auto gen = generation_;
+  renew_.expires_after(opts_.ttl / 3);
+  renew_.async_wait([this, gen, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || gen != generation_) return;
+    request("/v3/lease/keepalive", {{"ID", std::to_string(lease_)}}, [this, gen](Result<json> r) {
+      if (gen != generation_ || stopped_) return;
+      if (!r) return fail("renewing the lease failed: " + r.error().message);
+      const auto& res = r->contains("result") ? (*r)["result"] : *r;
+      if (as_ll(res.value("TTL", json("0"))) <= 0) return fail("the lease expired (etcd was out of reach too long)");
+      keepalive();
+    });
+  });
+}
+
+}  // namespace topowall::cluster

@@ -1,0 +1,87 @@
+// Cluster mode over etcd v3 (its JSON gateway, so no gRPC stack): each node
+// writes its endpoints under a lease it keeps alive, and watches the others'.
+// A node that dies stops renewing; its endpoints vanish with the lease.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "topowall/cluster.hpp"
+#include "topowall/result.hpp"
+
+namespace topowall::cluster {
+
+struct EtcdOptions {
+  std::string url;   // http://host:port of an etcd member
+  std::string node;  // this node's name: its keys live under <prefix><node>/
+  std::string prefix = "/topowall/v1/endpoints/";
+  std::chrono::seconds ttl{15};  // how long a silent node's endpoints outlive it
+};
+
+// Keys are stored base64 in etcd's JSON API.
+std::string base64_encode(const std::string& in);
+std::string base64_decode(const std::string& in);
+// The first key after every key starting with `prefix` (etcd's range_end for a prefix).
+std::string prefix_end(std::string prefix);
+// What a node writes for one endpoint, and back; nullopt (and why) if a value is unusable.
+std::string encode_endpoint(const ClusterEndpoint& e);
+Result<ClusterEndpoint> decode_endpoint(const std::string& value);
+
+class EtcdStore final : public ClusterStore {
+ public:
+  EtcdStore(boost::asio::io_context& io, EtcdOptions opts);
+  ~EtcdStore() override;
+  // Checks the URL and node name; start() then connects in the background and retries.
+  Status validate() const;
+  void start(ClusterHandler handler) override;
+  void stop() override;
+  void publish(const ClusterEndpoint& e) override;
+  void withdraw(const std::string& id) override;
+  ClusterStats stats() const override { return stats_; }
+
+ private:
+  struct Watch;
+  using Lost = std::function<void(const std::string&)>;
+  static void read_watch(const std::shared_ptr<Watch>& w, Lost lost);
+  using Reply = std::function<void(Result<nlohmann::json>)>;
+  void request(std::string path, nlohmann::json body, Reply done);  // queued: writes keep their order
+  void pump();
+  void connect();
+  void on_range(const nlohmann::json& r);
+  void start_watch(long long revision);
+  void on_watch_message(const nlohmann::json& m);
+  void keepalive();
+  void fail(const std::string& what);
+  void put(const ClusterEndpoint& e);
+  std::string key(const std::string& id) const { return opts_.prefix + opts_.node + "/" + id; }
+
+  boost::asio::io_context& io_;
+  EtcdOptions opts_;
+  std::string host_, port_;
+  ClusterHandler handler_;
+  bool stopped_ = true;
+  long long lease_ = 0;
+  std::uint64_t generation_ = 0;  // bumps on every reconnect: stale callbacks see a newer one and stop
+  std::map<std::string, ClusterEndpoint> local_;   // id -> this node's endpoint
+  std::map<std::string, ClusterEndpoint> remote_;  // etcd key -> another node's endpoint
+  struct Pending {
+    std::string path;
+    nlohmann::json body;
+    Reply done;
+  };
+  std::deque<Pending> queue_;
+  bool busy_ = false;
+  std::shared_ptr<Watch> watch_;
+  boost::asio::steady_timer retry_, renew_;
+  std::chrono::milliseconds backoff_{500};
+  ClusterStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace topowall::cluster

@@ -1,0 +1,171 @@
+// Cluster mode against a real etcd (etcd-server) on loopback, started by the
+// test on its own ports and data directory. Skipped when etcd is not installed.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <thread>
+
+#include "cluster/etcd_store.hpp"
+#include "lab.hpp"
+
+extern char** environ;
+
+using namespace topowall;
+using namespace topowall::testing;
+
+namespace {
+
+struct EtcdLab : ::testing::Test {
+  void SetUp() override {
+    if (sh("command -v etcd") != 0) GTEST_SKIP() << "etcd is not installed (package etcd-server; tools/install-deps.sh)";
+    const int port = 24100 + (getpid() % 400) * 2;
+    url = "http://127.0.0.1:" + std::to_string(port);
+    dir = "/tmp/topowall-etcd-" + std::to_string(getpid());
+    sh("rm -rf " + dir);
+    const std::string peer = "http://127.0.0.1:" + std::to_string(port + 1);
+    std::vector<std::string> args = {"etcd", "--data-dir", dir, "--listen-client-urls", url, "--advertise-client-urls", url,
+                                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                     "--initial-cluster", "default=" + peer};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, (dir + ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    ASSERT_EQ(posix_spawnp(&etcd, "etcd", &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 100; ++i) {
+      if (sh("curl -sf " + url + "/health") == 0) return;
+      if (waitpid(etcd, nullptr, WNOHANG) == etcd) {
+        etcd = 0;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "etcd did not start: " << sh_out("tail -5 " + dir + ".log");
+  }
+  void TearDown() override {
+    if (etcd > 0) {
+      kill(etcd, SIGTERM);
+      waitpid(etcd, nullptr, 0);
+    }
+    if (!dir.empty()) sh("rm -rf " + dir + " " + dir + ".log");
+  }
+  std::unique_ptr<cluster::EtcdStore> store(boost::asio::io_context& io, const std::string& node, int ttl_s = 2) {
+    cluster::EtcdOptions o;
+    o.url = url;
+    o.node = node;
+    o.ttl = std::chrono::seconds(ttl_s);
+    auto s = std::make_unique<cluster::EtcdStore>(io, o);
+    EXPECT_TRUE(s->validate());
+    return s;
+  }
+  // Runs both loops in turn until `pred` holds (false after `ms`).
+  template <class Pred>
+  bool run_until(Pred pred, std::vector<boost::asio::io_context*> ios, int ms = 8000) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      for (auto* io : ios) {
+        io->restart();
+        io->run_for(std::chrono::milliseconds(10));
+      }
+    }
+    return true;
+  }
+  static ClusterEndpoint ep(const std::string& id, const std::string& workload, const std::string& addr) {
+    return ClusterEndpoint{"", id, workload, id, {*IpAddr::parse(addr)}};
+  }
+
+  pid_t etcd = 0;
+  std::string url, dir;
+};
+
+// What node B knows of other nodes, from its events: "node/id=workload@addr".
+struct Seen {
+  void operator()(const ClusterEvent& e) {
+    const auto k = e.endpoint.node + "/" + e.endpoint.id;
+    if (e.kind == ClusterEvent::Kind::synced) ++synced;
+    else if (e.kind == ClusterEvent::Kind::remove) eps.erase(k);
+    else eps[k] = e.endpoint.workload + "@" + e.endpoint.addresses.at(0).to_string();
+  }
+  std::map<std::string, std::string> eps;
+  int synced = 0;
+};
+
+}  // namespace
+
+TEST_F(EtcdLab, NodesSeeEachOthersEndpointsComeAndGo) {
+  boost::asio::io_context io_a, io_b;
+  auto a = store(io_a, "node-a"), b = store(io_b, "node-b");
+  Seen seen_a, seen_b;
+  a->publish(ep("c1", "web", "10.1.0.2"));  // before start: written once connected
+  a->start([&](const ClusterEvent& e) { seen_a(e); });
+  b->publish(ep("c9", "db", "10.2.0.9"));
+  b->start([&](const ClusterEvent& e) { seen_b(e); });
+  ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-a/c1") && seen_a.eps.count("node-b/c9"); }, {&io_a, &io_b}));
+  EXPECT_EQ(seen_b.eps["node-a/c1"], "web@10.1.0.2");
+  EXPECT_EQ(seen_a.eps["node-b/c9"], "db@10.2.0.9");
+  EXPECT_EQ(seen_a.eps.count("node-a/c1"), 0u) << "a node does not import its own endpoints";
+
+  a->publish(ep("c2", "web", "10.1.0.3"));
+  a->publish(ep("c1", "api", "10.1.0.2"));  // the same endpoint under another identity
+  ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-a/c2") && seen_b.eps["node-a/c1"] == "api@10.1.0.2"; },
+                        {&io_a, &io_b}));
+  a->withdraw("c2");
+  ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-a/c2"); }, {&io_a, &io_b}));
+  EXPECT_TRUE(b->stats().connected);
+  EXPECT_EQ(b->stats().errors, 0u);
+
+  // A third node starting now reads what exists, then `synced`.
+  boost::asio::io_context io_c;
+  auto c = store(io_c, "node-c");
+  Seen seen_c;
+  c->start([&](const ClusterEvent& e) { seen_c(e); });
+  ASSERT_TRUE(run_until([&] { return seen_c.synced == 1; }, {&io_a, &io_b, &io_c}));
+  EXPECT_EQ(seen_c.eps, (std::map<std::string, std::string>{{"node-a/c1", "api@10.1.0.2"}, {"node-b/c9", "db@10.2.0.9"}}));
+
+  // Node A dies (its loop stops: no keepalive, no goodbye): its endpoints go when the lease runs out.
+  ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-a/c1"); }, {&io_b, &io_c}, 10000))
+      << "a dead node's endpoints outlived its lease";
+  EXPECT_FALSE(seen_b.eps.count("node-a/c1"));
+  EXPECT_TRUE(seen_b.eps.empty());
+}
+
+TEST_F(EtcdLab, ARestartedNodeDropsWhatItNoLongerHasAndSurvivesAnEtcdOutage) {
+  boost::asio::io_context io_a, io_b;
+  Seen seen_b;
+  auto b = store(io_b, "node-b");
+  b->start([&](const ClusterEvent& e) { seen_b(e); });
+  {
+    auto a = store(io_a, "node-a", 30);  // its lease outlives this test: only the restart can remove "old"
+    a->publish(ep("old", "web", "10.1.0.2"));
+    a->start([](const ClusterEvent&) {});
+    ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-a/old"); }, {&io_a, &io_b}));
+  }
+  // Node A again, within the old lease, without "old": it deletes its stale key at once.
+  boost::asio::io_context io_a2;
+  auto a2 = store(io_a2, "node-a", 30);
+  a2->publish(ep("new", "web", "10.1.0.5"));
+  a2->start([](const ClusterEvent&) {});
+  ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-a/new") && !seen_b.eps.count("node-a/old"); },
+                        {&io_a2, &io_b}, 1500))
+      << "stale key lingered";
+
+  // etcd goes away and comes back: both reconnect, and what was published is there again.
+  kill(etcd, SIGSTOP);
+  ASSERT_TRUE(run_until([&] { return !b->stats().connected; }, {&io_a2, &io_b}, 10000));
+  EXPECT_EQ(seen_b.eps.count("node-a/new"), 1u) << "remote endpoints stay as last known while etcd is away";
+  kill(etcd, SIGCONT);
+  ASSERT_TRUE(run_until([&] { return b->stats().connected && a2->stats().connected; }, {&io_a2, &io_b}, 20000));
+  EXPECT_GE(b->stats().resyncs, 2u);
+  EXPECT_GE(b->stats().errors, 1u);
+  EXPECT_EQ(seen_b.eps.count("node-a/new"), 1u);
+}
