@@ -5,11 +5,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <csignal>
 
 #include "agent/agent.hpp"
 #include "alerts/sinks.hpp"
 #include "nflog/nflog.hpp"
+#include "cluster/etcd_store.hpp"
 #include "metrics/http_server.hpp"
 #include "nft/writer.hpp"
 #include "conntrack/ct_listener.hpp"
@@ -66,7 +69,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--auto-promote-after", promote_s, "promote a learning workload to enforce after this quiet period (0: never)")
       ->capture_default_str();
-  std::string metrics_listen;
+  std::string metrics_listen, cluster_etcd, node_name;
+  app.add_option("--cluster-etcd", cluster_etcd,
+                 "cluster mode: share endpoints with other nodes through etcd at http://HOST:PORT");
+  app.add_option("--node-name", node_name, "this node's name in the cluster (default: the host name)");
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
@@ -186,6 +192,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     ad.sinks.push_back(std::move(sink));
+  }
+
+  if (!cluster_etcd.empty()) {
+    if (node_name.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      node_name = host;
+    }
+    auto store = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{cluster_etcd, node_name});
+    if (auto st = store->validate(); !st) {
+      spdlog::error("{}", st.error().message);
+      return 2;
+    }
+    spdlog::info("cluster mode: node {} sharing endpoints through {}", node_name, cluster_etcd);
+    ad.cluster = std::move(store);
   }
 
   agent::Agent agent(io, cfg, std::move(ad));

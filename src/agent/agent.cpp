@@ -107,6 +107,9 @@ Status Agent::start() {
   else runtime_synced_ = true;
   if (ad_.netns) ad_.netns->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::netns); });
   else netns_synced_ = true;
+  // Other nodes' endpoints, so cross-node peers are named, not `world` (a healthy etcd answers in
+  // milliseconds, well within the hold for flows whose ends are not yet known).
+  if (ad_.cluster) ad_.cluster->start([this](const ClusterEvent& e) { on_cluster(e); });
 
   // 5. Flows: subscribe, then replay what conntrack already holds.
   if (ad_.flows) {
@@ -137,6 +140,7 @@ void Agent::stop() {
   if (ad_.flows) ad_.flows->stop();
   if (ad_.runtime) ad_.runtime->stop();
   if (ad_.netns) ad_.netns->stop();
+  if (ad_.cluster) ad_.cluster->stop();
   if (server_) server_->stop();
   if (dirty_) {
     flush_deferred();
@@ -185,7 +189,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
     // A container's namespace may also be a named one: the container wins.
     if (src == Source::runtime)
       for (auto& [oid, r] : raw_)
-        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) touch(endpoints_.remove(oid));
+        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) drop_local(oid);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
     spdlog::error("discovery event failed: {}", e.what());
@@ -219,6 +223,7 @@ void Agent::apply_endpoint(const std::string& id) {
   if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
   if (!state_.graph.workloads().count(workload)) on_new_workload(workload, Clock::now());
   state_.graph.note_workload(workload, info.labels, Clock::now());
+  if (changed && ad_.cluster) ad_.cluster->publish({"", id, workload, info.name, info.addresses});
   auto moved = endpoints_.upsert(workload, std::move(info));
   if (changed) {
     dirty_ = true;
@@ -235,8 +240,66 @@ void Agent::remove_endpoint(const std::string& id) {
   flush_deferred();
   if (ad_.addresses) ad_.addresses->unwatch(id);
   if (const auto* ep = endpoints_.find(id)) spdlog::info("endpoint {} left workload {}", ep->info.name, ep->workload);
-  touch(endpoints_.remove(id));
+  drop_local(id);
   raw_.erase(it);
+}
+
+void Agent::drop_local(const std::string& id) {
+  auto freed = endpoints_.remove(id);
+  touch(freed);
+  if (ad_.cluster) ad_.cluster->withdraw(id);
+  // A remote claim that a local endpoint overrode may now stand.
+  for (const auto& [rid, r] : remote_)
+    for (const auto& a : r.addresses)
+      if (std::find(freed.begin(), freed.end(), a) != freed.end()) {
+        apply_remote(rid);
+        break;
+      }
+}
+
+// --- cluster ----------------------------------------------------------------
+
+void Agent::on_cluster(const ClusterEvent& ev) {
+  try {
+    const auto id = "cluster:" + ev.endpoint.node + "/" + ev.endpoint.id;
+    switch (ev.kind) {
+      case ClusterEvent::Kind::synced:
+        cluster_synced_ = true;
+        return;
+      case ClusterEvent::Kind::remove:
+        remote_.erase(id);
+        touch(endpoints_.remove(id));
+        return;
+      case ClusterEvent::Kind::upsert:
+        remote_[id] = ev.endpoint;
+        apply_remote(id);
+        return;
+    }
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("cluster event failed: {}", e.what());
+  }
+}
+
+void Agent::apply_remote(const std::string& id) {
+  const auto& r = remote_.at(id);
+  EndpointInfo info;
+  info.id = id;
+  info.name = r.node + "/" + r.name;
+  // What this node discovered itself wins: another node's (stale or false) claim never moves a local address.
+  for (const auto& a : r.addresses) {
+    const auto& owner = endpoints_.owner_of(a);
+    if (owner.empty() || owner.rfind("cluster:", 0) == 0) info.addresses.push_back(a);
+  }
+  const auto* prev = endpoints_.find(id);
+  if (prev && prev->workload == r.workload && prev->info.addresses == info.addresses) return;
+  if (!state_.graph.workloads().count(r.workload)) {
+    on_new_workload(r.workload, Clock::now());
+    state_.graph.note_workload(r.workload, {}, Clock::now());
+  }
+  touch(endpoints_.upsert(r.workload, std::move(info)));
+  dirty_ = true;
+  flush_deferred();  // held flows may now resolve
 }
 
 // --- flows ----------------------------------------------------------------
@@ -368,6 +431,11 @@ json Agent::status_json() const {
          {"uptime_seconds",
           std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}};
   if (ad_.runtime) j["runtime_connected"] = ad_.runtime->stats().connected;
+  if (ad_.cluster) {
+    j["cluster_connected"] = ad_.cluster->stats().connected;
+    j["cluster_synced"] = cluster_synced_;
+    j["remote_endpoints"] = remote_.size();
+  }
   j["ruleset_applied"] = last_model_.has_value();
   // Runtime event received -> its endpoint in the kernel (inspect included).
   j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
@@ -406,6 +474,13 @@ json Agent::counters_json() const {
     counters["runtime_events"] = rs.events;
     counters["runtime_errors"] = rs.errors;
     counters["runtime_reconnects"] = rs.reconnects;
+  }
+  if (ad_.cluster) {
+    auto cs = ad_.cluster->stats();
+    counters["cluster_publishes"] = cs.publishes;
+    counters["cluster_events"] = cs.events;
+    counters["cluster_errors"] = cs.errors;
+    counters["cluster_resyncs"] = cs.resyncs;
   }
   if (server_) {
     counters["control_requests"] = server_->stats().requests;

@@ -20,6 +20,7 @@
 #include "topowall/topology/ruleset.hpp"
 #include "store/state_store.hpp"
 #include "topowall/address_watcher.hpp"
+#include "topowall/cluster.hpp"
 #include "topowall/flow_source.hpp"
 #include "topowall/runtime.hpp"
 #include "topowall/topology/endpoints.hpp"
@@ -56,6 +57,7 @@ struct Adapters {
   std::unique_ptr<AddressWatcher> addresses;     // may be null: runtime addresses only
   std::unique_ptr<RulesetWriter> writer;         // may be null: learn-only, no kernel rules
   std::unique_ptr<AlertSource> alerts;           // may be null
+  std::unique_ptr<ClusterStore> cluster;         // may be null: single-node
   std::vector<std::unique_ptr<alerts::Sink>> sinks;
   // Deletes conntrack entries a predicate dooms; null in tests without a kernel.
   std::function<Result<std::size_t>(const std::function<bool(const FlowTuple&)>&)> conntrack_delete;
@@ -105,6 +107,9 @@ class Agent {
   void on_addresses(const std::string& id, const std::vector<IpAddr>& addrs);
   void apply_endpoint(const std::string& id);
   void remove_endpoint(const std::string& id);
+  void on_cluster(const ClusterEvent& ev);
+  void apply_remote(const std::string& id);
+  void drop_local(const std::string& id);  // out of the table, out of the cluster, neighbours re-applied
   void on_flow(const FlowTuple& flow, bool resync);
   void learn(const FlowTuple& flow, bool resync);
   void tick();
@@ -151,6 +156,8 @@ class Agent {
     std::uint64_t ns_inode = 0;
   };
   std::map<std::string, Raw> raw_;
+  std::map<std::string, ClusterEndpoint> remote_;  // "cluster:<node>/<id>" -> as its node announced it
+  bool cluster_synced_ = false;
   struct Held {
     FlowTuple flow;
     bool resync;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "topowall/address_watcher.hpp"
+#include "topowall/cluster.hpp"
 #include "topowall/flow_source.hpp"
 #include "topowall/ruleset_writer.hpp"
 #include "topowall/runtime.hpp"
@@ -75,6 +76,27 @@ class FakeWriter : public RulesetWriter {
   WriterStats stats() const override { return {}; }
   const topology::RulesetModel& last() const { return models.back(); }
   std::vector<topology::RulesetModel> models;
+};
+
+class FakeCluster : public ClusterStore {
+ public:
+  void start(ClusterHandler h) override { handler = std::move(h); }
+  void stop() override {}
+  void publish(const ClusterEndpoint& e) override { published[e.id] = e; }
+  void withdraw(const std::string& id) override {
+    published.erase(id);
+    withdrawn.push_back(id);
+  }
+  ClusterStats stats() const override { return {}; }
+  void upsert(const std::string& node, const std::string& id, const std::string& workload, const char* addr) {
+    handler(ClusterEvent{ClusterEvent::Kind::upsert, {node, id, workload, id, {*IpAddr::parse(addr)}}});
+  }
+  void remove(const std::string& node, const std::string& id) {
+    handler(ClusterEvent{ClusterEvent::Kind::remove, {node, id, "", "", {}}});
+  }
+  ClusterHandler handler;
+  std::map<std::string, ClusterEndpoint> published;
+  std::vector<std::string> withdrawn;
 };
 
 // Test data builders shared by the agent tests.

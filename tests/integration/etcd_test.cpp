@@ -11,7 +11,11 @@
 #include <chrono>
 #include <thread>
 
+#include "agent/agent.hpp"
 #include "cluster/etcd_store.hpp"
+#include "conntrack/ct_listener.hpp"
+#include "netns/netns_watcher.hpp"
+#include "rtnl/address_watcher.hpp"
 #include "lab.hpp"
 
 extern char** environ;
@@ -168,4 +172,46 @@ TEST_F(EtcdLab, ARestartedNodeDropsWhatItNoLongerHasAndSurvivesAnEtcdOutage) {
   EXPECT_GE(b->stats().resyncs, 2u);
   EXPECT_GE(b->stats().errors, 1u);
   EXPECT_EQ(seen_b.eps.count("node-a/new"), 1u);
+}
+
+// Two agents as two nodes (one kernel here, so each discovers only its own namespaces): a flow from a
+// workload on node A to one on node B is learned by name on both, where each would otherwise see `world`.
+TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
+  if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack";
+  Lab lab("twc", "10.231.7", {"aweb", "bdb"}, 2317);
+  ASSERT_TRUE(lab.ok());
+  auto net = *Cidr::parse("10.231.7.0/24");
+  (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  boost::asio::io_context io;
+  auto node = [&](const std::string& name, const std::string& prefix) {
+    agent::AgentConfig cfg;
+    cfg.settle = std::chrono::milliseconds(300);
+    agent::Adapters ad;
+    ad.store = std::make_unique<store::MemoryStateStore>();
+    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});
+    ad.flows = std::make_unique<conntrack::CtListener>(io);
+    ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
+    ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
+    auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
+    EXPECT_TRUE(a->start());
+    return a;
+  };
+  auto a = node("node-a", "twc-a"), b = node("node-b", "twc-b");
+  auto status = [](agent::Agent& ag) {
+    control::Peer p;
+    return ag.handle({{"v", 1}, {"method", "status"}}, p, nullptr)["result"];
+  };
+  ASSERT_TRUE(run_until([&] { return status(*a)["remote_endpoints"] == 1 && status(*b)["remote_endpoints"] == 1; },
+                        {&io}))
+      << status(*a).dump() << status(*b).dump();
+  EXPECT_EQ(a->endpoints().resolve(*IpAddr::parse(lab.ip("bdb"))), "twc-bdb");
+
+  Server db(lab.ns_path("bdb"), 5432);
+  ASSERT_TRUE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432));
+  const topology::EdgeKey edge{"twc-aweb", "twc-bdb", Proto::tcp, 5432};
+  ASSERT_TRUE(run_until([&] { return a->state().graph.find(edge) && b->state().graph.find(edge); }, {&io}));
+  for (auto* ag : {a.get(), b.get()})
+    for (const auto& [k, e] : ag->state().graph.edges())
+      EXPECT_TRUE(k.src != "world" && k.dst != "world") << k.to_string();
+  EXPECT_TRUE(status(*a)["cluster_connected"]);
 }

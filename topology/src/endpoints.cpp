@@ -87,6 +87,11 @@ const std::string& EndpointTable::workload_of(const IpAddr& ip) const {
   return endpoints_.at(o->second).workload;
 }
 
+const std::string& EndpointTable::owner_of(const IpAddr& ip) const {
+  auto o = owner_.find(ip);
+  return o == owner_.end() ? kEmpty : o->second;
+}
+
 std::string EndpointTable::resolve(const IpAddr& ip) const {
   if (const auto& w = workload_of(ip); !w.empty()) return w;
   if (std::find(host_.begin(), host_.end(), ip) != host_.end()) return std::string(kHost);

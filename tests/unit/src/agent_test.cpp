@@ -232,3 +232,36 @@ TEST_F(AgentFixture, QuietLearningWorkloadIsPromotedToEnforce) {
   EXPECT_EQ(a->state().modes.of("web"), Mode::enforce);
   EXPECT_EQ(a->state().modes.of("api"), Mode::enforce);
 }
+
+// Cluster mode: this node's endpoints are announced; other nodes' are named in the graph and rules.
+TEST_F(AgentFixture, ClusterPeersAreNamedAndCannotClaimLocalAddresses) {
+  auto cl = std::make_unique<fakes::FakeCluster>();
+  auto* cluster = cl.get();
+  ad.cluster = std::move(cl);
+  ad.writer = std::make_unique<fakes::FakeWriter>();
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  ASSERT_EQ(cluster->published.size(), 3u);
+  EXPECT_EQ(cluster->published["w1"].workload, "web");
+  EXPECT_EQ(cluster->published["w1"].addresses, std::vector<IpAddr>{ip("10.0.0.2")});
+
+  cluster->upsert("node-b", "c9", "db", "10.9.0.9");
+  flows->emit(tcp("10.0.0.2", "10.9.0.9", 5432));
+  EXPECT_EQ(a->state().graph.edges().count({"web", "db", Proto::tcp, 5432}), 1u) << "a peer on another node, by name";
+  a->apply_now();
+  ASSERT_TRUE(a->applied_model());
+  EXPECT_EQ(a->applied_model()->ep4.count(ip("10.9.0.9")), 1u) << "and in the rules";
+
+  cluster->upsert("node-b", "evil", "intruder", "10.0.0.4");  // claims api's address
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.0.4")), "api") << "what this node discovered wins";
+
+  runtime->remove("a1");
+  EXPECT_EQ(cluster->withdrawn, std::vector<std::string>{"a1"});
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.0.4")), "intruder") << "the claim stands once the local owner is gone";
+
+  cluster->remove("node-b", "c9");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.9.0.9")), "world") << "a departed peer is world again";
+  auto st = call(*a, "status")["result"];
+  EXPECT_EQ(st["remote_endpoints"], 1);
+  EXPECT_EQ(call(*a, "workloads")["result"].size(), 2u) << "web and the intruder; api and db are gone";
+}

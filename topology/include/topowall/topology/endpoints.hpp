@@ -35,6 +35,8 @@ class EndpointTable {
   std::string resolve(const IpAddr& ip) const;
   // The workload owning an address, or "" when no endpoint holds it.
   const std::string& workload_of(const IpAddr& ip) const;
+  // The id of the endpoint holding an address, or "".
+  const std::string& owner_of(const IpAddr& ip) const;
   bool is_workload(const std::string& name) const { return by_workload_.count(name) > 0; }
 
   const Endpoint* find(const std::string& id) const;
