@@ -49,6 +49,10 @@ const std::map<std::string, std::string>& help() {
       {"nflog_enobufs", "NFLOG overruns: logged packets lost (degraded)"},
       {"nflog_errors", "NFLOG socket errors (degraded)"},
       {"alert_sink_drops", "alerts a sink failed to deliver (degraded)"},
+      {"cluster_publishes", "writes of this node's endpoints to the cluster store"},
+      {"cluster_events", "other nodes' endpoint changes received"},
+      {"cluster_errors", "failed cluster store requests, retried (degraded)"},
+      {"cluster_resyncs", "full reads of the cluster's endpoints (start and after a lost watch or lease)"},
   };
   return h;
 }
@@ -127,6 +131,9 @@ std::string prometheus_text(const json& status) {
   gauge(out, status, "discovery_synced", "1 once the runtime and namespace discovery have listed everything");
   gauge(out, status, "ruleset_applied", "1 once the ruleset is in the kernel");
   gauge(out, status, "runtime_connected", "1 while the container runtime's event stream is connected");
+  gauge(out, status, "cluster_connected", "1 while this node holds its cluster lease and watches the others");
+  gauge(out, status, "cluster_synced", "1 once the other nodes' endpoints have been read");
+  gauge(out, status, "remote_endpoints", "endpoints other nodes announced");
   gauge(out, status, "uptime_seconds", "seconds since the agent started");
   if (status.contains("learning") && status["learning"].is_object()) {
     const auto& l = status["learning"];
