@@ -82,6 +82,10 @@ void show_status(const json& s) {
                 topology::format_duration(std::chrono::seconds(l["remaining_seconds"].get<long long>())).c_str());
   std::printf("new edges:  %.1f/min over the last 5 minutes\n", l.value("new_edges_per_minute", 0.0));
   std::printf("discovery:  %s\n", s.value("discovery_synced", false) ? "synced" : "in progress");
+  if (s.contains("cluster_connected"))
+    std::printf("cluster:    %s, %s remote endpoints\n",
+                s.value("cluster_connected", false) ? "connected" : "disconnected (remote endpoints as last known)",
+                str(s.value("remote_endpoints", json(0))).c_str());
 }
 
 void show_workloads(const json& ws) {
