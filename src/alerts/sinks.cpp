@@ -1,5 +1,7 @@
 #include "alerts/sinks.hpp"
 
+#include "common/http_post.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -8,17 +10,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
 namespace topowall::alerts {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 
 void LogSink::send(const topology::Alert& a) { spdlog::warn("alert: {}", topology::alert_text(a)); }
 
@@ -56,17 +52,7 @@ void SyslogSink::send(const topology::Alert& a) {
   syslog(a.blocked ? LOG_WARNING : LOG_NOTICE, "%s", topology::alert_text(a).c_str());
 }
 
-WebhookSink::WebhookSink(asio::io_context& io, std::string url) : io_(io) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) return;
-  auto rest = url.substr(scheme.size());
-  auto slash = rest.find('/');
-  auto hostport = rest.substr(0, slash);
-  path_ = slash == std::string::npos ? "/" : rest.substr(slash);
-  auto colon = hostport.rfind(':');
-  host_ = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  port_ = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
-}
+WebhookSink::WebhookSink(asio::io_context& io, std::string url) : io_(io), url_(parse_http_url(url, "80")) {}
 
 void WebhookSink::send(const topology::Alert& a) {
   if (queue_.size() >= 10000) {
@@ -83,37 +69,10 @@ void WebhookSink::pump() {
     return;
   }
   busy_ = true;
-  struct Op {
-    explicit Op(asio::io_context& io) : resolver(io), stream(io) {}
-    asio::ip::tcp::resolver resolver;
-    beast::tcp_stream stream;
-    http::request<http::string_body> req;
-    http::response<http::string_body> res;
-    beast::flat_buffer buf;
-  };
-  auto op = std::make_shared<Op>(io_);
-  op->req = {http::verb::post, path_, 11};
-  op->req.set(http::field::host, host_);
-  op->req.set(http::field::content_type, "application/json");
-  op->req.body() = queue_.front();
-  op->req.prepare_payload();
-  auto done = [this, op](bool ok) {
-    if (!ok) ++dropped_;
+  http_post(io_, *url_, url_->path, queue_.front(), std::chrono::seconds(5), [this](Result<HttpReply> r) {
+    if (!r || r->status >= 300) ++dropped_;
     queue_.pop_front();
     pump();
-  };
-  op->stream.expires_after(std::chrono::seconds(5));
-  op->resolver.async_resolve(host_, port_, [op, done](beast::error_code ec, asio::ip::tcp::resolver::results_type r) {
-    if (ec) return done(false);
-    op->stream.async_connect(r, [op, done](beast::error_code ec, auto) {
-      if (ec) return done(false);
-      http::async_write(op->stream, op->req, [op, done](beast::error_code ec, std::size_t) {
-        if (ec) return done(false);
-        http::async_read(op->stream, op->buf, op->res, [op, done](beast::error_code ec, std::size_t) {
-          done(!ec && op->res.result_int() < 300);
-        });
-      });
-    });
   });
 }
 

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
 
 #include "common/fd.hpp"
+#include "common/http_post.hpp"
 #include "topowall/result.hpp"
 #include "topowall/topology/alerts.hpp"
 
@@ -59,12 +61,12 @@ class WebhookSink final : public Sink {
   WebhookSink(boost::asio::io_context& io, std::string url);
   void send(const topology::Alert& a) override;
   std::uint64_t dropped() const override { return dropped_; }
-  bool valid() const { return !host_.empty(); }
+  bool valid() const { return url_.has_value(); }
 
  private:
   void pump();
   boost::asio::io_context& io_;
-  std::string host_, port_, path_;
+  std::optional<HttpUrl> url_;
   std::deque<std::string> queue_;
   bool busy_ = false;
   std::uint64_t dropped_ = 0;

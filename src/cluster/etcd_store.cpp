@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/http_post.hpp"
 #include "topowall/topology/identity.hpp"
 
 namespace topowall::cluster {
@@ -109,13 +110,7 @@ void EtcdStore::read_watch(const std::shared_ptr<Watch>& w, Lost lost) {
 }
 
 EtcdStore::EtcdStore(asio::io_context& io, EtcdOptions opts)
-    : io_(io), opts_(std::move(opts)), retry_(io), renew_(io) {
-  auto rest = opts_.url.rfind("http://", 0) == 0 ? opts_.url.substr(7) : std::string();
-  rest = rest.substr(0, rest.find('/'));
-  auto colon = rest.rfind(':');
-  host_ = colon == std::string::npos ? rest : rest.substr(0, colon);
-  port_ = colon == std::string::npos ? "2379" : rest.substr(colon + 1);
-}
+    : io_(io), opts_(std::move(opts)), url_(parse_http_url(opts_.url, "2379").value_or(HttpUrl{})), retry_(io), renew_(io) {}
 
 EtcdStore::~EtcdStore() {
   stop();
@@ -123,7 +118,7 @@ EtcdStore::~EtcdStore() {
 }
 
 Status EtcdStore::validate() const {
-  if (host_.empty()) return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port of an etcd member"};
+  if (url_.host.empty()) return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port of an etcd member"};
   if (!topology::is_valid_name(opts_.node))
     return Error{"node name '" + opts_.node + "' is not valid: letters, digits, '.', '_', '-' (set --node-name)"};
   return ok_status();
@@ -184,50 +179,25 @@ void EtcdStore::pump() {
     return;
   }
   busy_ = true;
-  struct Op {
-    explicit Op(asio::io_context& io) : resolver(io), stream(io) {}
-    tcp::resolver resolver;
-    beast::tcp_stream stream;
-    http::request<http::string_body> req;
-    http::response<http::string_body> res;
-    beast::flat_buffer buf;
-  };
-  auto op = std::make_shared<Op>(io_);
   auto& p = queue_.front();
-  op->req = {http::verb::post, p.path, 11};
-  op->req.set(http::field::host, host_);
-  op->req.set(http::field::content_type, "application/json");
-  op->req.body() = p.body.dump();
-  op->req.prepare_payload();
-  auto finish = [this, alive = alive_, op](Result<json> r) {
+  http_post(io_, url_, p.path, p.body.dump(), std::chrono::seconds(5), [this, alive = alive_](Result<HttpReply> r) {
     if (!*alive) return;
     auto cb = std::move(queue_.front().done);
     queue_.pop_front();
-    if (!r) ++stats_.errors;
+    auto out = [&]() -> Result<json> {
+      if (!r) return r.error();
+      auto j = json::parse(r->body, nullptr, false);
+      if (r->status != 200 || !j.is_object()) return Error{"etcd answered " + std::to_string(r->status) + ": " + r->body};
+      return j;
+    }();
+    if (!out) ++stats_.errors;
     try {
-      cb(std::move(r));
+      cb(std::move(out));
     } catch (const std::exception& e) {  // never out of a loop callback
       ++stats_.errors;
       spdlog::error("cluster: handling an etcd reply failed: {}", e.what());
     }
     pump();
-  };
-  op->stream.expires_after(std::chrono::seconds(5));
-  op->resolver.async_resolve(host_, port_, [op, finish](beast::error_code ec, tcp::resolver::results_type res) {
-    if (ec) return finish(Error{"resolve: " + ec.message()});
-    op->stream.async_connect(res, [op, finish](beast::error_code ec, auto) {
-      if (ec) return finish(Error{"connect: " + ec.message()});
-      http::async_write(op->stream, op->req, [op, finish](beast::error_code ec, std::size_t) {
-        if (ec) return finish(Error{"send: " + ec.message()});
-        http::async_read(op->stream, op->buf, op->res, [op, finish](beast::error_code ec, std::size_t) {
-          if (ec) return finish(Error{"receive: " + ec.message()});
-          auto j = json::parse(op->res.body(), nullptr, false);
-          if (op->res.result_int() != 200 || !j.is_object())
-            return finish(Error{"etcd answered " + std::to_string(op->res.result_int()) + ": " + op->res.body()});
-          finish(std::move(j));
-        });
-      });
-    });
   });
 }
 
@@ -270,6 +240,14 @@ void EtcdStore::connect() {
   });
 }
 
+std::optional<ClusterEndpoint> EtcdStore::decode_kv(const std::string& key, const json& kv) {
+  auto e = decode_endpoint(base64_decode(kv.value("value", "")));
+  if (e) return *e;
+  ++stats_.errors;  // another node's bad write must not stop this one
+  spdlog::warn("cluster: ignoring {}: {}", key, e.error().message);
+  return std::nullopt;
+}
+
 void EtcdStore::on_range(const json& r) {
   const auto gen = generation_;
   const auto mine = opts_.prefix + opts_.node + "/";
@@ -282,13 +260,7 @@ void EtcdStore::on_range(const json& r) {
         request("/v3/kv/deleterange", {{"key", base64_encode(k)}}, [](Result<json>) {});
       continue;
     }
-    auto e = decode_endpoint(base64_decode(kv.value("value", "")));
-    if (!e) {
-      ++stats_.errors;
-      spdlog::warn("cluster: ignoring {}: {}", k, e.error().message);
-      continue;
-    }
-    seen[k] = *e;
+    if (auto e = decode_kv(k, kv)) seen[k] = *e;
   }
   for (const auto& [id, e] : local_) put(e);  // under the new lease
   if (stats_.resyncs++ > 0)                   // a re-read: what vanished meanwhile goes
@@ -307,7 +279,7 @@ void EtcdStore::start_watch(long long revision) {
   watch_ = w;
   const auto gen = generation_;
   w->req = {http::verb::post, "/v3/watch", 11};
-  w->req.set(http::field::host, host_);
+  w->req.set(http::field::host, url_.host);
   w->req.set(http::field::content_type, "application/json");
   w->req.body() = json{{"create_request",
                         {{"key", base64_encode(opts_.prefix)},
@@ -332,7 +304,7 @@ void EtcdStore::start_watch(long long revision) {
   Lost lost = [this, gen, alive = alive_](const std::string& why) {
     if (*alive && gen == generation_) fail("the watch on etcd ended: " + why);
   };
-  w->resolver.async_resolve(host_, port_, [w, lost](beast::error_code ec, tcp::resolver::results_type res) {
+  w->resolver.async_resolve(url_.host, url_.port, [w, lost](beast::error_code ec, tcp::resolver::results_type res) {
     if (ec) return lost(ec.message());
     w->stream.async_connect(res, [w, lost](beast::error_code ec, auto) {
       if (ec) return lost(ec.message());
@@ -369,14 +341,10 @@ void EtcdStore::on_watch_message(const json& m) {
       }
       continue;
     }
-    auto e = decode_endpoint(base64_decode(kv.value("value", "")));
-    if (!e) {
-      ++stats_.errors;
-      spdlog::warn("cluster: ignoring {}: {}", k, e.error().message);
-      continue;
+    if (auto e = decode_kv(k, kv)) {
+      remote_[k] = *e;
+      handler_(ClusterEvent{ClusterEvent::Kind::upsert, *e});
     }
-    remote_[k] = *e;
-    handler_(ClusterEvent{ClusterEvent::Kind::upsert, *e});
   }
 }
 

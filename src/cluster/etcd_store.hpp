@@ -10,8 +10,10 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
+#include "common/http_post.hpp"
 #include "topowall/cluster.hpp"
 #include "topowall/result.hpp"
 
@@ -54,6 +56,7 @@ class EtcdStore final : public ClusterStore {
   void pump();
   void connect();
   void on_range(const nlohmann::json& r);
+  std::optional<ClusterEndpoint> decode_kv(const std::string& key, const nlohmann::json& kv);
   void start_watch(long long revision);
   void on_watch_message(const nlohmann::json& m);
   void keepalive();
@@ -63,7 +66,7 @@ class EtcdStore final : public ClusterStore {
 
   boost::asio::io_context& io_;
   EtcdOptions opts_;
-  std::string host_, port_;
+  HttpUrl url_;
   ClusterHandler handler_;
   bool stopped_ = true;
   long long lease_ = 0;
