@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-etcd", cluster_etcd,
                  "cluster mode: share endpoints with other nodes through etcd at http://HOST:PORT");
   app.add_option("--node-name", node_name, "this node's name in the cluster (default: the host name)");
+  TlsFiles cluster_tls;
+  app.add_option("--cluster-ca", cluster_tls.ca, "https etcd: PEM CA that signed etcd's certificate (default: system CAs)");
+  app.add_option("--cluster-cert", cluster_tls.cert, "https etcd: PEM client certificate (etcd --client-cert-auth)");
+  app.add_option("--cluster-key", cluster_tls.key, "https etcd: PEM key of the client certificate");
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
@@ -200,7 +204,9 @@ int main(int argc, char** argv) {
       gethostname(host, sizeof host - 1);
       node_name = host;
     }
-    auto store = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{cluster_etcd, node_name});
+    cluster::EtcdOptions eo{cluster_etcd, node_name};
+    eo.tls = cluster_tls;
+    auto store = std::make_unique<cluster::EtcdStore>(io, eo);
     if (auto st = store->validate(); !st) {
       spdlog::error("{}", st.error().message);
       return 2;

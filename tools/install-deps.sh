@@ -4,10 +4,10 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
-  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 busybox-static iperf3 curl
-  podman runc containernetworking-plugins etcd-server
+  podman runc containernetworking-plugins etcd-server openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -52,7 +52,14 @@ void SyslogSink::send(const topology::Alert& a) {
   syslog(a.blocked ? LOG_WARNING : LOG_NOTICE, "%s", topology::alert_text(a).c_str());
 }
 
-WebhookSink::WebhookSink(asio::io_context& io, std::string url) : io_(io), url_(parse_http_url(url, "80")) {}
+WebhookSink::WebhookSink(asio::io_context& io, std::string url) : io_(io), url_(parse_http_url(url, "")) {
+  if (url_ && url_->port.empty()) url_->port = url_->tls ? "443" : "80";
+  if (url_ && url_->tls) {
+    auto ctx = make_tls_context({});  // the system's CA store
+    if (ctx) tls_ = *ctx;
+    else url_.reset();
+  }
+}
 
 void WebhookSink::send(const topology::Alert& a) {
   if (queue_.size() >= 10000) {
@@ -73,7 +80,7 @@ void WebhookSink::pump() {
     if (!r || r->status >= 300) ++dropped_;
     queue_.pop_front();
     pump();
-  });
+  }, tls_);
 }
 
 std::unique_ptr<Sink> make_sink(asio::io_context& io, const std::string& spec, std::string& error) {
@@ -90,7 +97,7 @@ std::unique_ptr<Sink> make_sink(asio::io_context& io, const std::string& spec, s
   if (spec.rfind("webhook:", 0) == 0) {
     auto w = std::make_unique<WebhookSink>(io, spec.substr(8));
     if (w->valid()) return w;
-    error = "webhook URL must be http://host[:port]/path";
+    error = "webhook URL must be http://host[:port]/path or https://host[:port]/path";
     return nullptr;
   }
   error = "unknown alert sink '" + spec + "' (log, syslog, jsonl:/path, webhook:http://host:port/path)";

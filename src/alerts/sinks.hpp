@@ -67,6 +67,7 @@ class WebhookSink final : public Sink {
   void pump();
   boost::asio::io_context& io_;
   std::optional<HttpUrl> url_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   std::deque<std::string> queue_;
   bool busy_ = false;
   std::uint64_t dropped_ = 0;

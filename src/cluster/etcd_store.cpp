@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -14,7 +13,6 @@ namespace topowall::cluster {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using asio::ip::tcp;
 using nlohmann::json;
 
 namespace {
@@ -90,9 +88,8 @@ Result<ClusterEndpoint> decode_endpoint(const std::string& value) {
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
 struct EtcdStore::Watch {
-  explicit Watch(asio::io_context& io) : resolver(io), stream(io) {}
-  tcp::resolver resolver;
-  beast::tcp_stream stream;
+  Watch(asio::io_context& io, const std::shared_ptr<asio::ssl::context>& tls) : stream(io, tls) {}
+  HttpStream stream;
   http::request<http::string_body> req;
   http::response_parser<http::string_body> parser;
   beast::flat_buffer buf;
@@ -102,7 +99,7 @@ struct EtcdStore::Watch {
 
 // Reads the stream until it ends; each piece goes through the parser's chunk callback.
 void EtcdStore::read_watch(const std::shared_ptr<Watch>& w, Lost lost) {
-  http::async_read_some(w->stream, w->buf, w->parser, [w, lost](beast::error_code ec, std::size_t) {
+  w->stream.async_read_some(w->buf, w->parser, [w, lost](beast::error_code ec, std::size_t) {
     if (ec) return lost(ec.message());
     if (w->parser.is_done()) return lost("etcd closed it");
     read_watch(w, lost);
@@ -110,7 +107,13 @@ void EtcdStore::read_watch(const std::shared_ptr<Watch>& w, Lost lost) {
 }
 
 EtcdStore::EtcdStore(asio::io_context& io, EtcdOptions opts)
-    : io_(io), opts_(std::move(opts)), url_(parse_http_url(opts_.url, "2379").value_or(HttpUrl{})), retry_(io), renew_(io) {}
+    : io_(io), opts_(std::move(opts)), url_(parse_http_url(opts_.url, "2379").value_or(HttpUrl{})), retry_(io), renew_(io) {
+  if (url_.tls) {
+    auto ctx = make_tls_context(opts_.tls);
+    if (ctx) tls_ = *ctx;
+    else tls_error_ = ctx.error().message;
+  }
+}
 
 EtcdStore::~EtcdStore() {
   stop();
@@ -118,7 +121,9 @@ EtcdStore::~EtcdStore() {
 }
 
 Status EtcdStore::validate() const {
-  if (url_.host.empty()) return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port of an etcd member"};
+  if (url_.host.empty())
+    return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port or https://host:port of an etcd member"};
+  if (!tls_error_.empty()) return Error{"--cluster-etcd TLS: " + tls_error_};
   if (!topology::is_valid_name(opts_.node))
     return Error{"node name '" + opts_.node + "' is not valid: letters, digits, '.', '_', '-' (set --node-name)"};
   return ok_status();
@@ -137,8 +142,7 @@ void EtcdStore::stop() {
   retry_.cancel();
   renew_.cancel();
   if (watch_) {
-    beast::error_code ec;
-    watch_->stream.socket().close(ec);
+    watch_->stream.close();
     watch_.reset();
   }
   // Leaving on purpose: revoke the lease so the others drop this node's endpoints now, not after the TTL.
@@ -198,7 +202,7 @@ void EtcdStore::pump() {
       spdlog::error("cluster: handling an etcd reply failed: {}", e.what());
     }
     pump();
-  });
+  }, tls_);
 }
 
 // --- connection life: lease, full read, watch, keepalive ------------------------
@@ -211,8 +215,7 @@ void EtcdStore::fail(const std::string& what) {
   ++generation_;
   renew_.cancel();
   if (watch_) {
-    beast::error_code ec;
-    watch_->stream.socket().close(ec);
+    watch_->stream.close();
     watch_.reset();
   }
   lease_ = 0;
@@ -275,7 +278,7 @@ void EtcdStore::on_range(const json& r) {
 }
 
 void EtcdStore::start_watch(long long revision) {
-  auto w = std::make_shared<Watch>(io_);
+  auto w = std::make_shared<Watch>(io_, tls_);
   watch_ = w;
   const auto gen = generation_;
   w->req = {http::verb::post, "/v3/watch", 11};
@@ -304,15 +307,13 @@ void EtcdStore::start_watch(long long revision) {
   Lost lost = [this, gen, alive = alive_](const std::string& why) {
     if (*alive && gen == generation_) fail("the watch on etcd ended: " + why);
   };
-  w->resolver.async_resolve(url_.host, url_.port, [w, lost](beast::error_code ec, tcp::resolver::results_type res) {
-    if (ec) return lost(ec.message());
-    w->stream.async_connect(res, [w, lost](beast::error_code ec, auto) {
+  w->stream.tcp().expires_after(std::chrono::seconds(5));  // connect and handshake
+  w->stream.connect(url_.host, url_.port, [w, lost](Status st) {
+    if (!st) return lost(st.error().message);
+    w->stream.tcp().expires_never();  // then an endless stream: liveness is the keepalive's job
+    w->stream.async_write(w->req, [w, lost](beast::error_code ec, std::size_t) {
       if (ec) return lost(ec.message());
-      w->stream.expires_never();  // liveness is the keepalive's job
-      http::async_write(w->stream, w->req, [w, lost](beast::error_code ec, std::size_t) {
-        if (ec) return lost(ec.message());
-        read_watch(w, lost);
-      });
+      read_watch(w, lost);
     });
   });
 }

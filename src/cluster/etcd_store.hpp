@@ -24,6 +24,7 @@ struct EtcdOptions {
   std::string node;  // this node's name: its keys live under <prefix><node>/
   std::string prefix = "/topowall/v1/endpoints/";
   std::chrono::seconds ttl{15};  // how long a silent node's endpoints outlive it
+  TlsFiles tls;                  // for an https URL: the CA, and a client certificate if etcd asks for one
 };
 
 // Keys are stored base64 in etcd's JSON API.
@@ -67,6 +68,8 @@ class EtcdStore final : public ClusterStore {
   boost::asio::io_context& io_;
   EtcdOptions opts_;
   HttpUrl url_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::string tls_error_;
   ClusterHandler handler_;
   bool stopped_ = true;
   long long lease_ = 0;

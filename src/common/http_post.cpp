@@ -1,6 +1,5 @@
 #include "common/http_post.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <memory>
@@ -10,53 +9,54 @@ namespace topowall {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using asio::ip::tcp;
 
 std::optional<HttpUrl> parse_http_url(const std::string& url, const std::string& default_port) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) return std::nullopt;
-  auto rest = url.substr(scheme.size());
+  HttpUrl u;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) rest = url.substr(7);
+  else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    u.tls = true;
+  } else {
+    return std::nullopt;
+  }
   auto slash = rest.find('/');
   auto hostport = rest.substr(0, slash);
-  HttpUrl u;
   u.path = slash == std::string::npos ? "/" : rest.substr(slash);
   auto colon = hostport.rfind(':');
   u.host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
   u.port = colon == std::string::npos ? default_port : hostport.substr(colon + 1);
-  if (u.host.empty() || u.port.empty()) return std::nullopt;
+  if (u.host.empty() || (u.port.empty() && !default_port.empty())) return std::nullopt;
   return u;
 }
 
 void http_post(asio::io_context& io, const HttpUrl& url, std::string target, std::string json_body,
-               std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done) {
+               std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done,
+               const std::shared_ptr<asio::ssl::context>& tls) {
+  if (url.tls && !tls) return done(Error{"https needs a TLS context (CA file)"});
   struct Op {
-    explicit Op(asio::io_context& io) : resolver(io), stream(io) {}
-    tcp::resolver resolver;
-    beast::tcp_stream stream;
+    Op(asio::io_context& io, const std::shared_ptr<asio::ssl::context>& tls) : stream(io, tls) {}
+    HttpStream stream;
     http::request<http::string_body> req;
     http::response<http::string_body> res;
     beast::flat_buffer buf;
     std::function<void(Result<HttpReply>)> done;
   };
-  auto op = std::make_shared<Op>(io);
+  auto op = std::make_shared<Op>(io, url.tls ? tls : nullptr);
   op->req = {http::verb::post, target, 11};
   op->req.set(http::field::host, url.host);
   op->req.set(http::field::content_type, "application/json");
   op->req.body() = std::move(json_body);
   op->req.prepare_payload();
   op->done = std::move(done);
-  op->stream.expires_after(timeout);
-  auto failed = [op](const char* step, const beast::error_code& ec) { op->done(Error{std::string(step) + ": " + ec.message()}); };
-  op->resolver.async_resolve(url.host, url.port, [op, failed](beast::error_code ec, tcp::resolver::results_type r) {
-    if (ec) return failed("resolve", ec);
-    op->stream.async_connect(r, [op, failed](beast::error_code ec, auto) {
-      if (ec) return failed("connect", ec);
-      http::async_write(op->stream, op->req, [op, failed](beast::error_code ec, std::size_t) {
-        if (ec) return failed("send", ec);
-        http::async_read(op->stream, op->buf, op->res, [op, failed](beast::error_code ec, std::size_t) {
-          if (ec) return failed("receive", ec);
-          op->done(HttpReply{op->res.result_int(), std::move(op->res.body())});
-        });
+  op->stream.tcp().expires_after(timeout);  // the whole exchange, handshake included
+  op->stream.connect(url.host, url.port, [op](Status st) {
+    if (!st) return op->done(st.error());
+    op->stream.async_write(op->req, [op](beast::error_code ec, std::size_t) {
+      if (ec) return op->done(Error{"send: " + ec.message()});
+      op->stream.async_read(op->buf, op->res, [op](beast::error_code ec, std::size_t) {
+        if (ec) return op->done(Error{"receive: " + ec.message()});
+        op->done(HttpReply{op->res.result_int(), std::move(op->res.body())});
       });
     });
   });

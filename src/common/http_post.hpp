@@ -7,14 +7,16 @@
 #include <optional>
 #include <string>
 
+#include "common/http_stream.hpp"
 #include "topowall/result.hpp"
 
 namespace topowall {
 
 struct HttpUrl {
   std::string host, port, path;
+  bool tls = false;  // https
 };
-// "http://host[:port][/path]"; nullopt for anything else (no TLS here).
+// "http[s]://host[:port][/path]"; nullopt for anything else. `default_port` applies to both schemes.
 std::optional<HttpUrl> parse_http_url(const std::string& url, const std::string& default_port);
 
 struct HttpReply {
@@ -22,7 +24,9 @@ struct HttpReply {
   std::string body;
 };
 // `done` runs on the loop exactly once: the reply, or what failed (resolve, connect, send, receive, timeout).
+// `tls` is required for an https URL (make_tls_context) and ignored otherwise.
 void http_post(boost::asio::io_context& io, const HttpUrl& url, std::string target, std::string json_body,
-               std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done);
+               std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done,
+               const std::shared_ptr<boost::asio::ssl::context>& tls = nullptr);
 
 }  // namespace topowall

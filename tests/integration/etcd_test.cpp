@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,45 +29,66 @@ namespace {
 struct EtcdLab : ::testing::Test {
   void SetUp() override {
     if (sh("command -v etcd") != 0) GTEST_SKIP() << "etcd is not installed (package etcd-server; tools/install-deps.sh)";
-    const int port = 24100 + (getpid() % 400) * 2;
-    url = "http://127.0.0.1:" + std::to_string(port);
     dir = "/tmp/topowall-etcd-" + std::to_string(getpid());
     sh("rm -rf " + dir);
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    if (!tls) return start_etcd("http", {}, "");
+    // A CA, etcd's server certificate for 127.0.0.1, and a client certificate signed by the CA.
+    const std::string gen =
+        "cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=twca"
+        " && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=etcd"
+        " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
+        " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext"
+        " && openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=node"
+        " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1"
+        " && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other";
+    ASSERT_EQ(sh(gen), 0) << "openssl could not make the test certificates";
+    start_etcd("https",
+               {"--cert-file", dir + "/server.pem", "--key-file", dir + "/server.key", "--client-cert-auth",
+                "--trusted-ca-file", dir + "/ca.pem"},
+               " --cacert " + dir + "/ca.pem --cert " + dir + "/client.pem --key " + dir + "/client.key");
+  }
+  void start_etcd(const std::string& scheme, std::vector<std::string> extra, const std::string& curl_tls) {
+    const int port = 24100 + (getpid() % 400) * 2;
+    url = scheme + "://127.0.0.1:" + std::to_string(port);
     const std::string peer = "http://127.0.0.1:" + std::to_string(port + 1);
-    std::vector<std::string> args = {"etcd", "--data-dir", dir, "--listen-client-urls", url, "--advertise-client-urls", url,
+    std::vector<std::string> args = {"etcd", "--data-dir", dir + "/data", "--listen-client-urls", url, "--advertise-client-urls", url,
                                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                                      "--initial-cluster", "default=" + peer};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, (dir + ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 1, (dir + "/etcd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     ASSERT_EQ(posix_spawnp(&etcd, "etcd", &fa, nullptr, argv.data(), environ), 0);
     posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 100; ++i) {
-      if (sh("curl -sf " + url + "/health") == 0) return;
+      if (sh("curl -sf" + curl_tls + " " + url + "/health") == 0) return;
       if (waitpid(etcd, nullptr, WNOHANG) == etcd) {
         etcd = 0;
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    FAIL() << "etcd did not start: " << sh_out("tail -5 " + dir + ".log");
+    FAIL() << "etcd did not start: " << sh_out("tail -5 " + dir + "/etcd.log");
   }
   void TearDown() override {
     if (etcd > 0) {
       kill(etcd, SIGTERM);
       waitpid(etcd, nullptr, 0);
     }
-    if (!dir.empty()) sh("rm -rf " + dir + " " + dir + ".log");
+    if (!dir.empty()) sh("rm -rf " + dir);
   }
-  std::unique_ptr<cluster::EtcdStore> store(boost::asio::io_context& io, const std::string& node, int ttl_s = 2) {
+  std::unique_ptr<cluster::EtcdStore> store(boost::asio::io_context& io, const std::string& node, int ttl_s = 2,
+                                            TlsFiles tls_files = {}) {
     cluster::EtcdOptions o;
     o.url = url;
     o.node = node;
     o.ttl = std::chrono::seconds(ttl_s);
+    o.tls = tls_files;
     auto s = std::make_unique<cluster::EtcdStore>(io, o);
     EXPECT_TRUE(s->validate());
     return s;
@@ -88,8 +110,13 @@ struct EtcdLab : ::testing::Test {
     return ClusterEndpoint{"", id, workload, id, {*IpAddr::parse(addr)}};
   }
 
+  bool tls = false;
   pid_t etcd = 0;
   std::string url, dir;
+};
+
+struct EtcdTlsLab : EtcdLab {
+  EtcdTlsLab() { tls = true; }
 };
 
 // What node B knows of other nodes, from its events: "node/id=workload@addr".
@@ -214,4 +241,33 @@ TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
     for (const auto& [k, e] : ag->state().graph.edges())
       EXPECT_TRUE(k.src != "world" && k.dst != "world") << k.to_string();
   EXPECT_TRUE(status(*a)["cluster_connected"]);
+}
+
+// etcd as clusters run it: TLS, and client certificates required.
+TEST_F(EtcdTlsLab, VerifiesEtcdAndPresentsAClientCertificate) {
+  const TlsFiles good{dir + "/ca.pem", dir + "/client.pem", dir + "/client.key"};
+  boost::asio::io_context io;
+  auto a = store(io, "node-a", 2, good), b = store(io, "node-b", 2, good);
+  Seen seen_b;
+  a->publish(ep("c1", "web", "10.1.0.2"));
+  a->start([](const ClusterEvent&) {});
+  b->start([&](const ClusterEvent& e) { seen_b(e); });
+  ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-a/c1") > 0; }, {&io})) << "over TLS";
+  EXPECT_TRUE(b->stats().connected);
+
+  // No client certificate: etcd refuses. An etcd the CA does not vouch for: we refuse.
+  auto anon = store(io, "node-x", 2, {dir + "/ca.pem", "", ""});
+  auto fooled = store(io, "node-y", 2, {dir + "/other.pem", dir + "/client.pem", dir + "/client.key"});
+  anon->start([](const ClusterEvent&) {});
+  fooled->start([](const ClusterEvent&) {});
+  ASSERT_TRUE(run_until([&] { return anon->stats().errors >= 1 && fooled->stats().errors >= 1; }, {&io}));
+  EXPECT_FALSE(anon->stats().connected);
+  EXPECT_FALSE(fooled->stats().connected);
+
+  // Unusable files are named at start-up.
+  cluster::EtcdOptions o{url, "node-z"};
+  o.tls = {dir + "/missing.pem", "", ""};
+  auto bad = cluster::EtcdStore(io, o).validate();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("missing.pem"), std::string::npos) << bad.error().message;
 }
