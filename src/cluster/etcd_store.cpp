@@ -66,7 +66,7 @@ std::string encode_endpoint(const ClusterEndpoint& e) {
   return json{{"node", e.node}, {"id", e.id}, {"workload", e.workload}, {"name", e.name}, {"addresses", addrs}}.dump();
 }
 
-Result<ClusterEndpoint> decode_endpoint(const std::string& value) {
+Result<ClusterEndpoint> decode_endpoint(const std::string& value) try {
   auto j = json::parse(value, nullptr, false);
   if (!j.is_object()) return Error{"not a JSON object"};
   ClusterEndpoint e;
@@ -77,6 +77,8 @@ Result<ClusterEndpoint> decode_endpoint(const std::string& value) {
   // Names reach the ruleset and alerts: the same rule as every other name.
   if (e.node.empty() || e.id.empty() || !topology::is_valid_name(e.workload))
     return Error{"missing node or id, or workload name '" + e.workload + "' is not valid"};
+  if (e.workload == topology::kHost || e.workload == topology::kWorld)
+    return Error{"workload name '" + e.workload + "' is reserved (agents never announce it)"};
   if (!j.contains("addresses") || !j["addresses"].is_array()) return Error{"no address list"};
   for (const auto& a : j["addresses"]) {
     auto ip = a.is_string() ? IpAddr::parse(a.get<std::string>()) : std::nullopt;
@@ -84,6 +86,8 @@ Result<ClusterEndpoint> decode_endpoint(const std::string& value) {
     e.addresses.push_back(*ip);
   }
   return e;
+} catch (const std::exception& ex) {  // a field of the wrong type: another writer's value, never fatal here
+  return Error{std::string("malformed: ") + ex.what()};
 }
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
@@ -299,7 +303,12 @@ void EtcdStore::start_watch(long long revision) {
     for (auto nl = w->lines.find('\n'); nl != std::string::npos; nl = w->lines.find('\n')) {
       auto m = json::parse(w->lines.substr(0, nl), nullptr, false);
       w->lines.erase(0, nl + 1);
-      if (m.is_object()) on_watch_message(m);
+      try {
+        if (m.is_object()) on_watch_message(m);
+      } catch (const std::exception& e) {  // never out of the parser's callback: count it, keep watching
+        ++stats_.errors;
+        spdlog::warn("cluster: a watch message could not be read: {}", e.what());
+      }
     }
     return body.size();
   };

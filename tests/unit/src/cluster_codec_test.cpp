@@ -1,0 +1,40 @@
+// What nodes write to etcd, and what a node accepts back: other writers' values must never be fatal
+// and never name reserved or invalid workloads.
+#include <gtest/gtest.h>
+
+#include "cluster/etcd_store.hpp"
+
+using namespace topowall;
+using namespace topowall::cluster;
+
+TEST(ClusterCodec, EndpointsRoundTrip) {
+  ClusterEndpoint e{"node-a", "c1", "web", "web-1", {*IpAddr::parse("10.1.0.2"), *IpAddr::parse("fd00::2")}};
+  auto back = decode_endpoint(encode_endpoint(e));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->node, "node-a");
+  EXPECT_EQ(back->workload, "web");
+  EXPECT_EQ(back->addresses, e.addresses);
+}
+
+TEST(ClusterCodec, OtherWritersValuesAreRefusedNotFatal) {
+  for (const char* bad : {
+           "not json", "[1]", R"({"node":"a","id":"1","workload":"web"})",
+           R"({"node":"a","id":"1","workload":"web","addresses":["10.0.0.300"]})",
+           R"({"node":"a","id":"1","workload":"we b","addresses":[]})",
+           R"({"node":"a","id":"1","workload":"world","addresses":["10.0.0.1"]})",
+           R"({"node":"a","id":"1","workload":"host","addresses":["10.0.0.1"]})",
+           R"({"node":7,"id":"1","workload":"web","addresses":[]})",
+           R"({"node":"a","id":"1","workload":"web","addresses":[7]})",
+       }) {
+    auto r = decode_endpoint(bad);
+    EXPECT_FALSE(r) << bad;
+  }
+}
+
+TEST(ClusterCodec, KeysAndPrefixes) {
+  for (const std::string s : {"", "f", "fo", "foo", "/topowall/v1/endpoints/node-a/c1", std::string("\xff\x00\x01", 3)})
+    EXPECT_EQ(base64_decode(base64_encode(s)), s);
+  EXPECT_EQ(base64_encode("/topowall/"), "L3RvcG93YWxsLw==");
+  EXPECT_EQ(prefix_end("/topowall/"), "/topowall0");
+  EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
+}
