@@ -32,7 +32,8 @@ TEST(ClusterCodec, OtherWritersValuesAreRefusedNotFatal) {
 }
 
 TEST(ClusterCodec, KeysAndPrefixes) {
-  for (const std::string s : {"", "f", "fo", "foo", "/topowall/v1/endpoints/node-a/c1", std::string("\xff\x00\x01", 3)})
+  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "/topowall/v1/endpoints/node-a/c1",
+                                                      std::string("\xff\x00\x01", 3)})
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
   EXPECT_EQ(base64_encode("/topowall/"), "L3RvcG93YWxsLw==");
   EXPECT_EQ(prefix_end("/topowall/"), "/topowall0");
