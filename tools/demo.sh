@@ -39,7 +39,8 @@ ip_of() { podman inspect -f '{{(index .NetworkSettings.Networks "'"$net"'").IPAd
 
 echo "== starting topowalld (learn mode)"
 build/src/topowalld --state-dir "$work/state" --socket "$sock" --runtime-socket "$TOPOWALL_RUNTIME_SOCKET" \
-  --table topowall_demo --learn-for 10m --no-discover-netns --alert-sink log 2>"$work/agent.log" &
+  --table topowall_demo --learn-for 10m --no-discover-netns --alert-sink log \
+  --metrics-listen 127.0.0.1:19617 2>"$work/agent.log" &
 agent_pid=$!
 tw() { build/tools/cli/topowall --socket "$sock" "$@"; }
 for _ in $(seq 1 50); do tw status -o json 2>/dev/null | grep -q '"discovery_synced": true' && break; sleep 0.1; done
@@ -63,4 +64,6 @@ podman exec topowall-demo-web-1 sh -c "echo GET / | nc -w 2 $api 8080 >/dev/null
 sleep 0.5
 echo; echo "== pending flows"; tw flows pending
 echo; echo "== alerts in the agent log"; grep "alert:" "$work/agent.log" || true
+echo; echo "== Prometheus metrics (a few of them; http://127.0.0.1:19617/metrics)"
+curl -s http://127.0.0.1:19617/metrics | grep -E '^topowall_(mode\{mode="enforce"\}|workloads|edges|pending|alerts_total|conntrack_flows_total|ctmark_taken_total) ' || true
 echo; tw status
