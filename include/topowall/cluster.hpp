@@ -20,9 +20,22 @@ struct ClusterEndpoint {
   std::vector<IpAddr> addresses;
 };
 
+// An operator's decision on one edge, made on any node and applied on every node: a cross-node flow
+// crosses two nodes' rules, and approving it once must open both.
+struct ClusterDecision {
+  std::string src, dst;
+  Proto proto = Proto::tcp;
+  std::uint16_t port = 0;
+  std::string state;    // "approved", "denied" or "removed"
+  std::string until;    // RFC 3339 expiry of an approval, or ""
+  std::string comment;
+  std::string node;     // where it was made
+};
+
 struct ClusterEvent {
-  enum class Kind { upsert, remove, synced } kind = Kind::upsert;
+  enum class Kind { upsert, remove, synced, decision } kind = Kind::upsert;
   ClusterEndpoint endpoint;  // remove: node and id only
+  ClusterDecision decision;  // decision
 };
 
 struct ClusterStats {
@@ -44,6 +57,8 @@ class ClusterStore {
   // This node's endpoint, written now or as soon as the store is reachable.
   virtual void publish(const ClusterEndpoint& e) = 0;
   virtual void withdraw(const std::string& id) = 0;
+  // Shares an operator's decision (kept until overwritten: it outlives the node that made it).
+  virtual void decide(const ClusterDecision& d) = 0;
   virtual ClusterStats stats() const = 0;
 };
 

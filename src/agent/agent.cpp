@@ -274,11 +274,50 @@ void Agent::on_cluster(const ClusterEvent& ev) {
         remote_[id] = ev.endpoint;
         apply_remote(id);
         return;
+      case ClusterEvent::Kind::decision:
+        apply_decision(ev.decision);
+        return;
     }
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
     spdlog::error("cluster event failed: {}", e.what());
   }
+}
+
+// An operator's decision made on another node: the same change as if made here.
+void Agent::apply_decision(const ClusterDecision& d) {
+  const topology::EdgeKey k{d.src, d.dst, d.proto, d.port};
+  auto& g = state_.graph;
+  if (d.state == "removed") {
+    if (!g.erase(k)) return;
+  } else {
+    const auto state = d.state == "approved" ? topology::EdgeState::approved : topology::EdgeState::denied;
+    auto& e = g.edges()[k];
+    if (auto p = g.pending().find(k); p != g.pending().end()) {
+      e.count += p->second.count;
+      e.first_seen = p->second.first_seen;
+      g.pending().erase(p);
+    }
+    if (e.first_seen == TimePoint{}) e.first_seen = Clock::now();
+    e.last_seen = std::max(e.last_seen, Clock::now());
+    e.state = state;
+    e.comment = d.comment;
+    e.expires = state == topology::EdgeState::approved && !d.until.empty() ? topology::parse_time(d.until) : std::nullopt;
+  }
+  spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
+  dirty_ = true;
+  touch(k);
+  apply_now();  // a removal also cuts the connections it allowed
+}
+
+void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
+  if (!ad_.cluster) return;
+  ClusterDecision d{k.src, k.dst, k.proto, k.port, state, "", "", ""};
+  if (e) {
+    d.comment = e->comment;
+    if (e->expires) d.until = topology::format_time(*e->expires);
+  }
+  ad_.cluster->decide(d);
 }
 
 void Agent::apply_remote(const std::string& id) {
@@ -610,6 +649,7 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
     k.port = static_cast<std::uint16_t>(*port);
     if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
     spdlog::info("edge revoked: {}", k.to_string());
+    share_decision(k, "removed", nullptr);
     dirty_ = true;
     (void)persist();
     touch(k);
@@ -985,6 +1025,7 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
     done.push_back(k.to_string());
     touch(k);
+    share_decision(k, std::string(to_string(state)), &e);
   }
   dirty_ = true;
   (void)persist();

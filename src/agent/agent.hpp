@@ -109,6 +109,8 @@ class Agent {
   void remove_endpoint(const std::string& id);
   void on_cluster(const ClusterEvent& ev);
   void apply_remote(const std::string& id);
+  void apply_decision(const ClusterDecision& d);
+  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
   void drop_local(const std::string& id);  // out of the table, out of the cluster, neighbours re-applied
   void on_flow(const FlowTuple& flow, bool resync);
   void learn(const FlowTuple& flow, bool resync);

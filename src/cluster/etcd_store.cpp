@@ -7,6 +7,7 @@
 
 #include "common/http_post.hpp"
 #include "topowall/topology/identity.hpp"
+#include "topowall/topology/schema.hpp"
 
 namespace topowall::cluster {
 
@@ -90,6 +91,36 @@ Result<ClusterEndpoint> decode_endpoint(const std::string& value) try {
   return Error{std::string("malformed: ") + ex.what()};
 }
 
+std::string encode_decision(const ClusterDecision& d) {
+  return json{{"src", d.src},         {"dst", d.dst},     {"proto", std::string(to_string(d.proto))}, {"port", d.port},
+              {"state", d.state},     {"until", d.until}, {"comment", d.comment},        {"node", d.node}}
+      .dump();
+}
+
+Result<ClusterDecision> decode_decision(const std::string& value) try {
+  auto j = json::parse(value, nullptr, false);
+  if (!j.is_object()) return Error{"not a JSON object"};
+  ClusterDecision d;
+  d.src = j.value("src", "");
+  d.dst = j.value("dst", "");
+  auto proto = parse_proto(j.value("proto", ""));
+  auto port = j.value("port", -1);
+  d.state = j.value("state", "");
+  d.until = j.value("until", "");
+  d.comment = j.value("comment", "");
+  d.node = j.value("node", "");
+  if (!topology::is_valid_name(d.src) || !topology::is_valid_name(d.dst)) return Error{"invalid workload names"};
+  if (!proto || port < 0 || port > 65535) return Error{"invalid protocol or port"};
+  if (d.state != "approved" && d.state != "denied" && d.state != "removed") return Error{"unknown state '" + d.state + "'"};
+  if (!d.until.empty() && !topology::parse_time(d.until)) return Error{"until '" + d.until + "' is not RFC 3339"};
+  if (d.comment.size() > 1024) return Error{"comment longer than 1024 bytes"};
+  d.proto = *proto;
+  d.port = static_cast<std::uint16_t>(port);
+  return d;
+} catch (const std::exception& ex) {
+  return Error{std::string("malformed: ") + ex.what()};
+}
+
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
 struct EtcdStore::Watch {
   Watch(asio::io_context& io, const std::shared_ptr<asio::ssl::context>& tls) : stream(io, tls) {}
@@ -167,6 +198,33 @@ void EtcdStore::withdraw(const std::string& id) {
   request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, [](Result<json>) {});
 }
 
+void EtcdStore::decide(const ClusterDecision& d) {
+  auto mine = d;
+  mine.node = opts_.node;
+  if (lease_) put_decision(mine);
+  else unsent_.push_back(mine);  // written once connected
+}
+
+void EtcdStore::put_decision(const ClusterDecision& d) {
+  ++stats_.publishes;
+  const auto k = decisions() + d.src + "/" + d.dst + "/" + std::string(to_string(d.proto)) + "/" + std::to_string(d.port);
+  request("/v3/kv/put", {{"key", base64_encode(k)}, {"value", base64_encode(encode_decision(d))}}, [](Result<json>) {});
+}
+
+void EtcdStore::on_decision_kv(const std::string& key, const json& kv) {
+  auto d = decode_decision(base64_decode(kv.value("value", "")));
+  if (!d) {
+    ++stats_.errors;
+    spdlog::warn("cluster: ignoring {}: {}", key, d.error().message);
+    return;
+  }
+  if (d->node == opts_.node) return;  // made here, applied here already
+  ClusterEvent ev;
+  ev.kind = ClusterEvent::Kind::decision;
+  ev.decision = *d;
+  handler_(ev);
+}
+
 void EtcdStore::put(const ClusterEndpoint& e) {
   ++stats_.publishes;
   request("/v3/kv/put",
@@ -237,8 +295,8 @@ void EtcdStore::connect() {
     if (!r) return fail("etcd at " + opts_.url + " unreachable: " + r.error().message);
     lease_ = as_ll((*r)["ID"]);
     if (!lease_) return fail("etcd granted no lease");
-    const auto end = prefix_end(opts_.prefix);
-    request("/v3/kv/range", {{"key", base64_encode(opts_.prefix)}, {"range_end", base64_encode(end)}},
+    const auto end = prefix_end(opts_.root);
+    request("/v3/kv/range", {{"key", base64_encode(opts_.root)}, {"range_end", base64_encode(end)}},
             [this, gen](Result<json> r) {
               if (gen != generation_ || stopped_) return;
               if (!r) return fail("reading the cluster's endpoints failed: " + r.error().message);
@@ -257,10 +315,16 @@ std::optional<ClusterEndpoint> EtcdStore::decode_kv(const std::string& key, cons
 
 void EtcdStore::on_range(const json& r) {
   const auto gen = generation_;
-  const auto mine = opts_.prefix + opts_.node + "/";
+  const auto mine = endpoints() + opts_.node + "/";
   std::map<std::string, ClusterEndpoint> seen;
+  std::vector<std::pair<std::string, json>> decided;
   for (const auto& kv : r.value("kvs", json::array())) {
     auto k = base64_decode(kv.value("key", ""));
+    if (k.rfind(decisions(), 0) == 0) {
+      decided.emplace_back(k, kv);
+      continue;
+    }
+    if (k.rfind(endpoints(), 0) != 0) continue;
     if (k.rfind(mine, 0) == 0) {
       // Ours from before (a restart, or a withdraw lost while disconnected): drop what is no longer here.
       if (!local_.count(k.substr(mine.size())))
@@ -275,7 +339,10 @@ void EtcdStore::on_range(const json& r) {
       if (!seen.count(k)) handler_(ClusterEvent{ClusterEvent::Kind::remove, e});
   remote_ = seen;
   for (const auto& [k, e] : remote_) handler_(ClusterEvent{ClusterEvent::Kind::upsert, e});
-  handler_(ClusterEvent{ClusterEvent::Kind::synced, {}});
+  for (const auto& [k, kv] : decided) on_decision_kv(k, kv);  // idempotent: replayed on every (re)connect
+  for (const auto& d : unsent_) put_decision(d);
+  unsent_.clear();
+  handler_(ClusterEvent{ClusterEvent::Kind::synced, {}, {}});
   if (gen != generation_) return;
   start_watch(as_ll(r["header"]["revision"]) + 1);
   keepalive();
@@ -289,8 +356,8 @@ void EtcdStore::start_watch(long long revision) {
   w->req.set(http::field::host, url_.host);
   w->req.set(http::field::content_type, "application/json");
   w->req.body() = json{{"create_request",
-                        {{"key", base64_encode(opts_.prefix)},
-                         {"range_end", base64_encode(prefix_end(opts_.prefix))},
+                        {{"key", base64_encode(opts_.root)},
+                         {"range_end", base64_encode(prefix_end(opts_.root))},
                          {"start_revision", std::to_string(revision)}}}}
                       .dump();
   w->req.prepare_payload();
@@ -337,11 +404,16 @@ void EtcdStore::on_watch_message(const json& m) {
     stats_.connected = true;
     backoff_ = std::chrono::milliseconds(500);
   }
-  const auto mine = opts_.prefix + opts_.node + "/";
+  const auto mine = endpoints() + opts_.node + "/";
   for (const auto& ev : res.value("events", json::array())) {
     const auto& kv = ev.value("kv", json::object());
     auto k = base64_decode(kv.value("key", ""));
-    if (k.rfind(mine, 0) == 0) continue;
+    if (k.rfind(decisions(), 0) == 0) {
+      ++stats_.events;
+      if (ev.value("type", "PUT") != "DELETE") on_decision_kv(k, kv);
+      continue;
+    }
+    if (k.rfind(endpoints(), 0) != 0 || k.rfind(mine, 0) == 0) continue;
     ++stats_.events;
     if (ev.value("type", "PUT") == "DELETE") {
       if (auto it = remote_.find(k); it != remote_.end()) {

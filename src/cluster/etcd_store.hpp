@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/http_post.hpp"
 #include "topowall/cluster.hpp"
@@ -21,8 +22,8 @@ namespace topowall::cluster {
 
 struct EtcdOptions {
   std::string url;   // http://host:port of an etcd member
-  std::string node;  // this node's name: its keys live under <prefix><node>/
-  std::string prefix = "/topowall/v1/endpoints/";
+  std::string node;  // this node's name: its endpoints live under <root>endpoints/<node>/
+  std::string root = "/topowall/v1/";  // endpoints/ and decisions/ below it
   std::chrono::seconds ttl{15};  // how long a silent node's endpoints outlive it
   TlsFiles tls;                  // for an https URL: the CA, and a client certificate if etcd asks for one
 };
@@ -35,6 +36,8 @@ std::string prefix_end(std::string prefix);
 // What a node writes for one endpoint, and back; nullopt (and why) if a value is unusable.
 std::string encode_endpoint(const ClusterEndpoint& e);
 Result<ClusterEndpoint> decode_endpoint(const std::string& value);
+std::string encode_decision(const ClusterDecision& d);
+Result<ClusterDecision> decode_decision(const std::string& value);
 
 class EtcdStore final : public ClusterStore {
  public:
@@ -46,6 +49,7 @@ class EtcdStore final : public ClusterStore {
   void stop() override;
   void publish(const ClusterEndpoint& e) override;
   void withdraw(const std::string& id) override;
+  void decide(const ClusterDecision& d) override;
   ClusterStats stats() const override { return stats_; }
 
  private:
@@ -63,7 +67,11 @@ class EtcdStore final : public ClusterStore {
   void keepalive();
   void fail(const std::string& what);
   void put(const ClusterEndpoint& e);
-  std::string key(const std::string& id) const { return opts_.prefix + opts_.node + "/" + id; }
+  std::string endpoints() const { return opts_.root + "endpoints/"; }
+  std::string decisions() const { return opts_.root + "decisions/"; }
+  std::string key(const std::string& id) const { return endpoints() + opts_.node + "/" + id; }
+  void put_decision(const ClusterDecision& d);
+  void on_decision_kv(const std::string& key, const nlohmann::json& kv);
 
   boost::asio::io_context& io_;
   EtcdOptions opts_;
@@ -76,6 +84,7 @@ class EtcdStore final : public ClusterStore {
   std::uint64_t generation_ = 0;  // bumps on every reconnect: stale callbacks see a newer one and stop
   std::map<std::string, ClusterEndpoint> local_;   // id -> this node's endpoint
   std::map<std::string, ClusterEndpoint> remote_;  // etcd key -> another node's endpoint
+  std::vector<ClusterDecision> unsent_;            // decided while etcd was out of reach
   struct Pending {
     std::string path;
     nlohmann::json body;

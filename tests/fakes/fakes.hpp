@@ -87,9 +87,16 @@ class FakeCluster : public ClusterStore {
     published.erase(id);
     withdrawn.push_back(id);
   }
+  void decide(const ClusterDecision& d) override { decisions.push_back(d); }
   ClusterStats stats() const override { return {}; }
   void upsert(const std::string& node, const std::string& id, const std::string& workload, const char* addr) {
     handler(ClusterEvent{ClusterEvent::Kind::upsert, {node, id, workload, id, {*IpAddr::parse(addr)}}});
+  }
+  void decision(const ClusterDecision& d) {
+    ClusterEvent ev;
+    ev.kind = ClusterEvent::Kind::decision;
+    ev.decision = d;
+    handler(ev);
   }
   void remove(const std::string& node, const std::string& id) {
     handler(ClusterEvent{ClusterEvent::Kind::remove, {node, id, "", "", {}}});
@@ -97,6 +104,7 @@ class FakeCluster : public ClusterStore {
   ClusterHandler handler;
   std::map<std::string, ClusterEndpoint> published;
   std::vector<std::string> withdrawn;
+  std::vector<ClusterDecision> decisions;
 };
 
 // Test data builders shared by the agent tests.

@@ -16,6 +16,8 @@
 #include "cluster/etcd_store.hpp"
 #include "conntrack/ct_listener.hpp"
 #include "netns/netns_watcher.hpp"
+#include "nflog/nflog.hpp"
+#include "nft/writer.hpp"
 #include "rtnl/address_watcher.hpp"
 #include "lab.hpp"
 
@@ -123,11 +125,18 @@ struct EtcdTlsLab : EtcdLab {
 struct Seen {
   void operator()(const ClusterEvent& e) {
     const auto k = e.endpoint.node + "/" + e.endpoint.id;
+    if (e.kind == ClusterEvent::Kind::decision) {
+      const auto& d = e.decision;
+      decisions.push_back(d.src + ">" + d.dst + " " + std::string(to_string(d.proto)) + "/" + std::to_string(d.port) + " " +
+                          d.state + " by " + d.node + ": " + d.comment);
+      return;
+    }
     if (e.kind == ClusterEvent::Kind::synced) ++synced;
     else if (e.kind == ClusterEvent::Kind::remove) eps.erase(k);
     else eps[k] = e.endpoint.workload + "@" + e.endpoint.addresses.at(0).to_string();
   }
   std::map<std::string, std::string> eps;
+  std::vector<std::string> decisions;
   int synced = 0;
 };
 
@@ -152,6 +161,12 @@ TEST_F(EtcdLab, NodesSeeEachOthersEndpointsComeAndGo) {
                         {&io_a, &io_b}));
   a->withdraw("c2");
   ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-a/c2"); }, {&io_a, &io_b}));
+
+  // An operator's decision on node A reaches node B (not A itself), and stays for nodes that come later.
+  a->decide({"web", "db", Proto::tcp, 5432, "approved", "", "ticket 9", ""});
+  ASSERT_TRUE(run_until([&] { return !seen_b.decisions.empty(); }, {&io_a, &io_b}));
+  EXPECT_EQ(seen_b.decisions[0], "web>db tcp/5432 approved by node-a: ticket 9");
+  EXPECT_TRUE(seen_a.decisions.empty());
   EXPECT_TRUE(b->stats().connected);
   EXPECT_EQ(b->stats().errors, 0u);
 
@@ -162,6 +177,7 @@ TEST_F(EtcdLab, NodesSeeEachOthersEndpointsComeAndGo) {
   c->start([&](const ClusterEvent& e) { seen_c(e); });
   ASSERT_TRUE(run_until([&] { return seen_c.synced == 1; }, {&io_a, &io_b, &io_c}));
   EXPECT_EQ(seen_c.eps, (std::map<std::string, std::string>{{"node-a/c1", "api@10.1.0.2"}, {"node-b/c9", "db@10.2.0.9"}}));
+  EXPECT_EQ(seen_c.decisions, std::vector<std::string>{"web>db tcp/5432 approved by node-a: ticket 9"});
 
   // Node A dies (its loop stops: no keepalive, no goodbye): its endpoints go when the lease runs out.
   ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-a/c1"); }, {&io_b, &io_c}, 10000))
@@ -270,4 +286,70 @@ TEST_F(EtcdTlsLab, VerifiesEtcdAndPresentsAClientCertificate) {
   auto bad = cluster::EtcdStore(io, o).validate();
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("missing.pem"), std::string::npos) << bad.error().message;
+}
+
+// Enforcing on both nodes, a cross-node flow crosses two rulesets: approving it once, on either node,
+// opens both (the decision travels through etcd).
+TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
+  if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack, nftables, NFLOG";
+  Lab lab("twd", "10.231.8", {"aweb", "bdb"}, 2318);
+  ASSERT_TRUE(lab.ok());
+  auto net = *Cidr::parse("10.231.8.0/24");
+  (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  const std::string tables[] = {"topowall_itd_a" + std::to_string(getpid()), "topowall_itd_b" + std::to_string(getpid())};
+  struct Cleanup {  // also when an assertion ends the test early
+    const std::string* t;
+    ~Cleanup() {
+      for (int i = 0; i < 2; ++i) sh("nft delete table inet " + t[i]);
+    }
+  } cleanup{tables};
+  boost::asio::io_context io;
+  auto node = [&](int i, const std::string& name, const std::string& prefix) {
+    agent::AgentConfig cfg;
+    cfg.initial_mode = Mode::enforce;
+    cfg.settle = std::chrono::milliseconds(300);
+    cfg.ruleset.table = tables[i];
+    cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5500 + i * 100 + getpid() % 100);
+    agent::Adapters ad;
+    ad.store = std::make_unique<store::MemoryStateStore>();
+    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});
+    ad.flows = std::make_unique<conntrack::CtListener>(io);
+    ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
+    auto w = std::make_unique<nft::NftWriter>();
+    EXPECT_TRUE(w->open());
+    ad.writer = std::move(w);
+    ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
+    ad.conntrack_delete = conntrack::delete_conntrack;
+    ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
+    auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
+    EXPECT_TRUE(a->start());
+    return a;
+  };
+  auto call = [](agent::Agent& ag, const std::string& method, nlohmann::json params = nlohmann::json::object()) {
+    control::Peer root;
+    root.may_write = true;
+    return ag.handle({{"v", 1}, {"method", method}, {"params", params}}, root, nullptr);
+  };
+  {
+    auto a = node(0, "node-a", "twd-a"), b = node(1, "node-b", "twd-b");
+    ASSERT_TRUE(run_until([&] {
+      return call(*a, "status")["result"]["remote_endpoints"] == 1 && call(*b, "status")["result"]["remote_endpoints"] == 1;
+    }, {&io}));
+    Server db(lab.ns_path("bdb"), 5432);
+    EXPECT_FALSE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432)) << "unknown: blocked";
+    // Whichever ruleset the kernel runs first drops it, so that node holds the pending flow.
+    agent::Agent* holder = nullptr;
+    ASSERT_TRUE(run_until([&] {
+      for (auto* ag : {a.get(), b.get()})
+        if (call(*ag, "flows.pending")["result"].size() == 1) holder = ag;
+      return holder != nullptr;
+    }, {&io}));
+    agent::Agent* other = holder == a.get() ? b.get() : a.get();
+    ASSERT_TRUE(call(*holder, "flows.approve", {{"all", true}})["ok"]);  // on one node only
+    const topology::EdgeKey edge{"twd-aweb", "twd-bdb", Proto::tcp, 5432};
+    ASSERT_TRUE(run_until([&] { return other->state().graph.find(edge) != nullptr; }, {&io})) << "the decision travelled";
+    EXPECT_EQ(other->state().graph.find(edge)->state, topology::EdgeState::approved);
+    EXPECT_TRUE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432)) << "both rulesets let it through";
+    EXPECT_FALSE(tcp_connect(lab.ns_path("bdb"), lab.ip("aweb"), 5432)) << "the reverse stays blocked";
+  }
 }

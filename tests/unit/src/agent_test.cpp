@@ -265,3 +265,44 @@ TEST_F(AgentFixture, ClusterPeersAreNamedAndCannotClaimLocalAddresses) {
   EXPECT_EQ(st["remote_endpoints"], 1);
   EXPECT_EQ(call(*a, "workloads")["result"].size(), 2u) << "web and the intruder; api and db are gone";
 }
+
+// Cluster mode: an operator's decision on any node is shared, and one made elsewhere applies here.
+TEST_F(AgentFixture, ClusterDecisionsAreSharedAndApplied) {
+  auto cl = std::make_unique<fakes::FakeCluster>();
+  auto* cluster = cl.get();
+  ad.cluster = std::move(cl);
+  ad.writer = std::make_unique<fakes::FakeWriter>();
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  cluster->upsert("node-b", "c9", "db", "10.9.0.9");
+  flows->emit(tcp("10.0.0.2", "10.9.0.9", 5432));  // blocked here, pending
+  ASSERT_EQ(a->state().graph.pending().size(), 1u);
+  ASSERT_TRUE(call(*a, "flows.approve", {{"all", true}, {"comment", "ticket 7"}, {"for_seconds", 3600}})["ok"]);
+  ASSERT_EQ(cluster->decisions.size(), 1u);
+  const auto& d = cluster->decisions[0];
+  EXPECT_EQ(d.src + ">" + d.dst + ":" + d.state, "web>db:approved");
+  EXPECT_EQ(d.port, 5432);
+  EXPECT_EQ(d.comment, "ticket 7");
+  EXPECT_FALSE(d.until.empty()) << "the expiry travels too";
+
+  // Made on node B: api -> db approved here, web -> db removed here, api -> web denied here.
+  flows->emit(tcp("10.0.0.4", "10.0.0.2", 8080));  // pending api -> web
+  cluster->decision({"api", "db", Proto::tcp, 5432, "approved", "", "from b", "node-b"});
+  cluster->decision({"web", "db", Proto::tcp, 5432, "removed", "", "", "node-b"});
+  cluster->decision({"api", "web", Proto::tcp, 8080, "denied", "", "", "node-b"});
+  const auto& g = a->state().graph;
+  ASSERT_NE(g.find({"api", "db", Proto::tcp, 5432}), nullptr);
+  EXPECT_EQ(g.find({"api", "db", Proto::tcp, 5432})->state, topology::EdgeState::approved);
+  EXPECT_EQ(g.find({"web", "db", Proto::tcp, 5432}), nullptr);
+  ASSERT_NE(g.find({"api", "web", Proto::tcp, 8080}), nullptr);
+  EXPECT_EQ(g.find({"api", "web", Proto::tcp, 8080})->state, topology::EdgeState::denied);
+  EXPECT_TRUE(g.pending().empty()) << "a decision settles the pending flow";
+  EXPECT_EQ(cluster->decisions.size(), 1u) << "decisions from elsewhere are not echoed back";
+
+  // Removed here: shared as a removal.
+  ASSERT_TRUE(call(*a, "edges.remove", {{"src", "api"}, {"dst", "db"}, {"proto", "tcp"}, {"port", 5432}})["ok"]);
+  ASSERT_EQ(cluster->decisions.size(), 2u);
+  EXPECT_EQ(cluster->decisions[1].state, "removed");
+}

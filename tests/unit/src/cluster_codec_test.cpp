@@ -39,3 +39,22 @@ TEST(ClusterCodec, KeysAndPrefixes) {
   EXPECT_EQ(prefix_end("/topowall/"), "/topowall0");
   EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
 }
+
+TEST(ClusterCodec, DecisionsRoundTripAndBadOnesAreRefused) {
+  ClusterDecision d{"web", "db", Proto::tcp, 5432, "approved", "2026-12-01T10:00:00.000Z", "ticket", "node-a"};
+  auto back = decode_decision(encode_decision(d));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->dst, "db");
+  EXPECT_EQ(back->proto, Proto::tcp);
+  EXPECT_EQ(back->port, 5432);
+  EXPECT_EQ(back->until, d.until);
+  for (const char* bad : {
+           R"({"src":"web","dst":"db","proto":"tcp","port":5432,"state":"maybe"})",
+           R"({"src":"web","dst":"db","proto":"gre","port":5432,"state":"approved"})",
+           R"({"src":"web","dst":"db","proto":"tcp","port":70000,"state":"approved"})",
+           R"({"src":"w b","dst":"db","proto":"tcp","port":1,"state":"approved"})",
+           R"({"src":"web","dst":"db","proto":"tcp","port":1,"state":"approved","until":"soon"})",
+           R"({"src":"web","dst":"db","proto":"tcp","port":"1","state":"approved"})",
+       })
+    EXPECT_FALSE(decode_decision(bad)) << bad;
+}
