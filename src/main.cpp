@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -232,11 +233,15 @@ int main(int argc, char** argv) {
   spdlog::info("topowalld running; control socket {}", socket);
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  boost::asio::steady_timer grace(io);
   signals.async_wait([&](boost::system::error_code, int sig) {
     spdlog::info("signal {}: saving state and exiting", sig);
     metrics_server.stop();
     agent.stop();
-    io.stop();
+    if (cluster_etcd.empty()) return io.stop();
+    // The lease's revoke is queued: give it a moment so the other nodes drop our endpoints now, not at its TTL.
+    grace.expires_after(std::chrono::seconds(1));
+    grace.async_wait([&](boost::system::error_code) { io.stop(); });
   });
   io.run();
   return 0;
