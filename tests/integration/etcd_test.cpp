@@ -179,6 +179,16 @@ TEST_F(EtcdLab, NodesSeeEachOthersEndpointsComeAndGo) {
   EXPECT_EQ(seen_c.eps, (std::map<std::string, std::string>{{"node-a/c1", "api@10.1.0.2"}, {"node-b/c9", "db@10.2.0.9"}}));
   EXPECT_EQ(seen_c.decisions, std::vector<std::string>{"web>db tcp/5432 approved by node-a: ticket 9"});
 
+  // A node that stops cleanly revokes its lease: its endpoints go at once, long before the TTL.
+  boost::asio::io_context io_d;
+  auto d = store(io_d, "node-d", 30);
+  d->publish(ep("d1", "cache", "10.4.0.1"));
+  d->start([](const ClusterEvent&) {});
+  ASSERT_TRUE(run_until([&] { return seen_b.eps.count("node-d/d1") > 0; }, {&io_a, &io_b, &io_d}));
+  d->stop();
+  ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-d/d1"); }, {&io_b, &io_d}, 3000))
+      << "a clean stop left its endpoints for the lease's 30 s";
+
   // Node A dies (its loop stops: no keepalive, no goodbye): its endpoints go when the lease runs out.
   ASSERT_TRUE(run_until([&] { return !seen_b.eps.count("node-a/c1"); }, {&io_b, &io_c}, 10000))
       << "a dead node's endpoints outlived its lease";
