@@ -292,6 +292,12 @@ void Agent::apply_decision(const ClusterDecision& d) {
     if (!g.erase(k)) return;
   } else {
     const auto state = d.state == "approved" ? topology::EdgeState::approved : topology::EdgeState::denied;
+    const auto expires =
+        state == topology::EdgeState::approved && !d.until.empty() ? topology::parse_time(d.until) : std::nullopt;
+    // Replayed on every reconnect: what already stands costs nothing.
+    if (const auto* cur = g.find(k);
+        cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
+      return;
     auto& e = g.edges()[k];
     if (auto p = g.pending().find(k); p != g.pending().end()) {
       e.count += p->second.count;
@@ -302,12 +308,12 @@ void Agent::apply_decision(const ClusterDecision& d) {
     e.last_seen = std::max(e.last_seen, Clock::now());
     e.state = state;
     e.comment = d.comment;
-    e.expires = state == topology::EdgeState::approved && !d.until.empty() ? topology::parse_time(d.until) : std::nullopt;
+    e.expires = expires;
   }
   spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
   dirty_ = true;
-  touch(k);
-  apply_now();  // a removal also cuts the connections it allowed
+  touch(k);  // programmed within this loop turn, a replay's decisions in one transaction; a removal also
+             // cuts the connections it allowed
 }
 
 void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
