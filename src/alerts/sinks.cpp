@@ -1,6 +1,7 @@
 #include "alerts/sinks.hpp"
 
 #include "common/http_post.hpp"
+#include "common/http_stream.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

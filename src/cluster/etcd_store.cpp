@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/http_post.hpp"
+#include "common/http_stream.hpp"
 #include "topowall/topology/identity.hpp"
 #include "topowall/topology/schema.hpp"
 

@@ -1,4 +1,5 @@
 #include "common/http_post.hpp"
+#include "common/http_stream.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>

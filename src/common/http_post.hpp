@@ -2,15 +2,21 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
-#include "common/http_stream.hpp"
 #include "topowall/result.hpp"
 
 namespace topowall {
+
+// CA to verify the server with, and an optional client certificate (etcd's client-cert-auth).
+struct TlsFiles {
+  std::string ca, cert, key;
+};
 
 struct HttpUrl {
   std::string host, port, path;

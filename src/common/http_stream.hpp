@@ -12,14 +12,11 @@
 #include <string>
 #include <variant>
 
+#include "common/http_post.hpp"
 #include "topowall/result.hpp"
 
 namespace topowall {
 
-// CA to verify the server with, and an optional client certificate (etcd's client-cert-auth).
-struct TlsFiles {
-  std::string ca, cert, key;
-};
 // Loads the files; the error names the file and what was wrong with it.
 Result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const TlsFiles& files);
 
