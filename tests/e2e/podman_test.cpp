@@ -42,7 +42,7 @@ struct PodmanLab : ::testing::Test {
   static void SetUpTestSuite() { setenv("CONTAINERS_CONF", TOPOWALL_SOURCE_DIR "/deploy/podman/containers.conf", 0); }
 
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root: podman containers, nftables, conntrack";
+    if (auto why = topowall::testing::Lab::missing(); !why.empty()) GTEST_SKIP() << why;
     if (sh("command -v podman") != 0) GTEST_SKIP() << "podman is not installed (tools/install-deps.sh installs it)";
     struct stat st{};
     if (stat(runtime_socket().c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))

@@ -37,7 +37,7 @@ class RecordingSink : public alerts::Sink {
 
 struct AgentLab : ::testing::Test {
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack, nftables, NFLOG";
+    if (auto why = Lab::missing(); !why.empty()) GTEST_SKIP() << why;
     table = "topowall_ita" + std::to_string(getpid());
     lab = std::make_unique<Lab>("twia", "10.231.3", std::vector<std::string>{"a", "b", "c"}, 2313);
     ASSERT_TRUE(lab->ok());
@@ -52,7 +52,9 @@ struct AgentLab : ::testing::Test {
     if (is_root()) sh("nft delete table inet " + table);
   }
   // A fresh agent (as after a restart) sharing the persisted state.
-  void start_agent() {
+  // The ruleset is what makes the kernel track the lab's connections (a namespace tracks only while a
+  // rule there uses conntrack), so traffic starts once it is in the kernel, as it would on a node.
+  void start_agent(conntrack::CtListenerOptions ct = {}) {
     agent.reset();
     agent::AgentConfig cfg;
     cfg.ruleset.table = table;
@@ -64,7 +66,7 @@ struct AgentLab : ::testing::Test {
     saved = st.get();
     ad.store = std::move(st);
     ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", "twia-"});
-    ad.flows = std::make_unique<conntrack::CtListener>(io);
+    ad.flows = std::make_unique<conntrack::CtListener>(io, ct);
     ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
     auto w = std::make_unique<nft::NftWriter>();
     ASSERT_TRUE(w->open());
@@ -75,7 +77,9 @@ struct AgentLab : ::testing::Test {
     agent = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
     auto s = agent->start();
     ASSERT_TRUE(s) << s.error().message;
-    pump(300);
+    ASSERT_TRUE(pump_until([&] { return call("status")["result"]["counters"]["ruleset_applies"].get<int>() >= 1; }))
+        << "the ruleset never reached the kernel";
+    pump(100);
   }
   // The usual start: a -> b tcp/8080 learned (a server on b:8080 must be up), then enforce.
   void learn_a_to_b_then_enforce() {
@@ -262,18 +266,9 @@ TEST_F(AgentLab, ConntrackOverrunIsCountedAndRecoveredFromADump) {
   // A tiny receive buffer and a burst while the loop is not reading: the
   // kernel drops events (ENOBUFS); the listener grows the buffer and the
   // dump recovers every edge.
-  agent.reset();
-  agent::AgentConfig cfg;
-  cfg.ruleset.table = table;
-  cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5200 + getpid() % 100);
-  agent::Adapters ad;
-  ad.store = std::make_unique<store::MemoryStateStore>();
-  ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", "twia-"});
-  ad.flows = std::make_unique<conntrack::CtListener>(io, conntrack::CtListenerOptions{4096, 1 << 20});
-  ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
-  agent = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
-  ASSERT_TRUE(agent->start());
-  pump(200);
+  // Built as users run it: with its ruleset, which is also what makes the kernel track the lab's traffic
+  // (a machine with no other conntrack rule tracks nothing, and this test then saw no event at all).
+  start_agent(conntrack::CtListenerOptions{4096, 1 << 20});
   std::vector<std::unique_ptr<Server>> servers;
   for (int p = 0; p < 20; ++p) servers.push_back(std::make_unique<Server>(lab->ns_path("b"), 9100 + p));
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 9100 + i % 20));

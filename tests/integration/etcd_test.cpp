@@ -140,6 +140,52 @@ struct Seen {
   int synced = 0;
 };
 
+
+// One agent as one node of a cluster, as users run it: with its own table (which is also what makes the
+// kernel track the lab's connections: a namespace tracks only while a rule there uses conntrack).
+struct NodeTables {
+  std::string names[2];
+  explicit NodeTables(const std::string& tag) {
+    for (int i = 0; i < 2; ++i) names[i] = "topowall_it" + tag + "_" + char('a' + i) + std::to_string(getpid());
+  }
+  ~NodeTables() {  // also when an assertion ends the test early
+    for (const auto& t : names) sh("nft delete table inet " + t);
+  }
+};
+
+std::unique_ptr<agent::Agent> cluster_node(boost::asio::io_context& io, const std::string& url, const std::string& table,
+                                           int i, const std::string& name, const std::string& prefix, Mode mode) {
+  agent::AgentConfig cfg;
+  cfg.initial_mode = mode;
+  cfg.settle = std::chrono::milliseconds(300);
+  cfg.ruleset.table = table;
+  cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5500 + i * 100 + getpid() % 100);
+  agent::Adapters ad;
+  ad.store = std::make_unique<store::MemoryStateStore>();
+  ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});
+  ad.flows = std::make_unique<conntrack::CtListener>(io);
+  ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
+  auto w = std::make_unique<nft::NftWriter>();
+  EXPECT_TRUE(w->open());
+  ad.writer = std::move(w);
+  ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
+  ad.conntrack_delete = conntrack::delete_conntrack;
+  ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
+  auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
+  EXPECT_TRUE(a->start());
+  return a;
+}
+
+nlohmann::json call(agent::Agent& ag, const std::string& method, nlohmann::json params = nlohmann::json::object()) {
+  control::Peer root;
+  root.may_write = true;
+  return ag.handle({{"v", 1}, {"method", method}, {"params", params}}, root, nullptr);
+}
+
+bool ruleset_in_kernel(agent::Agent& ag) {
+  return call(ag, "status")["result"]["counters"]["ruleset_applies"].get<int>() >= 1;
+}
+
 }  // namespace
 
 TEST_F(EtcdLab, NodesSeeEachOthersEndpointsComeAndGo) {
@@ -230,33 +276,20 @@ TEST_F(EtcdLab, ARestartedNodeDropsWhatItNoLongerHasAndSurvivesAnEtcdOutage) {
 // Two agents as two nodes (one kernel here, so each discovers only its own namespaces): a flow from a
 // workload on node A to one on node B is learned by name on both, where each would otherwise see `world`.
 TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
-  if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack";
+  if (auto why = Lab::missing(); !why.empty()) GTEST_SKIP() << why;
   Lab lab("twc", "10.231.7", {"aweb", "bdb"}, 2317);
   ASSERT_TRUE(lab.ok());
   auto net = *Cidr::parse("10.231.7.0/24");
   (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  NodeTables tables("c");
   boost::asio::io_context io;
-  auto node = [&](const std::string& name, const std::string& prefix) {
-    agent::AgentConfig cfg;
-    cfg.settle = std::chrono::milliseconds(300);
-    agent::Adapters ad;
-    ad.store = std::make_unique<store::MemoryStateStore>();
-    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});
-    ad.flows = std::make_unique<conntrack::CtListener>(io);
-    ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
-    ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
-    auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
-    EXPECT_TRUE(a->start());
-    return a;
-  };
-  auto a = node("node-a", "twc-a"), b = node("node-b", "twc-b");
-  auto status = [](agent::Agent& ag) {
-    control::Peer p;
-    return ag.handle({{"v", 1}, {"method", "status"}}, p, nullptr)["result"];
-  };
-  ASSERT_TRUE(run_until([&] { return status(*a)["remote_endpoints"] == 1 && status(*b)["remote_endpoints"] == 1; },
-                        {&io}))
-      << status(*a).dump() << status(*b).dump();
+  auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twc-a", Mode::learn);
+  auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twc-b", Mode::learn);
+  auto status = [](agent::Agent& ag) { return call(ag, "status")["result"]; };
+  ASSERT_TRUE(run_until([&] {
+    return status(*a)["remote_endpoints"] == 1 && status(*b)["remote_endpoints"] == 1 && ruleset_in_kernel(*a) &&
+           ruleset_in_kernel(*b);
+  }, {&io})) << status(*a).dump() << status(*b).dump();
   EXPECT_EQ(a->endpoints().resolve(*IpAddr::parse(lab.ip("bdb"))), "twc-bdb");
 
   Server db(lab.ns_path("bdb"), 5432);
@@ -301,49 +334,19 @@ TEST_F(EtcdTlsLab, VerifiesEtcdAndPresentsAClientCertificate) {
 // Enforcing on both nodes, a cross-node flow crosses two rulesets: approving it once, on either node,
 // opens both (the decision travels through etcd).
 TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
-  if (!is_root()) GTEST_SKIP() << "needs root: namespaces, conntrack, nftables, NFLOG";
+  if (auto why = Lab::missing(); !why.empty()) GTEST_SKIP() << why;
   Lab lab("twd", "10.231.8", {"aweb", "bdb"}, 2318);
   ASSERT_TRUE(lab.ok());
   auto net = *Cidr::parse("10.231.8.0/24");
   (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
-  const std::string tables[] = {"topowall_itd_a" + std::to_string(getpid()), "topowall_itd_b" + std::to_string(getpid())};
-  struct Cleanup {  // also when an assertion ends the test early
-    const std::string* t;
-    ~Cleanup() {
-      for (int i = 0; i < 2; ++i) sh("nft delete table inet " + t[i]);
-    }
-  } cleanup{tables};
+  NodeTables tables("d");
   boost::asio::io_context io;
-  auto node = [&](int i, const std::string& name, const std::string& prefix) {
-    agent::AgentConfig cfg;
-    cfg.initial_mode = Mode::enforce;
-    cfg.settle = std::chrono::milliseconds(300);
-    cfg.ruleset.table = tables[i];
-    cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5500 + i * 100 + getpid() % 100);
-    agent::Adapters ad;
-    ad.store = std::make_unique<store::MemoryStateStore>();
-    ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});
-    ad.flows = std::make_unique<conntrack::CtListener>(io);
-    ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
-    auto w = std::make_unique<nft::NftWriter>();
-    EXPECT_TRUE(w->open());
-    ad.writer = std::move(w);
-    ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
-    ad.conntrack_delete = conntrack::delete_conntrack;
-    ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
-    auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
-    EXPECT_TRUE(a->start());
-    return a;
-  };
-  auto call = [](agent::Agent& ag, const std::string& method, nlohmann::json params = nlohmann::json::object()) {
-    control::Peer root;
-    root.may_write = true;
-    return ag.handle({{"v", 1}, {"method", method}, {"params", params}}, root, nullptr);
-  };
   {
-    auto a = node(0, "node-a", "twd-a"), b = node(1, "node-b", "twd-b");
+    auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twd-a", Mode::enforce);
+    auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twd-b", Mode::enforce);
     ASSERT_TRUE(run_until([&] {
-      return call(*a, "status")["result"]["remote_endpoints"] == 1 && call(*b, "status")["result"]["remote_endpoints"] == 1;
+      return call(*a, "status")["result"]["remote_endpoints"] == 1 && call(*b, "status")["result"]["remote_endpoints"] == 1 &&
+             ruleset_in_kernel(*a) && ruleset_in_kernel(*b);
     }, {&io}));
     Server db(lab.ns_path("bdb"), 5432);
     EXPECT_FALSE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432)) << "unknown: blocked";

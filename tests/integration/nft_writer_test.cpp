@@ -18,7 +18,7 @@ namespace {
 
 struct WriterFixture : ::testing::Test {
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "needs root: creates namespaces and nftables tables";
+    if (auto why = Lab::missing(); !why.empty()) GTEST_SKIP() << why;
     table = "topowall_it" + std::to_string(getpid());
     lab = std::make_unique<Lab>("twiw", "10.231.2", std::vector<std::string>{"a", "b", "c"}, 2312);
     ASSERT_TRUE(lab->ok());

@@ -32,6 +32,17 @@ std::string sh_out(const std::string& cmd) {
 
 bool is_root() { return geteuid() == 0; }
 
+std::string Lab::missing() {
+  if (!is_root()) return "needs root: namespaces, bridges, conntrack, nftables";
+  for (const char* knob : {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"}) {
+    const std::string path = std::string("/proc/sys/net/bridge/") + knob;
+    if (access(path.c_str(), F_OK) != 0) sh("modprobe br_netfilter");
+    if (access(path.c_str(), F_OK) != 0) return "br_netfilter is not loaded and cannot be (modprobe br_netfilter)";
+    if (sh_out("cat " + path).rfind('1', 0) != 0 && sh("echo 1 > " + path) != 0) return path + " is off and cannot be set";
+  }
+  return {};
+}
+
 Lab::Lab(std::string prefix, std::string net, std::vector<std::string> hosts, int v6_tag)
     : prefix_(std::move(prefix)), net_(std::move(net)), v6_tag_(v6_tag) {
   sh("ip link del " + prefix_ + "br");

@@ -18,6 +18,11 @@ bool is_root();
 
 class Lab {
  public:
+  // What this machine lacks for a lab whose bridged traffic must reach the host's inet hooks
+  // (br_netfilter with bridge-nf-call-iptables/ip6tables on, which it turns on when it can); empty when
+  // nothing. Tests skip with this reason rather than pass or fail on a machine that cannot run them.
+  static std::string missing();
+
   // Hosts get <net>.<2..> on a /24 (and fd00:<tag>::<n>/64); the bridge is <net>.1.
   Lab(std::string prefix, std::string net, std::vector<std::string> hosts, int v6_tag = 0);
   ~Lab();
