@@ -15,6 +15,7 @@
 #include "nflog/nflog.hpp"
 #include "cluster/etcd_store.hpp"
 #include "metrics/http_server.hpp"
+#include "nft/monitor.hpp"
 #include "nft/writer.hpp"
 #include "conntrack/ct_listener.hpp"
 #include "netns/netns_watcher.hpp"
@@ -81,6 +82,11 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
+  bool no_anti_spoofing = false, set_bridge_netfilter = false;
+  app.add_flag("--no-anti-spoofing", no_anti_spoofing,
+               "DANGEROUS: do not validate container source addresses (only for ports topowall must not judge)");
+  app.add_flag("--set-bridge-netfilter", set_bridge_netfilter,
+               "turn on net.bridge.bridge-nf-call-iptables/-ip6tables so bridged traffic reaches the firewall");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("topowalld");
@@ -119,6 +125,8 @@ int main(int argc, char** argv) {
   cfg.ruleset.table = table;
   cfg.ruleset.nflog_group = static_cast<std::uint16_t>(nflog_group);
   cfg.ruleset.priority = priority;
+  cfg.ruleset.guard = !no_anti_spoofing;
+  cfg.set_bridge_netfilter = set_bridge_netfilter;
   try {
     cfg.ruleset.mark_mask = static_cast<std::uint32_t>(std::stoul(mark_mask, nullptr, 0));
   } catch (...) {
@@ -187,6 +195,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   ad.writer = std::move(writer);
+  ad.ruleset_watch = std::make_unique<nft::NftMonitor>(io, cfg.ruleset.table);
   ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
   ad.conntrack_delete = conntrack::delete_conntrack;
   for (const auto& spec : sinks) {

@@ -1,7 +1,9 @@
 // Addresses inside a namespace, now and whenever they change.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -9,7 +11,14 @@
 
 namespace topowall {
 
-using AddressCallback = std::function<void(const std::vector<IpAddr>&)>;
+struct AddressSnapshot {
+  std::vector<IpAddr> addrs;  // usable (global) addresses
+  // Address -> the host-side port it sits behind (the veth peer in the agent's namespace), for the
+  // anti-spoofing guard; absent for addresses on other kinds of interface.
+  std::map<IpAddr, std::uint32_t> ports;
+};
+
+using AddressCallback = std::function<void(const AddressSnapshot&)>;
 
 class AddressWatcher {
  public:

@@ -13,7 +13,8 @@ namespace topowall {
 struct LoggedPacket {
   FlowTuple flow;
   bool dropped = false;  // "topowall:drop" (enforce) vs "topowall:pass" (monitor)
-  std::string reason;    // the prefix's third part: "" (no edge) or "ctmark"
+  std::string reason;    // the prefix's third part: "" (no edge), "ctmark", "spoof" or "unclassified"
+  std::uint32_t indev = 0;  // the interface it came in on (for the guard's: the container's host-side port)
   TimePoint when{};
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,18 @@ class RulesetWriter {
   // Remove the table (uninstall).
   virtual Status remove() = 0;
   virtual WriterStats stats() const = 0;
+  // Forget what was applied: the next apply reconciles with the kernel (someone else changed it).
+  virtual void invalidate() {}
+  // Whether the ruleset generation moved since our last commit (cheap; the backstop for lost notices).
+  virtual Result<bool> changed_since_commit() { return false; }
+};
+
+// Reports changes to the owned tables made by anyone else (a table deleted or flushed by hand).
+class RulesetWatch {
+ public:
+  virtual ~RulesetWatch() = default;
+  [[nodiscard]] virtual Status start(std::function<void(const std::string& why)> on_change) = 0;
+  virtual void stop() = 0;
 };
 
 }  // namespace topowall

@@ -1,6 +1,7 @@
 // What discovery knows about one container or named network namespace.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct EndpointInfo {
   std::string netns_path;  // /run/netns/..., /proc/<pid>/ns/net, or empty
   int pid = 0;
   std::vector<IpAddr> addresses;
+  // Address -> ifindex of the host-side interface it sits behind (the peer of the container's veth), as
+  // read from the namespace: the anti-spoofing guard lets that port send from that address only.
+  std::map<IpAddr, std::uint32_t> ports;
 };
 
 }  // namespace topowall

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,8 @@ using topology::kWorld;
 namespace {
 constexpr std::size_t kMaxHeld = 100000;
 constexpr auto kTick = std::chrono::milliseconds(100);
+constexpr auto kGenerationCheck = std::chrono::seconds(10);
+constexpr auto kMaxRetryDelay = std::chrono::seconds(10);
 
 std::uint64_t inode_of(const std::string& path) {
   struct stat st{};
@@ -96,9 +99,9 @@ Status Agent::start() {
 
   // 3. The node's own addresses are `host`.
   if (ad_.addresses)
-    ad_.addresses->watch("host", "", [this](const std::vector<IpAddr>& a) {
-      if (a == endpoints_.host_addresses()) return;
-      endpoints_.set_host_addresses(a);
+    ad_.addresses->watch("host", "", [this](const AddressSnapshot& s) {
+      if (s.addrs == endpoints_.host_addresses()) return;
+      endpoints_.set_host_addresses(s.addrs);
       request_apply();
     });
 
@@ -123,7 +126,12 @@ Status Agent::start() {
       return Error{"alerts: " + st.error().message};
 
   // 7. Rules: programmed once discovery has synced, never before, so a
-  // restarted agent never takes away what the kernel is still enforcing.
+  // restarted agent never takes away what the kernel is still enforcing. Changes others make to our
+  // tables (deleted, flushed, edited) are restored as soon as their transaction is notified.
+  check_bridge_netfilter();
+  if (ad_.ruleset_watch)
+    if (auto st = ad_.ruleset_watch->start([this](const std::string& why) { repair_ruleset(why); }); !st)
+      return Error{"watching the ruleset: " + st.error().message};
   request_apply();
 
   ticker_.expires_after(kTick);
@@ -185,7 +193,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
     raw.ns_inode = inode_of(ev.info.netns_path);
     apply_endpoint(id);
     if (fresh && ad_.addresses && !ev.info.netns_path.empty())
-      ad_.addresses->watch(id, ev.info.netns_path, [this, id](const std::vector<IpAddr>& a) { on_addresses(id, a); });
+      ad_.addresses->watch(id, ev.info.netns_path, [this, id](const AddressSnapshot& a) { on_addresses(id, a); });
     // A container's namespace may also be a named one: the container wins.
     if (src == Source::runtime)
       for (auto& [oid, r] : raw_)
@@ -196,10 +204,11 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
   }
 }
 
-void Agent::on_addresses(const std::string& id, const std::vector<IpAddr>& addrs) {
+void Agent::on_addresses(const std::string& id, const AddressSnapshot& snap) {
   auto it = raw_.find(id);
   if (it == raw_.end()) return;
-  it->second.in_netns = addrs;
+  it->second.in_netns = snap.addrs;
+  it->second.ports = snap.ports;
   apply_endpoint(id);
 }
 
@@ -217,14 +226,24 @@ void Agent::apply_endpoint(const std::string& id) {
   EndpointInfo info = raw.info;
   for (const auto& a : raw.in_netns)
     if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end()) info.addresses.push_back(a);
+  info.ports = raw.ports;
   auto workload = topology::workload_identity(info, cfg_.identity);
   const auto* prev = endpoints_.find(id);
-  bool changed = !prev || prev->workload != workload || prev->info.addresses != info.addresses;
+  bool changed = !prev || prev->workload != workload || prev->info.addresses != info.addresses ||
+                 prev->info.ports != info.ports;
   if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
   if (!state_.graph.workloads().count(workload)) on_new_workload(workload, Clock::now());
   state_.graph.note_workload(workload, info.labels, Clock::now());
   if (changed && ad_.cluster) ad_.cluster->publish({"", id, workload, info.name, info.addresses});
+  std::vector<IpAddr> reported;  // an address whose port changed needs its guard element patched
+  if (prev)
+    for (const auto& [a, port] : info.ports)
+      if (auto it = prev->info.ports.find(a); it == prev->info.ports.end() || it->second != port) reported.push_back(a);
+  if (prev)
+    for (const auto& [a, port] : prev->info.ports)
+      if (!info.ports.count(a)) reported.push_back(a);
   auto moved = endpoints_.upsert(workload, std::move(info));
+  moved.insert(moved.end(), reported.begin(), reported.end());
   if (changed) {
     dirty_ = true;
     touch(moved);      // a new endpoint is enforced within this loop turn
@@ -411,10 +430,21 @@ void Agent::tick() {
     if (now - last_slow_tick_ >= std::chrono::seconds(1)) {
       last_slow_tick_ = now;
       check_learn_window(Clock::now());
+      check_bridge_netfilter();
       check_workload_windows(Clock::now());
       expire_approvals(Clock::now());
     }
     for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
+    // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
+    if (ad_.writer && last_model_ && now - last_gen_check_ >= kGenerationCheck) {
+      last_gen_check_ = now;
+      if (auto moved = ad_.writer->changed_since_commit(); moved && *moved) {
+        ++counters_.ruleset_checks;
+        ad_.writer->invalidate();
+        last_model_.reset();
+        request_apply();
+      }
+    }
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
       (void)persist();
@@ -482,6 +512,8 @@ json Agent::status_json() const {
     j["remote_endpoints"] = remote_.size();
   }
   j["ruleset_applied"] = last_model_.has_value();
+  j["ruleset_degraded"] = counters_.degraded;
+  j["bridge_netfilter"] = counters_.bridge_netfilter;
   // Runtime event received -> its endpoint in the kernel (inspect included).
   j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
                                    {"p99", pct(event_to_enforced_ms_, 0.99)},
@@ -537,6 +569,10 @@ json Agent::counters_json() const {
   counters["alerts"] = counters_.alerts;
   counters["alerts_suppressed"] = aggregator_.suppressed();
   counters["ids_over_capacity"] = counters_.ids_over_capacity;
+  counters["ruleset_repairs"] = counters_.ruleset_repairs;
+  counters["ruleset_checks"] = counters_.ruleset_checks;
+  counters["guard_spoofed"] = counters_.spoofed;
+  counters["guard_unclassified"] = counters_.unclassified;
   if (ad_.writer) {
     auto ws = ad_.writer->stats();
     counters["nft_full_applies"] = ws.full_applies;
@@ -766,6 +802,8 @@ void Agent::apply_now() {
 }
 
 void Agent::note_applied() {
+  counters_.degraded = false;
+  retry_delay_ = std::chrono::milliseconds(250);
   auto now = std::chrono::steady_clock::now();
   for (auto t : awaiting_) {
     event_to_enforced_ms_.push_back(std::chrono::duration<double, std::milli>(now - t).count());
@@ -775,14 +813,51 @@ void Agent::note_applied() {
 }
 
 void Agent::apply_failed(const Error& e) {
-  // The kernel state is unknown now: retry with a full reconcile.
+  // The kernel state is unknown now: retry with a full reconcile, backing off, and say so (status,
+  // /healthz 503, the metric) until it succeeds.
   ++counters_.apply_errors;
+  counters_.degraded = true;
   full_apply_ = true;
-  spdlog::error("programming nftables failed: {}; retrying in 1s", e.message);
-  retry_apply_.expires_after(std::chrono::seconds(1));
+  last_model_.reset();
+  if (ad_.writer) ad_.writer->invalidate();
+  spdlog::error("programming nftables failed: {}; retrying in {} ms", e.message, retry_delay_.count());
+  retry_apply_.expires_after(retry_delay_);
+  retry_delay_ = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(kMaxRetryDelay), retry_delay_ * 2);
   retry_apply_.async_wait([this](boost::system::error_code ec) {
     if (!ec) apply_now();
   });
+}
+
+void Agent::check_bridge_netfilter() {
+  bool on = true;
+  std::string off;
+  for (const char* knob : {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"}) {
+    const auto path = cfg_.bridge_sysctl_dir + "/" + knob;
+    std::ifstream in(path);
+    char v = '0';
+    if (!(in >> v) || v != '1') {
+      if (cfg_.set_bridge_netfilter && in.is_open()) std::ofstream(path) << "1\n";
+      std::ifstream again(path);
+      if (!(again >> v) || v != '1') {
+        on = false;
+        off += (off.empty() ? "" : ", ") + path + (again.is_open() ? " is 0" : " is missing (br_netfilter not loaded)");
+      }
+    }
+  }
+  if (!on && counters_.bridge_netfilter)
+    spdlog::error("bridged container traffic bypasses the firewall: {}. Load br_netfilter and set both to 1, or run "
+                  "with --set-bridge-netfilter; until then /healthz answers 503", off);
+  if (on && !counters_.bridge_netfilter) spdlog::info("bridge netfilter is on: bridged traffic is judged again");
+  counters_.bridge_netfilter = on;
+}
+
+void Agent::repair_ruleset(const std::string& why) {
+  if (!ad_.writer || !last_model_) return;  // nothing programmed yet: the first apply reconciles anyway
+  ++counters_.ruleset_repairs;
+  spdlog::error("ruleset tampering: {} (table {}); restoring it", why, cfg_.ruleset.table);
+  ad_.writer->invalidate();
+  last_model_.reset();
+  request_apply();
 }
 
 void Agent::apply_patch() {
@@ -876,8 +951,36 @@ void Agent::sweep_conntrack(const topology::RulesetModel& before, const topology
 
 // --- alerts ------------------------------------------------------------------
 
+// The guard's drops: never pending, never learned; the alert names the container behind the port and
+// whom its source address belongs to ("a sent as c").
+void Agent::on_guard_logged(const LoggedPacket& p) {
+  topology::Alert a;
+  a.time = p.when;
+  a.blocked = true;
+  a.reason = p.reason == "spoof" ? "spoofed" : "unclassified";
+  ++(p.reason == "spoof" ? counters_.spoofed : counters_.unclassified);
+  a.edge.src = "unclassified";
+  for (const auto& [id, ep] : endpoints_.endpoints())
+    for (const auto& [addr, port] : ep.info.ports)
+      if (port == p.indev) a.edge.src = ep.workload;
+  a.as = endpoints_.resolve(p.flow.src);
+  a.edge.dst = endpoints_.resolve(p.flow.dst);
+  a.edge.proto = p.flow.proto;
+  a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
+  a.src_addr = p.flow.src.to_string();
+  a.dst_addr = p.flow.dst.to_string();
+  ++counters_.alerts;
+  if (!watchers_.empty()) {
+    auto j = topology::alert_to_json(a);
+    j["event"] = "alert";
+    publish(j);
+  }
+  if (auto first = aggregator_.on_packet(a)) emit(*first);
+}
+
 void Agent::on_logged(const LoggedPacket& p) {
   try {
+    if (p.reason == "spoof" || p.reason == "unclassified") return on_guard_logged(p);
     auto key = topology::edge_for(p.flow, endpoints_);
     if (!key) return;
     if (const auto* e = state_.graph.find(*key); e && e->state == topology::EdgeState::denied) {

@@ -47,6 +47,10 @@ struct AgentConfig {
   // Promote a learning workload to enforce after this long without a new edge (0 = never).
   std::chrono::seconds auto_promote_after{0};
   std::chrono::seconds alert_window{10};
+  // Bridged container traffic reaches the inet hooks only with br_netfilter's bridge-nf-call-iptables
+  // and -ip6tables on. Off: status, /healthz (503) and a metric say enforcement is not claimed.
+  std::string bridge_sysctl_dir = "/proc/sys/net/bridge";
+  bool set_bridge_netfilter = false;  // turn them on at start (and whenever found off)
 };
 
 struct Adapters {
@@ -58,6 +62,7 @@ struct Adapters {
   std::unique_ptr<RulesetWriter> writer;         // may be null: learn-only, no kernel rules
   std::unique_ptr<AlertSource> alerts;           // may be null
   std::unique_ptr<ClusterStore> cluster;         // may be null: single-node
+  std::unique_ptr<RulesetWatch> ruleset_watch;   // may be null: changes by others found by the periodic check only
   std::vector<std::unique_ptr<alerts::Sink>> sinks;
   // Deletes conntrack entries a predicate dooms; null in tests without a kernel.
   std::function<Result<std::size_t>(const std::function<bool(const FlowTuple&)>&)> conntrack_delete;
@@ -76,6 +81,12 @@ struct AgentCounters {
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;
   std::uint64_t ids_over_capacity = 0;
+  std::uint64_t ruleset_repairs = 0;   // our tables changed by someone else, restored
+  std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
+  std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
+  std::uint64_t unclassified = 0;      // packets the guard dropped from unclassified ports (logged ones)
+  bool degraded = false;               // the last ruleset programming failed; retrying
+  bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
 
 class Agent {
@@ -104,7 +115,7 @@ class Agent {
  private:
   enum class Source { runtime, netns };
   void on_discovery(const DiscoveryEvent& ev, Source src);
-  void on_addresses(const std::string& id, const std::vector<IpAddr>& addrs);
+  void on_addresses(const std::string& id, const AddressSnapshot& snap);
   void apply_endpoint(const std::string& id);
   void remove_endpoint(const std::string& id);
   void on_cluster(const ClusterEvent& ev);
@@ -121,6 +132,9 @@ class Agent {
   void request_apply_posted();
   void apply_patch();
   void apply_failed(const Error& e);
+  void repair_ruleset(const std::string& why);
+  void on_guard_logged(const LoggedPacket& p);
+  void check_bridge_netfilter();
   void note_applied();
   void touch(const std::vector<IpAddr>& addrs);
   void touch(const topology::EdgeKey& edge);
@@ -154,6 +168,7 @@ class Agent {
   struct Raw {
     EndpointInfo info;            // as discovery reported it
     std::vector<IpAddr> in_netns; // as rtnetlink reports it
+    std::map<IpAddr, std::uint32_t> ports;  // address -> host-side port
     Source source = Source::runtime;
     std::uint64_t ns_inode = 0;
   };
@@ -183,6 +198,8 @@ class Agent {
   std::deque<double> event_to_enforced_ms_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point last_slow_tick_{};
+  std::chrono::steady_clock::time_point last_gen_check_{};
+  std::chrono::milliseconds retry_delay_{250};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;
 };

@@ -152,8 +152,12 @@ MetricsServer::Reply MetricsServer::route(const std::string& method, const std::
   }
   if (path == "/healthz") {
     // Ready when the ruleset is in the kernel: before that, nothing this agent owns is enforcing.
-    if (status.value("ruleset_applied", false)) return {200, "text/plain", "ok\n"};
-    return {503, "text/plain", "ruleset not applied yet\n"};
+    if (!status.value("ruleset_applied", false)) return {503, "text/plain", "ruleset not applied yet\n"};
+    if (status.value("ruleset_degraded", false))
+      return {503, "text/plain", "ruleset programming failed; retrying (see the agent's log)\n"};
+    if (!status.value("bridge_netfilter", true))
+      return {503, "text/plain", "bridged traffic bypasses the firewall: br_netfilter off (see the agent's log)\n"};
+    return {200, "text/plain", "ok\n"};
   }
   auto body = topology::prometheus_text(status);
   body += "# HELP topowall_metrics_requests_total requests to this endpoint\n"

@@ -88,6 +88,8 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
   auto verdict = prefix.substr(9, prefix.find(':', 9) - 9);
   p.dropped = verdict == "drop";
   if (auto c = prefix.find(':', 9); c != std::string::npos) p.reason = prefix.substr(c + 1);
+  if (tb[NFULA_IFINDEX_INDEV] && mnl_attr_get_payload_len(tb[NFULA_IFINDEX_INDEV]) >= 4)
+    p.indev = ntohl(mnl_attr_get_u32(tb[NFULA_IFINDEX_INDEV]));
   p.when = Clock::now();
   if (tb[NFULA_TIMESTAMP] && mnl_attr_get_payload_len(tb[NFULA_TIMESTAMP]) >= sizeof(nfulnl_msg_packet_timestamp)) {
     auto* ts = static_cast<const nfulnl_msg_packet_timestamp*>(mnl_attr_get_payload(tb[NFULA_TIMESTAMP]));

@@ -11,7 +11,7 @@ namespace topowall::nft {
 namespace {
 // nft's datatype ids; a concatenation packs them 6 bits apart.
 constexpr std::uint32_t kIpAddr = 7, kIp6Addr = 8, kInetProto = 12, kInetService = 13, kIcmpType = 14, kMark = 19,
-                        kIcmp6Type = 29;
+                        kIfIndex = 20, kIcmp6Type = 29, kIfName = 41;
 constexpr std::uint32_t concat(std::initializer_list<std::uint32_t> ts) {
   std::uint32_t t = 0;
   for (auto x : ts) t = (t << 6) | x;
@@ -49,11 +49,51 @@ void put_intervals(ElementMap& out, const std::vector<topology::Interval>& v) {
     if (!all_ones(last)) out[with_flag(plus_one(last), 0)] = {};
   }
 }
+
+// Guard elements: port (ifindex, host order) . source address; the port alone; the interface kind
+// ("veth", as the kernel's IFNAMSIZ string) whose unclassified ports are refused.
+Bytes port_addr(std::uint32_t port, const IpAddr& a) {
+  Bytes k = u32(port);
+  auto ab = addr(a);
+  k.insert(k.end(), ab.begin(), ab.end());
+  return k;
+}
+Bytes ifname(const std::string& s) {
+  Bytes b(16, 0);
+  std::copy(s.begin(), s.end(), b.begin());
+  return b;
+}
+const std::string kUnclassifiedTarget = "alert_drop_unclassified";
 }  // namespace
 
 std::string verdict_text(bool jump, const std::string& chain) { return (jump ? "jump " : "goto ") + chain; }
 
+bool guard_set(const std::string& name) {
+  return name == "gports" || name == "gsrc4" || name == "gsrc6" || name == "gunclassified" || name == "gnd6" ||
+         name == "eps4" || name == "eps6";
+}
+
 namespace {
+void put_guard(Layout& l, const topology::RulesetModel& m) {
+  auto add = [&](SetSpec s) {
+    l.elements[s.name];
+    l.set_order.push_back(s.name);
+    l.sets[s.name] = std::move(s);
+  };
+  add({"gports", 4, kIfIndex});
+  add({"gsrc4", 8, concat({kIfIndex, kIpAddr})});
+  add({"gsrc6", 20, concat({kIfIndex, kIp6Addr})});
+  add({"gunclassified", 16, kIfName, DataKind::verdict});
+  add({"gnd6", 1, kIcmp6Type});  // what a container may send from a link-local or the unspecified address
+  for (std::uint8_t t : {130, 131, 132, 133, 135, 136, 143}) l.elements["gnd6"][Bytes{t}] = {};
+  for (const auto* ports : {&m.port4, &m.port6})
+    for (const auto& [a, port] : *ports) {
+      l.elements[a.is_v4() ? "gsrc4" : "gsrc6"][port_addr(port, a)] = {};
+      l.elements["gports"][u32(port)] = {};
+    }
+  if (m.unclassified_drop) l.elements["gunclassified"][ifname("veth")] = text(verdict_text(false, kUnclassifiedTarget));
+}
+
 void add_set(Layout& l, SetSpec s) {
   l.elements[s.name];
   l.set_order.push_back(s.name);
@@ -130,8 +170,48 @@ Layout layout(const topology::RulesetModel& m) {
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
   l.chains.push_back({"alert_drop_ctmark", ChainKind::alert_drop, 0, "ctmark"});
   l.chains.push_back({"alert_pass_ctmark", ChainKind::alert_pass, 0, "ctmark"});
+  if (!m.cfg.guard) return l;
+  put_guard(l, m);
+  l.chains.push_back({"guard", ChainKind::guard});
+  l.chains.push_back({"alert_drop_spoof", ChainKind::alert_drop, 0, "spoof"});
+  l.chains.push_back({kUnclassifiedTarget, ChainKind::alert_drop, 0, "unclassified"});
   return l;
 }
+
+namespace {
+// The guard's elements for the changed addresses: an address sits behind at most one port, so its old
+// element is found by its key's tail (a scan of the node's local endpoints, no more).
+void guard_patch(LayoutDiff& d, const ElementMap& src4, const ElementMap& src6, const ElementMap& ports,
+                 const topology::RulesetModel& want, const std::vector<IpAddr>& addrs) {
+  bool touched = false;
+  for (const auto& a : addrs) {
+    const auto& have = a.is_v4() ? src4 : src6;
+    const auto& want_ports = a.is_v4() ? want.port4 : want.port6;
+    const std::string set = a.is_v4() ? "gsrc4" : "gsrc6";
+    auto ab = addr(a);
+    auto w = want_ports.find(a);
+    std::optional<Bytes> want_key;
+    if (w != want_ports.end()) want_key = port_addr(w->second, a);
+    for (const auto& [k, v] : have)
+      if (std::equal(ab.begin(), ab.end(), k.end() - static_cast<long>(ab.size())) && k != want_key) {
+        d.del[set].emplace_back(k, v);
+        touched = true;
+      }
+    if (want_key && !have.count(*want_key)) {
+      d.add[set].emplace_back(*want_key, Bytes{});
+      touched = true;
+    }
+  }
+  if (!touched) return;
+  ElementMap want_set;
+  for (const auto* p : {&want.port4, &want.port6})
+    for (const auto& [a, port] : *p) want_set[u32(port)] = {};
+  for (const auto& [k, v] : ports)
+    if (!want_set.count(k)) d.del["gports"].emplace_back(k, v);
+  for (const auto& [k, v] : want_set)
+    if (!ports.count(k)) d.add["gports"].emplace_back(k, v);
+}
+}  // namespace
 
 LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
                       const std::vector<topology::AllowKey>& keys) {
@@ -182,6 +262,7 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
     auto [set, key] = allow_element(want.cfg.mark_mask, k);
     reconcile(set, key, want.allow.count(k) ? std::optional<Bytes>(Bytes{}) : std::nullopt);
   }
+  if (want.cfg.guard) guard_patch(d, elems("gsrc4"), elems("gsrc6"), elems("gports"), want, addrs);
   return d;
 }
 

@@ -30,7 +30,7 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, invalid, judge, taken, alert_drop, alert_pass, prerouting, src };
+enum class ChainKind { check, invalid, judge, taken, alert_drop, alert_pass, prerouting, src, guard };
 
 struct ChainSpec {
   std::string name;
@@ -49,6 +49,9 @@ struct Layout {
 };
 
 Layout layout(const topology::RulesetModel& m);
+
+// The guard's sets, which the bridge-family table mirrors element for element (see DESIGN.md, "The guard").
+bool guard_set(const std::string& name);
 
 struct LayoutDiff {
   std::vector<SetSpec> add_sets;

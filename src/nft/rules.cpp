@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <linux/if_ether.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
@@ -22,10 +23,10 @@ constexpr std::uint32_t kR11 = NFT_REG32_03;
 
 class Rule {
  public:
-  Rule(const std::string& table, const std::string& chain) : r_(nftnl_rule_alloc()) {
+  Rule(const std::string& table, const std::string& chain, std::uint32_t family = NFPROTO_INET) : r_(nftnl_rule_alloc()) {
     nftnl_rule_set_str(r_.get(), NFTNL_RULE_TABLE, table.c_str());
     nftnl_rule_set_str(r_.get(), NFTNL_RULE_CHAIN, chain.c_str());
-    nftnl_rule_set_u32(r_.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    nftnl_rule_set_u32(r_.get(), NFTNL_RULE_FAMILY, family);
   }
   // meta and ct: a key, loaded into or stored from a register.
   Rule& keyed(const char* name, std::uint16_t key_attr, std::uint32_t key, std::uint16_t reg_attr, std::uint32_t reg) {
@@ -43,6 +44,13 @@ class Rule {
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
     nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 1);
+    return add(e);
+  }
+  Rule& cmp_bytes(std::uint32_t sreg, std::uint32_t op, const void* v, std::uint32_t len) {
+    auto* e = nftnl_expr_alloc("cmp");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, v, len);
     return add(e);
   }
   Rule& cmp32(std::uint32_t sreg, std::uint32_t op, std::uint32_t v) {
@@ -66,6 +74,16 @@ class Rule {
     nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
     nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
     nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+    return add(e);
+  }
+  Rule& bitwise_bytes(std::uint32_t reg, const std::uint8_t* mask, std::uint32_t len) {
+    std::uint8_t zero[16] = {};
+    auto* e = nftnl_expr_alloc("bitwise");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
     return add(e);
   }
   Rule& bitwise(std::uint32_t reg, std::uint32_t mask, std::uint32_t xor_) {
@@ -279,13 +297,77 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
       }
 }
 
+
+// The guard (anti-spoofing), the same in the inet table (routed container ports: the packet's iif is
+// the host-side veth) and in the bridge table (bridged ports: only the bridge family sees the port; the
+// inet hooks see the bridge). Only ports of kind veth are container ports; everything else passes.
+void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<RulePtr>& out) {
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
+  char veth[16] = "veth";
+  // inet: `meta nfproto`, as nft itself encodes the dependency; bridge: `meta protocol` (the ethertype).
+  auto proto = [&](Rule& r, std::uint16_t ethertype) -> Rule& {
+    if (fam == NFPROTO_INET) return family(r, ethertype == ETH_P_IP ? kV4 : kV6);
+    std::uint16_t be = htons(ethertype);
+    return r.meta(NFT_META_PROTOCOL, kR1).cmp_bytes(kR1, NFT_CMP_EQ, &be, 2);
+  };
+  {
+    Rule r(cfg.table, c, fam);
+    push(r.meta(NFT_META_IIFKIND, kR1).cmp_bytes(kR1, NFT_CMP_NEQ, veth, 16).verdict(NF_ACCEPT));
+  }
+  // Its own address from its own port.
+  for (auto [type, f] : {std::pair{ETH_P_IP, &kV4}, std::pair{ETH_P_IPV6, &kV6}}) {
+    Rule r(cfg.table, c, fam);
+    proto(r, static_cast<std::uint16_t>(type)).meta(NFT_META_IIF, kR1);
+    r.payload(NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len, kR9).lookup(kR1, std::string("gsrc") + f->v);
+    push(r.verdict(NF_ACCEPT));
+  }
+  // Neighbour discovery and MLD from a link-local or the unspecified address (DAD); never router
+  // advertisements or redirects: a container is no router.
+  for (bool unspecified : {false, true}) {
+    Rule r(cfg.table, c, fam);
+    proto(r, ETH_P_IPV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
+    if (unspecified) {
+      std::uint8_t zero[16] = {};
+      r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).cmp_bytes(kR1, NFT_CMP_EQ, zero, 16);
+    } else {
+      // fe80::/10, encoded as nft encodes a prefix: the whole address, masked.
+      std::uint8_t ll[16] = {0xfe, 0x80}, mask[16] = {0xff, 0xc0};
+      r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).bitwise_bytes(kR1, mask, 16).cmp_bytes(kR1, NFT_CMP_EQ, ll, 16);
+    }
+    r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR1).lookup(kR1, "gnd6");
+    push(r.verdict(NF_ACCEPT));
+  }
+  if (fam == NFPROTO_BRIDGE) {  // ARP: the sender address is checked like a source address
+    Rule own(cfg.table, c, fam);
+    proto(own, ETH_P_ARP).meta(NFT_META_IIF, kR1).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR9).lookup(kR1, "gsrc4");
+    push(own.verdict(NF_ACCEPT));
+    Rule probe(cfg.table, c, fam);  // address probes (RFC 5227) claim nothing
+    proto(probe, ETH_P_ARP).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR1).cmp32(kR1, NFT_CMP_EQ, 0);
+    push(probe.verdict(NF_ACCEPT));
+  }
+  {  // A classified port sending anything else, or any port using a workload's address: spoofed.
+    Rule r(cfg.table, c, fam);
+    push(r.meta(NFT_META_IIF, kR1).lookup(kR1, "gports").verdict(NFT_GOTO, "alert_drop_spoof"));
+  }
+  for (auto [type, f, off] : {std::tuple{ETH_P_IP, &kV4, 12u}, std::tuple{ETH_P_IPV6, &kV6, 8u}, std::tuple{ETH_P_ARP, &kV4, 14u}}) {
+    if (type == ETH_P_ARP && fam != NFPROTO_BRIDGE) continue;
+    Rule r(cfg.table, c, fam);
+    proto(r, static_cast<std::uint16_t>(type)).payload(NFT_PAYLOAD_NETWORK_HEADER, off, f->addr_len, kR1);
+    push(r.lookup(kR1, std::string("eps") + f->v).verdict(NFT_GOTO, "alert_drop_spoof"));
+  }
+  // An unclassified container port: refused unless the node learns (the map holds the verdict).
+  Rule u(cfg.table, c, fam);
+  push(u.meta(NFT_META_IIFKIND, kR1).lookup(kR1, "gunclassified", false, true));
+}
+
 }  // namespace
 
 int hook_of(ChainKind kind) {
-  return kind == ChainKind::prerouting ? NF_INET_PRE_ROUTING : -1;
+  // NF_INET_PRE_ROUTING and NF_BR_PRE_ROUTING are both 0.
+  return kind == ChainKind::prerouting || kind == ChainKind::guard ? NF_INET_PRE_ROUTING : -1;
 }
 
-std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint32_t fam) {
   std::vector<RulePtr> out;
   const auto& t = cfg.table;
   const auto& c = spec.name;
@@ -301,6 +383,7 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       push(r.verdict(NF_DROP));
       break;
     }
+    case ChainKind::guard: guard_rules(cfg, c, fam, out); break;
     case ChainKind::src: {
       Rule r(t, c);
       push(r.set_mark(keep, topology::mark_value(mask, spec.id)).ct_mark_clear());
@@ -310,10 +393,10 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
     case ChainKind::alert_pass: {
       bool drop = spec.kind == ChainKind::alert_drop;
       // Over the rate the log rule stops; the verdict rule still applies.
-      Rule l(t, c);
+      Rule l(t, c, fam);
       auto prefix = std::string(drop ? "topowall:drop" : "topowall:pass") + (spec.reason.empty() ? "" : ":" + spec.reason);
       push(l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, prefix.c_str()));
-      Rule v(t, c);
+      Rule v(t, c, fam);
       push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));
       break;
     }

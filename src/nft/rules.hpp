@@ -16,7 +16,8 @@ struct RuleDel {
 };
 using RulePtr = std::unique_ptr<nftnl_rule, RuleDel>;
 
-std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& chain);
+// `family`: NFPROTO_INET, or NFPROTO_BRIDGE for the guard's mirror table.
+std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& chain, std::uint32_t family = 1);
 // NF_INET_* hook of a base chain, or -1.
 int hook_of(ChainKind kind);
 

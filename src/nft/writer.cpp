@@ -36,7 +36,7 @@ using Chain = Handle<nftnl_chain, nftnl_chain_free>;
 using Udata = Handle<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
-                  const std::vector<std::pair<Bytes, Bytes>>& elems, bool del) {
+                  const std::vector<std::pair<Bytes, Bytes>>& elems, bool del, std::uint16_t fam = NFPROTO_INET) {
   for (std::size_t i = 0; i < elems.size(); i += kElemsPerMessage) {
     Set s(nftnl_set_alloc());
     nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
@@ -56,17 +56,17 @@ void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
       }
       nftnl_set_elem_add(s.p, e);
     }
-    auto* nlh = b.msg(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, NFPROTO_INET, del ? 0 : NLM_F_CREATE);
+    auto* nlh = b.msg(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, fam, del ? 0 : NLM_F_CREATE);
     nftnl_set_elems_nlmsg_build_payload(nlh, s.p);
     b.done();
   }
 }
 
-void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint32_t id) {
+void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint32_t id, std::uint16_t fam = NFPROTO_INET) {
   Set s(nftnl_set_alloc());
   nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
   nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
-  nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, fam);
   nftnl_set_set_u32(s.p, NFTNL_SET_KEY_LEN, spec.key_len);
   nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, spec.key_type);
   std::uint32_t flags = spec.interval ? NFT_SET_INTERVAL : 0;
@@ -83,37 +83,69 @@ void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint3
   nftnl_set_set_u32(s.p, NFTNL_SET_ID, id);
   // Marks are host-endian; nft reads that from the set's user data (as it
   // writes it), and would print a lone mark key or mark value swapped without.
-  constexpr std::uint32_t kHostEndian = 1, kBigEndian = 2, kMarkType = 19;
+  constexpr std::uint32_t kHostEndian = 1, kBigEndian = 2, kMarkType = 19, kIfIndexType = 20;
   Udata ud(nftnl_udata_buf_alloc(64));
-  if (spec.key_type == kMarkType) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
+  if (spec.key_type == kMarkType || spec.key_type == kIfIndexType) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
   else if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kBigEndian);
   if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_DATABYTEORDER, kHostEndian);
   if (nftnl_udata_buf_len(ud.p) > 0)
     nftnl_set_set_data(s.p, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.p), nftnl_udata_buf_len(ud.p));
-  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE), s.p);
+  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, fam, NLM_F_CREATE), s.p);
   b.done();
 }
 
-void put_chain(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+void put_chain(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint16_t fam = NFPROTO_INET) {
   Chain c(nftnl_chain_alloc());
   nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, cfg.table.c_str());
   nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, spec.name.c_str());
-  nftnl_chain_set_u32(c.p, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+  nftnl_chain_set_u32(c.p, NFTNL_CHAIN_FAMILY, fam);
   if (int hook = hook_of(spec.kind); hook >= 0) {
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, static_cast<std::uint32_t>(hook));
-    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, cfg.priority);
+    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, spec.kind == ChainKind::guard ? cfg.guard_priority : cfg.priority);
     nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "filter");
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, NF_ACCEPT);
   }
-  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE), c.p);
+  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE), c.p);
   b.done();
 }
 
-void put_rules(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec) {
-  for (auto& r : build_rules(cfg, spec)) {
-    nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND), r.get());
+void put_rules(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint16_t fam = NFPROTO_INET) {
+  for (auto& r : build_rules(cfg, spec, fam)) {
+    nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_NEWRULE, fam, NLM_F_CREATE | NLM_F_APPEND), r.get());
     b.done();
   }
+}
+
+void put_table(Batch& b, const std::string& name, std::uint16_t fam, std::uint16_t type, const std::string& tag = "") {
+  Table t(nftnl_table_alloc());
+  nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, name.c_str());
+  if (!tag.empty()) nftnl_table_set_data(t.p, NFTNL_TABLE_USERDATA, tag.data(), static_cast<std::uint32_t>(tag.size()));
+  nftnl_table_nlmsg_build_payload(b.msg(type, fam, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0), t.p);
+  b.done();
+}
+
+// The bridge-family twin of the guard, rebuilt whole (it holds O(local endpoints) elements): add (a
+// no-op if it exists), delete, add, so the batch never fails on a missing table and packets meet the
+// old guard or the new one.
+void put_bridge_guard(Batch& b, const topology::RulesetConfig& cfg, const Layout& want) {
+  put_table(b, cfg.table, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);
+  put_table(b, cfg.table, NFPROTO_BRIDGE, NFT_MSG_DELTABLE);
+  if (!cfg.guard) return;
+  put_table(b, cfg.table, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);
+  std::uint32_t set_id = 1000;
+  for (const auto& name : want.set_order)
+    if (guard_set(name)) put_set(b, cfg.table, want.sets.at(name), set_id++, NFPROTO_BRIDGE);
+  auto ours = [](const ChainSpec& c) {
+    return c.kind == ChainKind::guard || c.name == "alert_drop_spoof" || c.name == "alert_drop_unclassified";
+  };
+  for (const auto& c : want.chains)
+    if (ours(c)) put_chain(b, cfg, c, NFPROTO_BRIDGE);
+  for (const auto& c : want.chains)
+    if (ours(c)) put_rules(b, cfg, c, NFPROTO_BRIDGE);
+  for (const auto& [name, elems] : want.elements)
+    if (guard_set(name) && !elems.empty())
+      put_elements(b, cfg.table, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()),
+                   false, NFPROTO_BRIDGE);
 }
 
 void flush_chain(Batch& b, const std::string& table, const std::string& name) {
@@ -149,8 +181,8 @@ std::size_t expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& 
 
 std::string structure_tag(const topology::RulesetConfig& c) {
   // Bump the version whenever the rules or the set layout change shape.
-  return fmt::format("topowall/v8 prio={} group={} rate={} burst={} mask={:#x}", c.priority, c.nflog_group,
-                     c.alert_rate, c.alert_burst, c.mark_mask);
+  return fmt::format("topowall/v9 prio={} group={} rate={} burst={} mask={:#x} guard={}", c.priority, c.nflog_group,
+                     c.alert_rate, c.alert_burst, c.mark_mask, c.guard ? c.guard_priority : 0);
 }
 
 Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table) {
@@ -293,7 +325,8 @@ Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetMode
   return std::optional<Layout>(std::move(have));
 }
 
-Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid) {
+Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid,
+                         const Layout* bridge) {
   const auto& t = m.cfg.table;
   // Set specs: fixed ones plus those of per-id sets (same shape for every id).
   auto spec = [&](const std::string& name) -> SetSpec {
@@ -318,6 +351,16 @@ Status NftWriter::commit(const topology::RulesetModel& m, const LayoutDiff& d, s
   for (const auto& [set, elems] : d.add) put_elements(b, t, spec(set), elems, false);
   for (const auto& c : d.del_chains) del_chain(b, t, c);
   for (const auto& s : d.del_sets) del_set(b, t, s);
+  // The bridge guard: rebuilt whole when the inet table is reconciled, else the same element changes,
+  // in this same transaction (an address changes owner in both tables at once).
+  if (bridge) {
+    put_bridge_guard(b, m.cfg, *bridge);
+  } else if (m.cfg.guard) {
+    for (const auto& [set, elems] : d.del)
+      if (guard_set(set)) put_elements(b, t, spec(set), elems, true, NFPROTO_BRIDGE);
+    for (const auto& [set, elems] : d.add)
+      if (guard_set(set)) put_elements(b, t, spec(set), elems, false, NFPROTO_BRIDGE);
+  }
   return sock_.commit(b);
 }
 
@@ -354,6 +397,7 @@ Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, con
   for (const auto& c : want.chains) put_rules(b, m.cfg, c);
   for (const auto& [name, elems] : want.elements)
     put_elements(b, t, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()), false);
+  put_bridge_guard(b, m.cfg, want);
   if (auto st = sock_.commit(b); !st) return st.error();
   ApplyReport rep;
   rep.full = true;
@@ -382,6 +426,7 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
       }
       applied_ = std::move(want);
       applied_cfg_ = m.cfg;
+      note_commit();
       return r;
     }
     auto have = read_kernel(m);
@@ -389,11 +434,10 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
     auto d = diff(**have, want);
     rep.reconciled = true;
     rep.changes = d.changes();
-    if (!d.empty()) {
-      if (auto st = commit(m, d, *gen); !st) {
-        ++stats_.errors;
-        return st.error();
-      }
+    // Always committed: the bridge guard is not read back, so it is rebuilt with the reconcile.
+    if (auto st = commit(m, d, *gen, &want); !st) {
+      ++stats_.errors;
+      return st.error();
     }
     spdlog::info("nftables: table inet {} reconciled with the kernel ({} changes)", m.cfg.table, rep.changes);
   } else {
@@ -409,6 +453,7 @@ Result<ApplyReport> NftWriter::apply(const topology::RulesetModel& m) {
   applied_cfg_ = m.cfg;
   stats_.element_changes += rep.changes;
   if (!rep.changes) ++stats_.noop_applies;
+  note_commit();
   return rep;
 }
 
@@ -426,7 +471,14 @@ Result<ApplyReport> NftWriter::apply_patch(const topology::RulesetModel& m, cons
   if (auto st = commit_incremental(m, d); !st) return st.error();
   apply_diff(*applied_, d);
   stats_.element_changes += rep.changes;
+  note_commit();
   return rep;
+}
+
+Result<bool> NftWriter::changed_since_commit() {
+  auto gen = sock_.genid();
+  if (!gen) return gen.error();
+  return !committed_gen_ || *committed_gen_ != *gen;
 }
 
 WriterStats NftWriter::stats() const {
@@ -472,10 +524,9 @@ Status NftWriter::remove_table(const std::string& table) {
   if (!tag) return tag.error();
   if (!*tag) return ok_status();
   Batch b(sock_.seq());
-  Table del(nftnl_table_alloc());
-  nftnl_table_set_str(del.p, NFTNL_TABLE_NAME, table.c_str());
-  nftnl_table_nlmsg_build_payload(b.msg(NFT_MSG_DELTABLE, NFPROTO_INET, 0), del.p);
-  b.done();
+  put_table(b, table, NFPROTO_INET, NFT_MSG_DELTABLE);
+  put_table(b, table, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);  // so that deleting it cannot fail
+  put_table(b, table, NFPROTO_BRIDGE, NFT_MSG_DELTABLE);
   applied_.reset();
   return sock_.commit(b);
 }

@@ -23,6 +23,8 @@ class NftWriter final : public RulesetWriter {
   Status remove_table(const std::string& table);
   // Includes kernel counters, read with one small rule dump.
   WriterStats stats() const override;
+  void invalidate() override { applied_.reset(); }
+  Result<bool> changed_since_commit() override;
 
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.
   Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
@@ -32,15 +34,21 @@ class NftWriter final : public RulesetWriter {
 
  private:
   Result<ApplyReport> full_replace(const topology::RulesetModel& m, const Layout& want, bool exists);
-  Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid);
+  // `bridge`: rebuild the bridge-family guard from this layout in the same batch.
+  Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid,
+                const Layout* bridge = nullptr);
   Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
 
+  void note_commit() {
+    if (auto g = sock_.genid()) committed_gen_ = *g;
+  }
   Result<std::uint64_t> counter_packets(const std::string& table, const std::string& chain) const;
 
   mutable NftSocket sock_;  // mutable: stats() reads kernel counters
   std::optional<Layout> applied_;
   std::optional<topology::RulesetConfig> applied_cfg_;
   WriterStats stats_;
+  std::optional<std::uint32_t> committed_gen_;  // the ruleset generation right after our last commit
 };
 
 // Fingerprint of the fixed structure; stored in the table's userdata.

@@ -20,7 +20,18 @@ void RtnlAddressWatcher::refresh(Watch& w) {
     spdlog::debug("addresses of {}: {}", w.path.empty() ? "host" : w.path, recs.error().message);
     return;
   }
-  w.cb(usable(*recs));
+  AddressSnapshot snap{usable(*recs), {}};
+  if (!w.path.empty()) {  // the host's own addresses sit behind no port
+    auto ports = list_ports(w.path);
+    if (!ports) {
+      ++errors_;
+      spdlog::debug("ports of {}: {}", w.path, ports.error().message);
+    } else {
+      for (const auto& r : *recs)
+        if (auto it = ports->find(r.ifindex); it != ports->end()) snap.ports[r.addr] = it->second;
+    }
+  }
+  w.cb(snap);
 }
 
 void RtnlAddressWatcher::watch(const std::string& id, const std::string& path, AddressCallback cb) {

@@ -5,6 +5,7 @@
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/link.h>
 #include <netlink/socket.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -23,6 +24,9 @@ struct SockDel {
 };
 struct CacheDel {
   void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
+struct LinkDel {
+  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
 };
 struct MsgDel {
   void operator()(nl_msg* m) const { nlmsg_free(m); }
@@ -108,6 +112,49 @@ Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path)
     return ok_status();
   });
   if (!st) return st.error();
+  return out;
+}
+
+namespace {
+Result<std::unique_ptr<nl_sock, SockDel>> route_socket() {
+  std::unique_ptr<nl_sock, SockDel> sock(nl_socket_alloc());
+  if (!sock) return Error{"libnl: out of memory"};
+  if (int e = nl_connect(sock.get(), NETLINK_ROUTE); e < 0) return Error{std::string("rtnetlink connect: ") + nl_geterror(e)};
+  return sock;
+}
+}  // namespace
+
+Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path) {
+  std::map<int, std::uint32_t> claimed;  // as the namespace says
+  auto st = run_in_netns(netns_path, [&]() -> Status {
+    auto sock = route_socket();
+    if (!sock) return sock.error();
+    nl_cache* raw = nullptr;
+    if (int e = rtnl_link_alloc_cache(sock->get(), AF_UNSPEC, &raw); e < 0)
+      return Error{std::string("rtnetlink link dump: ") + nl_geterror(e)};
+    std::unique_ptr<nl_cache, CacheDel> cache(raw);
+    for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
+      auto* l = reinterpret_cast<rtnl_link*>(o);
+      const char* type = rtnl_link_get_type(l);
+      std::int32_t nsid = -1;
+      // A veth whose peer is in another namespace (a pair made inside the container has none).
+      if (!type || std::strcmp(type, "veth") != 0 || rtnl_link_get_link_netnsid(l, &nsid) < 0) continue;
+      if (int peer = rtnl_link_get_link(l); peer > 0) claimed[rtnl_link_get_ifindex(l)] = static_cast<std::uint32_t>(peer);
+    }
+    return ok_status();
+  });
+  if (!st) return st.error();
+  // Trust the pairing only when the host side agrees: a veth in our namespace pointing back.
+  auto sock = route_socket();
+  if (!sock) return sock.error();
+  std::map<int, std::uint32_t> out;
+  for (const auto& [inner, host] : claimed) {
+    rtnl_link* raw = nullptr;
+    if (rtnl_link_get_kernel(sock->get(), static_cast<int>(host), nullptr, &raw) < 0 || !raw) continue;
+    std::unique_ptr<rtnl_link, LinkDel> l(raw);
+    const char* type = rtnl_link_get_type(l.get());
+    if (type && std::strcmp(type, "veth") == 0 && rtnl_link_get_link(l.get()) == inner) out[inner] = host;
+  }
   return out;
 }
 

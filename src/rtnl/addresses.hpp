@@ -3,7 +3,9 @@
 
 #include <linux/netlink.h>
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +36,11 @@ Status run_in_netns(const std::string& netns_path, const std::function<Status()>
 
 // All addresses in the namespace.
 Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path);
+
+// Container ifindex -> the host-side port (its veth peer, ifindex in the agent's namespace) for every
+// veth of the namespace whose peer lives in another namespace and, checked from the host side, is a
+// veth pointing back at it. Interfaces of other kinds have no entry.
+Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path);
 
 // A socket inside the namespace subscribed to address changes; readable when one happens.
 Result<UniqueFd> open_address_monitor(const std::string& netns_path);

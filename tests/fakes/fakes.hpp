@@ -55,13 +55,15 @@ class FakeAddressWatcher : public AddressWatcher {
  public:
   void watch(const std::string& id, const std::string&, AddressCallback cb) override {
     cbs[id] = cb;
-    if (auto it = addrs.find(id); it != addrs.end()) cb(it->second);
+    if (auto it = addrs.find(id); it != addrs.end()) cb({it->second, ports[id]});
   }
   void unwatch(const std::string& id) override { cbs.erase(id); }
-  void set(const std::string& id, std::vector<IpAddr> a) {
+  void set(const std::string& id, std::vector<IpAddr> a, std::map<IpAddr, std::uint32_t> p = {}) {
     addrs[id] = a;
-    if (auto it = cbs.find(id); it != cbs.end()) it->second(a);
+    ports[id] = p;
+    if (auto it = cbs.find(id); it != cbs.end()) it->second({a, p});
   }
+  std::map<std::string, std::map<IpAddr, std::uint32_t>> ports;
   std::map<std::string, std::vector<IpAddr>> addrs;
   std::map<std::string, AddressCallback> cbs;
 };

@@ -49,7 +49,7 @@ struct AgentLab : ::testing::Test {
   }
   void TearDown() override {
     agent.reset();
-    if (is_root()) sh("nft delete table inet " + table);
+    if (is_root()) drop_tables(table);
   }
   // A fresh agent (as after a restart) sharing the persisted state.
   // The ruleset is what makes the kernel track the lab's connections (a namespace tracks only while a
@@ -283,4 +283,17 @@ TEST_F(AgentLab, ConntrackOverrunIsCountedAndRecoveredFromADump) {
   EXPECT_GE(c["conntrack_resyncs"].get<int>(), 2) << "start-up dump plus at least one recovery";
   EXPECT_GT(c["conntrack_rcvbuf_bytes"].get<int>(), 4096);
   EXPECT_EQ(tcp91_edges(), 20) << "every edge learned despite the overrun";
+}
+
+// The guard needs each container address's host-side port: the veth peer, confirmed from the host side.
+TEST_F(AgentLab, EachNamespaceAddressIsBehindItsOwnHostPort) {
+  auto ports = rtnl::list_ports(lab->ns_path("a"));
+  ASSERT_TRUE(ports) << ports.error().message;
+  ASSERT_EQ(ports->size(), 1u);
+  EXPECT_EQ(ports->begin()->second, lab->port("a"));
+  // A veth pair made inside the namespace (a container with NET_ADMIN) is no port of the host.
+  ASSERT_EQ(sh("ip -n " + lab->ns("a") + " link add twfake0 type veth peer name twfake1"), 0);
+  auto again = rtnl::list_ports(lab->ns_path("a"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), 1u);
 }

@@ -149,7 +149,7 @@ struct NodeTables {
     for (int i = 0; i < 2; ++i) names[i] = "topowall_it" + tag + "_" + char('a' + i) + std::to_string(getpid());
   }
   ~NodeTables() {  // also when an assertion ends the test early
-    for (const auto& t : names) sh("nft delete table inet " + t);
+    for (const auto& t : names) drop_tables(t);
   }
 };
 
@@ -160,6 +160,9 @@ std::unique_ptr<agent::Agent> cluster_node(boost::asio::io_context& io, const st
   cfg.settle = std::chrono::milliseconds(300);
   cfg.ruleset.table = table;
   cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5500 + i * 100 + getpid() % 100);
+  // Two "nodes" share this one kernel: each one's guard would take the other's container ports for
+  // unclassified ones. On a real cluster every node has its own kernel and guard.
+  cfg.ruleset.guard = false;
   agent::Adapters ad;
   ad.store = std::make_unique<store::MemoryStateStore>();
   ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", prefix});

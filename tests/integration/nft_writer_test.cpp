@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include "lab.hpp"
 #include "nft/writer.hpp"
@@ -27,6 +28,9 @@ struct WriterFixture : ::testing::Test {
     auto ip = [](const std::string& s) { return *IpAddr::parse(s); };
     model.ep4 = {{ip(lab->ip("a")), 16}, {ip(lab->ip("b")), 17}, {ip(lab->ip("c")), 18}};
     model.ep6 = {{ip(lab->ip6("a")), 16}, {ip(lab->ip6("b")), 17}};
+    // Each address may be sent from its own host's port only (the guard).
+    model.port4 = {{ip(lab->ip("a")), lab->port("a")}, {ip(lab->ip("b")), lab->port("b")}, {ip(lab->ip("c")), lab->port("c")}};
+    model.port6 = {{ip(lab->ip6("a")), lab->port("a")}, {ip(lab->ip6("b")), lab->port("b")}};
     model.net4 = topology::disjoint_intervals(AF_INET, {}, topology::kWorldId);
     model.net6 = topology::disjoint_intervals(AF_INET6, {}, topology::kWorldId);
     model.allow = {{16, 17, 6, 8080}, {16, 17, 1, 8}};
@@ -36,7 +40,7 @@ struct WriterFixture : ::testing::Test {
   }
   void TearDown() override {
     if (!is_root()) return;
-    sh("nft delete table inet " + table);
+    drop_tables(table);
   }
   std::string table;
   std::unique_ptr<Lab> lab;
@@ -131,7 +135,9 @@ TEST_F(WriterFixture, TableHasNoOwnerFlagAndTouchesNoOtherTable) {
   auto listing = sh_out("nft -j list table inet " + table);
   EXPECT_EQ(listing.find("\"owner\""), std::string::npos) << listing.substr(0, 300);
   auto after = sh_out("nft list tables");
-  EXPECT_EQ(after.size(), before.size() + std::string("table inet " + table + "\n").size());
+  // Ours, and the bridge-family twin of the guard: nothing else.
+  EXPECT_EQ(after.size(), before.size() + std::string("table inet " + table + "\n").size() +
+                              std::string("table bridge " + table + "\n").size());
 }
 
 TEST_F(WriterFixture, LargeGraphAppliesInOneTransaction) {
@@ -163,13 +169,16 @@ TEST_F(WriterFixture, NftReadsTheTableBackExactlyAsTheRenderedText) {
   fclose(f);
   ASSERT_EQ(sh("nft -f " + path), 0);
   auto theirs = sh_out("nft list table inet " + twin.cfg.table);
-  sh("nft delete table inet " + twin.cfg.table);
+  auto ours_bridge = sh_out("nft list table bridge " + table), theirs_bridge = sh_out("nft list table bridge " + twin.cfg.table);
+  drop_tables(twin.cfg.table);
   unlink(path.c_str());
   auto norm = [&](std::string s, const std::string& name) {
     for (auto p = s.find(name); p != std::string::npos; p = s.find(name)) s.replace(p, name.size(), "T");
     return s;
   };
   EXPECT_EQ(norm(ours, table), norm(theirs, twin.cfg.table));
+  EXPECT_NE(ours_bridge.find("chain guard"), std::string::npos) << ours_bridge;
+  EXPECT_EQ(norm(ours_bridge, table), norm(theirs_bridge, twin.cfg.table));
 }
 
 TEST_F(WriterFixture, WorldAndHostEndsUseTheNetworkMaps) {
@@ -258,4 +267,62 @@ TEST_F(WriterFixture, ForeignMarksSurviveAndATakenConntrackMarkFailsClosed) {
   ASSERT_EQ(check.size(), 1u);
   EXPECT_GT(check[0], 0) << "the taken-scratch path is counted";
   EXPECT_EQ(writer.stats().ctmark_taken, static_cast<std::uint64_t>(check[0])) << "and reported by the agent";
+}
+
+// The guard: a port may send only from the addresses classified behind it. Each attack passes without the
+// guard (checked by applying the same model with an empty guard: see the first block).
+TEST_F(WriterFixture, SpoofedSourcesAreDroppedWhateverTheirDestination) {
+  Server b53(lab->ns_path("b"), 5353, true), host53("", 5354, true);
+  model.allow.insert({16, 17, 17, 5353});  // a -> b udp/5353
+  model.allow.insert({16, topology::kWorldId, 17, 5354});
+  // Without the guard, impersonation reaches b.
+  auto open = model;
+  open.cfg.guard = false;
+  ASSERT_TRUE(writer.apply(open));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("c"), lab->ip("a"), lab->ip("b"), 5353));
+  ASSERT_TRUE(eventually([&] { return b53.accepted() == 1; })) << "the attack works without the guard";
+
+  ASSERT_TRUE(writer.apply(model));
+  // c sends as a (a may reach b): dropped.
+  ASSERT_TRUE(udp_send_from(lab->ns_path("c"), lab->ip("a"), lab->ip("b"), 5353));
+  // a sends from an unassigned address of the subnet, and from an address outside every network, to the
+  // host (not a workload: "not ours" to the main table): dropped.
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), "10.231.2.77", lab->gateway(), 5354));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), "198.51.100.9", lab->gateway(), 5354));
+  // a link-scope address added inside the namespace: dropped.
+  ASSERT_EQ(sh("ip -n " + lab->ns("a") + " addr add 169.254.7.7/16 dev eth0 scope link"), 0);
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), "169.254.7.7", lab->gateway(), 5354));
+  // Its own address still passes.
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), lab->ip("a"), lab->gateway(), 5354));
+  ASSERT_TRUE(eventually([&] { return host53.accepted() == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(b53.accepted(), 1) << "impersonation reached b";
+  EXPECT_EQ(host53.accepted(), 1) << "a spoofed source reached the host";
+  EXPECT_GE(counter(table, "alert_drop_spoof"), 4u);
+}
+
+TEST_F(WriterFixture, AnUnclassifiedPortCarriesNothingUnlessTheNodeLearns) {
+  lab->add_host("d", "10.231.2.9");  // a new container the agent has not classified yet
+  Server host53("", 5355, true);
+  ASSERT_TRUE(writer.apply(model));  // learning: unclassified_drop off
+  ASSERT_TRUE(udp_send_from(lab->ns_path("d"), "10.231.2.9", lab->gateway(), 5355));
+  ASSERT_TRUE(eventually([&] { return host53.accepted() == 1; })) << "learning: it passes";
+  // ... but not with an address the node knows to be another's.
+  Server b53(lab->ns_path("b"), 5356, true);
+  model.allow.insert({16, 17, 17, 5356});
+  ASSERT_TRUE(writer.apply(model));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("d"), lab->ip("a"), lab->ip("b"), 5356));
+  model.unclassified_drop = true;  // monitor or enforce
+  ASSERT_TRUE(writer.apply(model));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("d"), "10.231.2.9", lab->gateway(), 5355));
+  EXPECT_FALSE(tcp_connect(lab->ns_path("d"), lab->ip("b"), 8080));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(host53.accepted(), 1);
+  EXPECT_EQ(b53.accepted(), 0);
+  EXPECT_GE(counter(table, "alert_drop_unclassified"), 2u);
+  // Classified: it passes again.
+  model.port4[*IpAddr::parse("10.231.2.9")] = lab->port("d");
+  ASSERT_TRUE(writer.apply(model));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("d"), "10.231.2.9", lab->gateway(), 5355));
+  EXPECT_TRUE(eventually([&] { return host53.accepted() == 2; }));
 }

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -74,6 +76,8 @@ void Lab::add_host(const std::string& host, const std::string& addr) {
   veths_[host] = veth;
   ok_ = ok_ && ok;
 }
+
+std::uint32_t Lab::port(const std::string& host) const { return if_nametoindex(veths_.at(host).c_str()); }
 
 void Lab::remove_host(const std::string& host) {
   sh("ip netns pids " + ns(host) + " | xargs -r kill -9");
@@ -179,6 +183,49 @@ bool udp_send(const std::string& ns_path, const std::string& ip, int port) {
     return ok_status();
   });
   return sent;
+}
+
+bool udp_send_from(const std::string& ns_path, const std::string& src, const std::string& dst, int port) {
+  bool sent = false;
+  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    // What a container with NET_RAW or NET_ADMIN can do: send from any source address.
+    setsockopt(fd.get(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+    setsockopt(fd.get(), IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one);
+    sockaddr_in from{}, to{};
+    from.sin_family = to.sin_family = AF_INET;
+    inet_pton(AF_INET, src.c_str(), &from.sin_addr);
+    inet_pton(AF_INET, dst.c_str(), &to.sin_addr);
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&from), sizeof from) < 0) return ok_status();
+    sent = sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 1;
+    return ok_status();
+  });
+  return sent;
+}
+
+std::uint64_t counter(const std::string& table, const std::string& chain) {
+  std::uint64_t n = 0;
+  for (const char* fam : {"inet", "bridge"}) {
+    auto text = sh_out("nft list chain " + std::string(fam) + " " + table + " " + chain + " 2>/dev/null");
+    for (auto p = text.find("counter packets "); p != std::string::npos; p = text.find("counter packets ", p + 1))
+      n += std::stoull(text.substr(p + 16));
+  }
+  return n;
+}
+
+void drop_tables(const std::string& table) {
+  sh("nft delete table inet " + table);
+  sh("nft delete table bridge " + table);
+}
+
+bool eventually(const std::function<bool()>& pred, int ms) {
+  for (int waited = 0;; waited += 20) {
+    if (pred()) return true;
+    if (waited >= ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 bool ping(const std::string& ns, const std::string& ip) {

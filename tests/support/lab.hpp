@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -35,6 +37,8 @@ class Lab {
   std::string ip(const std::string& host) const { return ips_.at(host); }
   std::string ip6(const std::string& host) const { return ip6s_.at(host); }
   std::string gateway() const { return net_ + ".1"; }
+  // The host-side port (ifindex of the veth on the bridge) of a host.
+  std::uint32_t port(const std::string& host) const;
   // Add a host after construction (a new replica, or a reused address).
   void add_host(const std::string& host, const std::string& addr);
   void remove_host(const std::string& host);
@@ -67,6 +71,15 @@ class Server {
 bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, int timeout_ms = 700);
 // Send one UDP datagram from inside a namespace.
 bool udp_send(const std::string& ns_path, const std::string& ip, int port);
+// One UDP datagram from a chosen source address (IP_TRANSPARENT: it need not be assigned), as a
+// container with NET_RAW or NET_ADMIN can send it.
+bool udp_send_from(const std::string& ns_path, const std::string& src, const std::string& dst, int port);
+// Packets counted by the counters of one chain, summed over our inet and bridge tables of that name.
+std::uint64_t counter(const std::string& table, const std::string& chain);
+// Delete our tables of this name: the inet one and the guard's bridge twin.
+void drop_tables(const std::string& table);
+// Poll `pred` up to `ms`.
+bool eventually(const std::function<bool()>& pred, int ms = 3000);
 // One ICMP echo from a namespace (busybox ping); true when answered.
 bool ping(const std::string& ns, const std::string& ip);
 

@@ -254,7 +254,7 @@ void datapath(const Options& o) {
   auto no_unload = [] {};
   cfgs.push_back({"(a) no table of ours", [] { return true; }, no_unload, {}});
   cfgs.push_back({"(b) conntrack only (ct state established,related accept)", [&] { return nft_file(ct_table); },
-                  [] { sh("nft delete table inet twb_ct"); }, {}});
+                  [] { sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct"); }, {}});
   std::map<std::size_t, topology::RulesetModel> models;
   nft::NftWriter w;
   (void)w.open();
@@ -266,18 +266,18 @@ void datapath(const Options& o) {
   }
   // (b) again right after the (c)s: each round's ratio uses the (b)s around it.
   cfgs.push_back({"(b') conntrack only again, after the (c) runs of the round", [&] { return nft_file(ct_table); },
-                  [] { sh("nft delete table inet twb_ct"); }, {}});
+                  [] { sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct"); }, {}});
   const auto rule_sizes = o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000};
   for (std::size_t rules : rule_sizes)
     cfgs.push_back({fmt::format("(d) naive: one nft rule per edge, {} rules", rules),
                     [&, rules] { return nft_file(naive_ruleset("twb_naive", rules, lab.ip("a"), lab.ip("b"), 8080, "10.232.0.0/24")); },
-                    [] { sh("nft delete table inet twb_naive"); }, {}});
+                    [] { sh("nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive"); }, {}});
   cfgs.push_back({fmt::format("(d') naive, one address pair per rule, {} rules", rule_sizes.back()),
                   [&] {
                     return nft_file(naive_ruleset("twb_naive", rule_sizes.back(), lab.ip("a"), lab.ip("b"), 8080, "10.232.0.0/24", false));
                   },
-                  [] { sh("nft delete table inet twb_naive"); }, {}});
-  sh("nft delete table inet twb_ct 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
+                  [] { sh("nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive"); }, {}});
+  sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table bridge twb_tw 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
   for (int r = 0; r < rounds; ++r)
     for (auto& c : cfgs) {
       if (!c.load()) out(fmt::format("WARNING: {} did not load\n", c.name));
@@ -336,7 +336,7 @@ void datapath(const Options& o) {
   if (!o.smoke) {
     (void)nft_file(ct_table);
     double bulk_ct = iperf(lab, 3);
-    sh("nft delete table inet twb_ct");
+    sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct");
     (void)w.apply(models[edge_sizes.back()]);
     double bulk_tw = iperf(lab, 3);
     (void)w.remove();
@@ -353,7 +353,7 @@ void hold(const Options& o) {
   Server server(lab.ns_path("b"), 8080);
   nft::NftWriter w;
   (void)w.open();
-  sh("nft delete table inet twb_ct 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
+  sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table bridge twb_tw 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
   if (o.hold == "tw") (void)w.apply(synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080));
   if (o.hold == "ct")
     (void)nft_file("table inet twb_ct {\n chain forward {\n  type filter hook forward priority -5; policy accept;\n"
@@ -362,14 +362,14 @@ void hold(const Options& o) {
   auto r = connect_parallel(lab.ns_path("a"), lab.ip("b"), 8080, 10, std::max(2u, std::thread::hardware_concurrency()));
   fmt::print("{}: {:.0f} connections/s\n", o.hold, r.rate());
   (void)w.remove();
-  sh("nft delete table inet twb_ct 2>/dev/null; nft delete table inet twb_naive 2>/dev/null");
+  sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null");
 }
 
 void programming(const Options& o) {
   out("\n## 2. Rule programming\n\n");
   const std::size_t endpoints = o.smoke ? 1000 : 10000, edges = o.smoke ? 5000 : 100000;
   auto m = synthetic("twb_prog", endpoints, edges, "10.233.0.2", "10.233.0.3", 8080);
-  sh("nft delete table inet twb_prog 2>/dev/null; nft delete table inet twb_progx 2>/dev/null");
+  sh("nft delete table bridge twb_prog 2>/dev/null; nft delete table inet twb_prog 2>/dev/null; nft delete table bridge twb_progx 2>/dev/null; nft delete table inet twb_progx 2>/dev/null");
   // Full apply in a child process, so its peak RSS is the apply's own.
   int pipefd[2];
   if (pipe(pipefd) != 0) return;
@@ -406,13 +406,13 @@ void programming(const Options& o) {
   out(fmt::format("| baseline: `nft -f` of the same ruleset as text | {:.3f} s | {:.1f} MiB |\n", theirs, nft_ru.ru_maxrss / 1024.0));
   out(fmt::format("\nTarget ≤ 0.5 × nft: **{:.2f}** ({}){}\n", theirs > 0 ? ours / theirs : 0,
                   theirs > 0 && ours / theirs <= 0.5 ? "met" : "missed", okv && nft_ok ? "" : " (an apply FAILED)"));
-  sh("nft delete table inet twb_progx");
+  sh("nft delete table bridge twb_progx 2>/dev/null; nft delete table inet twb_progx");
 
   // Incremental: the agent's patch path (model patch + element diff + commit).
   out("\nIncremental changes (the agent's patch path, one transaction each):\n\n");
   out("| change | edges | p50 | p99 |\n| --- | ---: | ---: | ---: |\n");
   for (std::size_t n : o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 100000}) {
-    sh("nft delete table inet twb_prog");
+    sh("nft delete table bridge twb_prog 2>/dev/null; nft delete table inet twb_prog");
     nft::NftWriter w;
     (void)w.open();
     auto model = synthetic("twb_prog", endpoints, n, "10.233.0.2", "10.233.0.3", 8080);
@@ -515,7 +515,7 @@ struct Agent {
       kill(pid, SIGTERM);
       waitpid(pid, nullptr, 0);
       pid = 0;
-      sh("nft delete table inet twb_agent");
+      sh("nft delete table bridge twb_agent 2>/dev/null; nft delete table inet twb_agent");
     }
   }
 };

@@ -6,7 +6,22 @@
 
 namespace topowall::topology {
 
+namespace {
+std::string why(const Alert& a) {
+  if (a.reason == "ctmark_taken") return " (its conntrack mark was already set by another component)";
+  if (a.reason == "spoofed") return fmt::format(" (spoofed source: {} sent as {})", a.edge.src, a.as);
+  if (a.reason == "unclassified") return " (from a container interface not classified yet)";
+  return "";
+}
+}  // namespace
+
 nlohmann::json alert_to_json(const Alert& a) {
+  auto j = alert_json_base(a);
+  if (!a.as.empty()) j["as"] = a.as;
+  return j;
+}
+
+nlohmann::json alert_json_base(const Alert& a) {
   return {{"time", format_time(a.time)},
           {"src", a.edge.src},
           {"dst", a.edge.dst},
@@ -23,7 +38,7 @@ nlohmann::json alert_to_json(const Alert& a) {
 std::string alert_text(const Alert& a) {
   return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}{}", a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
                      a.edge.dst, a.dst_addr, to_string(a.edge.proto), a.edge.port,
-                     a.reason == "ctmark_taken" ? " (its conntrack mark was already set by another component)" : "",
+                     why(a),
                      a.summary ? fmt::format(" repeated {} times", a.count) : "");
 }
 

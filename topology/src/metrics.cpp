@@ -41,6 +41,10 @@ const std::map<std::string, std::string>& help() {
       {"alerts", "alerts emitted"},
       {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
       {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
+      {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
+      {"ruleset_checks", "periodic ruleset generation checks that found a change and reconciled"},
+      {"guard_spoofed", "logged packets the guard dropped: a container sent from an address not its own"},
+      {"guard_unclassified", "logged packets the guard dropped: from a container port not classified yet"},
       {"nft_full_applies", "whole-table nftables transactions"},
       {"nft_element_changes", "incremental nftables element changes"},
       {"nft_errors", "nftables transactions the kernel refused (degraded)"},
@@ -130,6 +134,8 @@ std::string prometheus_text(const json& status) {
   gauge(out, status, "pending", "pending flows awaiting an operator");
   gauge(out, status, "discovery_synced", "1 once the runtime and namespace discovery have listed everything");
   gauge(out, status, "ruleset_applied", "1 once the ruleset is in the kernel");
+  gauge(out, status, "ruleset_degraded", "1 while the last ruleset programming failed and is being retried");
+  gauge(out, status, "bridge_netfilter", "1 when bridged traffic reaches the firewall's hooks (br_netfilter on)");
   gauge(out, status, "runtime_connected", "1 while the container runtime's event stream is connected");
   gauge(out, status, "cluster_connected", "1 while this node holds its cluster lease and watches the others");
   gauge(out, status, "cluster_synced", "1 once the other nodes' endpoints have been read");

@@ -3,6 +3,8 @@
 // `topowall rules show` shows exactly what is in the kernel.
 #include <fmt/format.h>
 
+#include <set>
+
 #include "topowall/topology/ruleset.hpp"
 
 namespace topowall::topology {
@@ -32,6 +34,46 @@ std::string proto_name(std::uint8_t p) {
 std::string hex(std::uint32_t v) { return fmt::format("0x{:08x}", v); }
 
 }  // namespace
+
+// The guard's sets and chains; `family` picks how the address family is matched and adds ARP on bridges.
+void render_guard(std::string& o, const RulesetModel& m, const std::string& family) {
+  const bool bridge = family == "bridge";
+  auto proto = [&](const char* v) {
+    return bridge ? fmt::format("meta protocol {} ", v[0] == '4' ? "ip" : "ip6") : fmt::format("meta nfproto ipv{} ", v);
+  };
+  auto port_elems = [](const std::map<IpAddr, std::uint32_t>& ports) {
+    return elements(ports, [](const auto& e) { return fmt::format("{} . {}", e.second, e.first.to_string()); });
+  };
+  std::set<std::uint32_t> ports;
+  for (const auto* p : {&m.port4, &m.port6})
+    for (const auto& [a, port] : *p) ports.insert(port);
+  if (bridge)
+    for (auto [v, ep, addr] : {std::tuple{"4", &m.ep4, "ipv4_addr"}, std::tuple{"6", &m.ep6, "ipv6_addr"}})
+      o += fmt::format("\tset eps{} {{\n\t\ttype {}\n{}\t}}\n", v, addr,
+                       elements(*ep, [](const auto& e) { return e.first.to_string(); }));
+  o += fmt::format("\tset gports {{\n\t\ttype iface_index\n{}\t}}\n", elements(ports, [](std::uint32_t p) { return std::to_string(p); }));
+  o += fmt::format("\tset gsrc4 {{\n\t\ttype iface_index . ipv4_addr\n{}\t}}\n", port_elems(m.port4));
+  o += fmt::format("\tset gsrc6 {{\n\t\ttype iface_index . ipv6_addr\n{}\t}}\n", port_elems(m.port6));
+  o += fmt::format("\tmap gunclassified {{\n\t\ttype ifname : verdict\n{}\t}}\n",
+                   m.unclassified_drop ? "\t\telements = { \"veth\" : goto alert_drop_unclassified }\n" : "");
+  o += "\tset gnd6 {\n\t\ttype icmpv6_type\n\t\telements = { mld-listener-query, mld-listener-report, mld-listener-done, nd-router-solicit,\n"
+       "\t\t\t     nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }\n\t}\n";
+  o += fmt::format("\tchain guard {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n", m.cfg.guard_priority);
+  o += "\t\tmeta iifkind != \"veth\" accept\n";
+  o += fmt::format("\t\t{}iif . ip saddr @gsrc4 accept\n\t\t{}iif . ip6 saddr @gsrc6 accept\n", proto("4"), proto("6"));
+  o += fmt::format("\t\t{}meta l4proto ipv6-icmp ip6 saddr fe80::/10 icmpv6 type @gnd6 accept\n", proto("6"));
+  o += fmt::format("\t\t{}meta l4proto ipv6-icmp ip6 saddr :: icmpv6 type @gnd6 accept\n", proto("6"));
+  if (bridge) o += "\t\tmeta protocol arp iif . arp saddr ip @gsrc4 accept\n\t\tmeta protocol arp arp saddr ip 0.0.0.0 accept\n";
+  o += "\t\tiif @gports goto alert_drop_spoof\n";
+  o += fmt::format("\t\t{}ip saddr @eps4 goto alert_drop_spoof\n\t\t{}ip6 saddr @eps6 goto alert_drop_spoof\n", proto("4"), proto("6"));
+  if (bridge) o += "\t\tmeta protocol arp arp saddr ip @eps4 goto alert_drop_spoof\n";
+  o += "\t\tmeta iifkind vmap @gunclassified\n\t}\n";
+  for (auto reason : {"spoof", "unclassified"})
+    o += fmt::format(
+        "\tchain alert_drop_{0} {{\n\t\tlimit rate {1}/second burst {2} packets log prefix \"topowall:drop:{0}\" group {3} snaplen 128 "
+        "queue-threshold 1\n\t\tcounter drop\n\t}}\n",
+        reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group);
+}
 
 std::string render_nft(const RulesetModel& m) {
   const auto mask = m.cfg.mark_mask;
@@ -123,6 +165,12 @@ std::string render_nft(const RulesetModel& m) {
           "\tchain alert_{0}{1} {{\n\t\tlimit rate {3}/second burst {4} packets log prefix \"topowall:{0}{2}\" group {5} snaplen 128 "
           "queue-threshold 1\n\t\tcounter {6}\n\t}}\n",
           chain, suffix, reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, verdict);
+  if (!m.cfg.guard) return o + "}\n";
+  render_guard(o, m, "inet");
+  o += "}\n";
+  // The bridge-family twin of the guard (bridged ports; see DESIGN.md).
+  o += fmt::format("table bridge {} {{\n", m.cfg.table);
+  render_guard(o, m, "bridge");
   o += "}\n";
   return o;
 }

@@ -54,6 +54,15 @@ void overlay(std::vector<Range>& cover, Range r) {
 
 bool is_port_proto(Proto p) { return p == Proto::tcp || p == Proto::udp || p == Proto::sctp; }
 
+// The port an address may be sent from: the one its owning (local) endpoint has it behind.
+void set_port(RulesetModel& m, const EndpointTable& eps, const IpAddr& a) {
+  auto& ports = a.is_v4() ? m.port4 : m.port6;
+  ports.erase(a);
+  const auto* ep = eps.find(eps.owner_of(a));
+  if (!ep) return;
+  if (auto it = ep->info.ports.find(a); it != ep->info.ports.end() && it->second) ports[a] = it->second;
+}
+
 }  // namespace
 
 std::uint32_t IdTable::id(const std::string& name) {
@@ -115,7 +124,9 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
     auto id = ids.id(workload);
     m.names[id] = workload;
     (addr.is_v4() ? m.ep4 : m.ep6)[addr] = id;
+    set_port(m, in.endpoints, addr);
   }
+  m.unclassified_drop = in.modes.global != Mode::learn;
   std::vector<std::pair<Cidr, std::uint32_t>> nets;
   for (const auto& n : in.endpoints.external_networks()) {
     auto id = ids.id(n.name);
@@ -158,8 +169,8 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
     }
     m.over_capacity.insert(it->second);
     auto bad = it->first;
-    std::erase_if(m.ep4, [&](const auto& e) { return e.second == bad; });
-    std::erase_if(m.ep6, [&](const auto& e) { return e.second == bad; });
+    std::erase_if(m.ep4, [&](const auto& e) { return e.second == bad && (m.port4.erase(e.first), true); });
+    std::erase_if(m.ep6, [&](const auto& e) { return e.second == bad && (m.port6.erase(e.first), true); });
     std::erase_if(m.allow, [&](const AllowKey& k) { return k.src == bad || k.dst == bad; });
     m.enforced.erase(bad);
     m.monitored.erase(bad);
@@ -193,8 +204,10 @@ std::uint32_t admit(RulesetModel& m, IdTable& ids, const ModeTable& modes, const
 void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vector<IpAddr>& addrs,
            const std::vector<EdgeKey>& edges) {
   const auto cap = mark_capacity(m.cfg.mark_mask);
+  m.unclassified_drop = in.modes.global != Mode::learn;
   for (const auto& a : addrs) {
     auto& ep = a.is_v4() ? m.ep4 : m.ep6;
+    set_port(m, in.endpoints, a);
     const auto& w = in.endpoints.workload_of(a);
     if (w.empty()) {
       ep.erase(a);
@@ -204,6 +217,7 @@ void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vec
     if (id > cap) {
       m.over_capacity.insert(w);
       ep.erase(a);
+      (a.is_v4() ? m.port4 : m.port6).erase(a);
       continue;
     }
     ep[a] = id;
@@ -251,6 +265,17 @@ Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Pr
   if ((s_is && m.enforced.count(s)) || (d_is && m.enforced.count(d))) return Verdict::alert_drop;
   if ((s_is && m.monitored.count(s)) || (d_is && m.monitored.count(d))) return Verdict::alert_accept;
   return Verdict::accept;
+}
+
+GuardVerdict guard(const RulesetModel& m, std::uint32_t port, const IpAddr& src) {
+  if (!port) return GuardVerdict::accept;  // not a container port (uplinks, the host itself)
+  const auto& ports = src.is_v4() ? m.port4 : m.port6;
+  if (auto it = ports.find(src); it != ports.end() && it->second == port) return GuardVerdict::accept;
+  bool classified = false;
+  for (const auto* p : {&m.port4, &m.port6})
+    for (const auto& [a, ifi] : *p) classified = classified || ifi == port;
+  if (classified || (src.is_v4() ? m.ep4 : m.ep6).count(src)) return GuardVerdict::spoofed;
+  return m.unclassified_drop ? GuardVerdict::unclassified : GuardVerdict::accept;
 }
 
 }  // namespace topowall::topology

@@ -39,7 +39,9 @@ void expect_golden(const std::string& name, const std::string& text) {
 
 TEST(Compiler, GoldenSmallGraph) {
   EndpointTable eps;
-  eps.upsert("web", ep("w1", {"10.0.0.2", "fd00::2"}));
+  auto w1 = ep("w1", {"10.0.0.2", "fd00::2"});
+  w1.ports = {{ip("10.0.0.2"), 41}, {ip("fd00::2"), 41}};  // behind host port 41
+  eps.upsert("web", w1);
   eps.upsert("web", ep("w2", {"10.0.0.3"}));
   eps.upsert("api", ep("a1", {"10.0.0.4"}));
   eps.set_host_addresses({ip("10.0.0.1")});

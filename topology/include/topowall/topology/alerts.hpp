@@ -20,12 +20,16 @@ struct Alert {
   bool blocked = false;  // enforce; false: would-block (monitor)
   // Why: "no_edge", or "ctmark_taken" (another component had set the
   // connection's conntrack mark, so the ruleset could not look up its edge).
+  // The guard's: "spoofed" (a container sent from an address not its own; `as` names whom the address
+  // belongs to) or "unclassified" (from a container port not classified yet).
   std::string reason = "no_edge";
+  std::string as;
   std::uint64_t count = 1;
   bool summary = false;  // repeats folded since the first alert
 };
 
 nlohmann::json alert_to_json(const Alert& a);
+nlohmann::json alert_json_base(const Alert& a);
 std::string alert_text(const Alert& a);
 
 class AlertAggregator {

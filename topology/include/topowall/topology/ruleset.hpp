@@ -76,6 +76,11 @@ struct RulesetConfig {
   // Packet-mark bits topowall may use, transiently, while judging a new
   // connection; the other bits are never changed (kube-proxy, CNIs, podman).
   std::uint32_t mark_mask = 0x0fff0000;
+  // The anti-spoofing guard: before conntrack (-200), so a refused packet never creates an entry.
+  int guard_priority = -300;
+  // Off only where the node's container ports are not ours to judge (several agents sharing one kernel
+  // in tests; a CNI whose ports are veths of another meaning): sources are then not validated.
+  bool guard = true;
   bool operator==(const RulesetConfig&) const = default;
 };
 
@@ -88,6 +93,11 @@ struct RulesetModel {
   std::map<std::uint32_t, std::string> names;     // id -> name, for alerts and `rules show`
   std::set<std::uint32_t> ids;                    // every id that needs its chains
   std::set<std::string> over_capacity;            // names whose id does not fit the mark bits
+  // Anti-spoofing: local endpoint address -> the host-side port (ifindex) that may send from it. A
+  // container port sending any other source is dropped; so is an unclassified container port
+  // unless the node learns (see DESIGN.md, "The guard").
+  std::map<IpAddr, std::uint32_t> port4, port6;
+  bool unclassified_drop = false;
   bool operator==(const RulesetModel&) const = default;
 };
 
@@ -121,6 +131,11 @@ std::string_view to_string(Verdict v);
 // What the compiled ruleset does with the first packet of a new connection:
 // the reference semantics the nftables rules implement.
 Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port);
+
+// What the guard does with a packet from host-side interface `port` (0: not a container port) claiming
+// source `src`: accept (it owns src), or drop as spoofed or as sent from an unclassified port.
+enum class GuardVerdict { accept, spoofed, unclassified };
+GuardVerdict guard(const RulesetModel& m, std::uint32_t port, const IpAddr& src);
 
 // The model as `nft -f` text (for `topowall rules show` and the baseline benchmark).
 std::string render_nft(const RulesetModel& m);
