@@ -8,6 +8,7 @@
 #include "common/http_post.hpp"
 #include "common/http_stream.hpp"
 #include "topowall/topology/identity.hpp"
+#include "topowall/topology/json_limits.hpp"
 #include "topowall/topology/schema.hpp"
 
 namespace topowall::cluster {
@@ -69,7 +70,10 @@ std::string encode_endpoint(const ClusterEndpoint& e) {
 }
 
 Result<ClusterEndpoint> decode_endpoint(const std::string& value) try {
-  auto j = json::parse(value, nullptr, false);
+  // Any node (or anyone with etcd access) writes these, and every agent reads them at start.
+  auto parsed = topology::parse_json(value);
+  if (!parsed) return parsed.error();
+  const auto& j = *parsed;
   if (!j.is_object()) return Error{"not a JSON object"};
   ClusterEndpoint e;
   e.node = j.value("node", "");
@@ -99,7 +103,9 @@ std::string encode_decision(const ClusterDecision& d) {
 }
 
 Result<ClusterDecision> decode_decision(const std::string& value) try {
-  auto j = json::parse(value, nullptr, false);
+  auto parsed = topology::parse_json(value);
+  if (!parsed) return parsed.error();
+  const auto& j = *parsed;
   if (!j.is_object()) return Error{"not a JSON object"};
   ClusterDecision d;
   d.src = j.value("src", "");
@@ -253,9 +259,10 @@ void EtcdStore::pump() {
     queue_.pop_front();
     auto out = [&]() -> Result<json> {
       if (!r) return r.error();
-      auto j = json::parse(r->body, nullptr, false);
-      if (r->status != 200 || !j.is_object()) return Error{"etcd answered " + std::to_string(r->status) + ": " + r->body};
-      return j;
+      auto j = topology::parse_json(r->body);
+      if (r->status != 200 || !j || !j->is_object())
+        return Error{"etcd answered " + std::to_string(r->status) + ": " + r->body};
+      return std::move(*j);
     }();
     if (!out) ++stats_.errors;
     try {
@@ -369,10 +376,10 @@ void EtcdStore::start_watch(long long revision) {
     auto* w = wp;
     w->lines.append(body.data(), body.size());
     for (auto nl = w->lines.find('\n'); nl != std::string::npos; nl = w->lines.find('\n')) {
-      auto m = json::parse(w->lines.substr(0, nl), nullptr, false);
+      auto m = topology::parse_json(std::string_view(w->lines).substr(0, nl));
       w->lines.erase(0, nl + 1);
       try {
-        if (m.is_object()) on_watch_message(m);
+        if (m && m->is_object()) on_watch_message(*m);
       } catch (const std::exception& e) {  // never out of the parser's callback: count it, keep watching
         ++stats_.errors;
         spdlog::warn("cluster: a watch message could not be read: {}", e.what());

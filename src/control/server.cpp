@@ -13,6 +13,8 @@
 #include <deque>
 #include <spdlog/spdlog.h>
 
+#include "topowall/topology/json_limits.hpp"
+
 namespace topowall::control {
 
 namespace asio = boost::asio;
@@ -102,8 +104,14 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
       ++server.stats_.rejected;
       resp = error_response("rate_limited", "too many requests on this connection; slow down");
     } else {
-      auto req = json::parse(line, nullptr, false);
-      if (req.is_discarded() || !req.is_object()) {
+      // Bounded nesting: a request nested 200,000 deep fits in 1 MiB and would overflow the stack the
+      // first time it is copied or answered.
+      auto req = topology::parse_json(line);
+      if (!req) {
+        ++server.stats_.rejected;
+        resp = error_response("malformed", "request is " + req.error().message + "; send one JSON object per line, " +
+                                               "at most " + std::to_string(topology::kMaxJsonDepth) + " levels deep");
+      } else if (!req->is_object()) {
         ++server.stats_.rejected;
         resp = error_response("malformed", "request is not a JSON object on one line");
       } else {
@@ -115,7 +123,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
           return true;
         };
         try {
-          resp = server.handler_(req, peer, push);
+          resp = server.handler_(*req, peer, push);
         } catch (const std::exception& e) {
           resp = error_response("internal", std::string("request failed: ") + e.what());
         }

@@ -9,7 +9,10 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <spdlog/spdlog.h>
+
+#include "topowall/topology/json_limits.hpp"
 
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
@@ -30,11 +33,15 @@ void NetnsWatcher::load_labels() {
                  opts_.labels_file, std::strerror(errno));
     return;
   }
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    spdlog::warn("netns labels file {} is not a JSON object of objects; ignoring it", opts_.labels_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto parsed = topology::parse_json(ss.str());
+  if (!parsed || !parsed->is_object()) {
+    spdlog::warn("netns labels file {} is {}; ignoring it (expected a JSON object of objects)", opts_.labels_file,
+                 parsed ? "not a JSON object" : parsed.error().message);
     return;
   }
+  const auto& j = *parsed;
   labels_.clear();
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!it->is_object()) continue;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/docker_json.hpp"
+#include "topowall/topology/json_limits.hpp"
 
 namespace topowall::runtime {
 
@@ -95,12 +96,12 @@ void DockerClient::get(const std::string& target, std::function<void(Result<json
                    std::to_string(res.result_int()) + ": " + res.body().substr(0, 200)});
           return;
         }
-        auto j = json::parse(res.body(), nullptr, false);
-        if (j.is_discarded()) {
-          cb(Error{"runtime API returned invalid JSON for " + std::string(op->req.target())});
+        auto j = topology::parse_json(res.body());
+        if (!j) {
+          cb(Error{"runtime API answer to " + std::string(op->req.target()) + " is " + j.error().message});
           return;
         }
-        cb(std::move(j));
+        cb(std::move(*j));
       });
     });
   });
@@ -176,12 +177,12 @@ void DockerClient::schedule_reconnect() {
 
 void DockerClient::on_event_line(const std::string& line) {
   ++stats_.events;
-  auto j = json::parse(line, nullptr, false);
-  if (j.is_discarded()) {
+  auto j = topology::parse_json(line);
+  if (!j) {
     ++stats_.errors;
     return;
   }
-  auto ev = parse_event(j);
+  auto ev = parse_event(*j);
   if (!ev) return;
   if (ev->action == ContainerEvent::Action::start) {
     inspect_and_upsert(ev->id, std::chrono::steady_clock::now());

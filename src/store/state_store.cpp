@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/fd.hpp"
+#include "topowall/topology/json_limits.hpp"
 
 namespace topowall::store {
 
@@ -36,10 +37,9 @@ Result<std::optional<nlohmann::json>> FileStateStore::load() {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded())
-    return Error{path() + " is not valid JSON; move it aside to start fresh, or restore a backup"};
-  return std::optional<nlohmann::json>(std::move(j));
+  auto j = topology::parse_json(ss.str());
+  if (!j) return Error{path() + " is " + j.error().message + "; move it aside to start fresh, or restore a backup"};
+  return std::optional<nlohmann::json>(std::move(*j));
 }
 
 Status FileStateStore::save(const nlohmann::json& doc) {

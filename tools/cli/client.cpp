@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "topowall/topology/json_limits.hpp"
+
 namespace topowall::cli {
 
 Client::~Client() {
@@ -35,8 +37,9 @@ Result<nlohmann::json> Client::next() {
     if (nl != std::string::npos) {
       auto line = buf_.substr(0, nl);
       buf_.erase(0, nl + 1);
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) return Error{"agent sent invalid JSON"};
+      // Bounded nesting: whatever listens on the socket must not crash the CLI printing its answer.
+      auto j = topology::parse_json(line);
+      if (!j) return Error{"the agent's answer is " + j.error().message};
       return j;
     }
     char chunk[65536];

@@ -10,6 +10,7 @@
 #include "client.hpp"
 #include "table.hpp"
 #include "topowall/topology/duration.hpp"
+#include "topowall/topology/json_limits.hpp"
 
 using nlohmann::json;
 using namespace topowall;
@@ -283,11 +284,13 @@ int main(int argc, char** argv) {
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    out = json::parse(ss.str(), nullptr, false);
-    if (out.is_discarded()) {
-      rc = fail(graph_file + " is not JSON (expected the output of topology export --format json)", 2);
+    auto parsed = topology::parse_json(ss.str());
+    if (!parsed) {
+      rc = fail(graph_file + " is " + parsed.error().message + "; expected the output of topology export --format json",
+                2);
       return false;
     }
+    out = std::move(*parsed);
     return true;
   };
   auto* imp = topo->add_subcommand("import", "replace the graph with a reviewed one (validated first)");

@@ -31,6 +31,19 @@ TEST(ClusterCodec, OtherWritersValuesAreRefusedNotFatal) {
   }
 }
 
+// A value nested 200,000 deep (well under etcd's 1.5 MiB request limit) killed every agent that read
+// it, at every start: refused like any other bad value, and the refusal says why.
+TEST(ClusterCodec, DeeplyNestedValuesAreRefusedNotFatal) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto e = decode_endpoint(R"({"node":"a","id":"1","workload":"web","addresses":[)" + deep + "]}");
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find("nested deeper than 64"), std::string::npos) << e.error().message;
+  auto d = decode_decision(R"({"src":"web","dst":"db","proto":"tcp","port":1,"state":"approved","comment":)" + deep +
+                           "}");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message.find("nested deeper than 64"), std::string::npos) << d.error().message;
+}
+
 TEST(ClusterCodec, KeysAndPrefixes) {
   for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "/topowall/v1/endpoints/node-a/c1",
                                                       std::string("\xff\x00\x01", 3)})

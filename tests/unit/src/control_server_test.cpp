@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "client.hpp"
@@ -16,12 +18,16 @@ using namespace topowall;
 using nlohmann::json;
 
 namespace {
+// 200,000 levels: well under 1 MiB, and far past what one thread's stack survives when a value that
+// deep is copied or dumped (each level is a recursive call).
+std::string nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
 struct ServerFixture : ::testing::Test {
   void SetUp() override {
     path = "/tmp/topowall-ctl-" + std::to_string(getpid()) + ".sock";
     control::ServerOptions o;
     o.path = path;
-    o.max_request_bytes = 4096;
+    o.max_request_bytes = max_request_bytes;
     o.max_requests_per_second = 50;
     server = std::make_unique<control::Server>(io, o, [this](const json& r, const control::Peer& p, const control::PushFn&) {
       ++handled;
@@ -29,6 +35,8 @@ struct ServerFixture : ::testing::Test {
         return json{{"ok", true}, {"result", {{"uid", p.uid}, {"may_write", p.may_write}}}};
       if (r.value("method", "") == "throw") throw std::runtime_error("boom");
       if (r.value("method", "") == "status") return json{{"ok", true}, {"result", 42}};  // not what the CLI knows
+      // Copies params into the answer, as the agent's dispatcher copies them.
+      if (r.value("method", "") == "echo") return json{{"ok", true}, {"result", r.value("params", json::object())}};
       return control::error_response("unknown_method", "no");
     });
     ASSERT_TRUE(server->start());
@@ -40,7 +48,9 @@ struct ServerFixture : ::testing::Test {
     server.reset();
   }
   // Raw exchange: send bytes, read one line.
-  std::string raw(const std::string& bytes) {
+  std::string raw(const std::string& bytes) { return raw_lines(bytes, 1).at(0); }
+  // Send bytes on one connection, read `n` answer lines.
+  std::vector<std::string> raw_lines(const std::string& bytes, int n) {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -48,17 +58,27 @@ struct ServerFixture : ::testing::Test {
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
     // The server may refuse (busy) and close before we write: EPIPE, never SIGPIPE.
     (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    std::string out;
+    std::vector<std::string> out(1);
     char c;
-    while (read(fd, &c, 1) == 1 && c != '\n') out.push_back(c);
+    while (static_cast<int>(out.size()) <= n && read(fd, &c, 1) == 1) {
+      if (c == '\n') out.emplace_back();
+      else out.back().push_back(c);
+    }
     close(fd);
+    out.resize(n);
     return out;
   }
+  std::size_t max_request_bytes = 4096;
   boost::asio::io_context io;
   std::unique_ptr<control::Server> server;
   std::thread thread;
   std::string path;
   std::atomic<int> handled{0};
+};
+
+// The agent's own request limit, so a hostile request can be as large as the agent would read.
+struct FullSizeServerFixture : ServerFixture {
+  FullSizeServerFixture() { max_request_bytes = 1 << 20; }
 };
 }  // namespace
 
@@ -164,4 +184,78 @@ TEST_F(ServerFixture, TheCliNamesAnAnswerItCannotRead) {
   ASSERT_TRUE(WIFEXITED(status)) << out;
   EXPECT_EQ(WEXITSTATUS(status), 1) << out;
   EXPECT_NE(out.find("unexpected answer from the agent"), std::string::npos) << out;
+}
+
+// A request nested 200,000 deep killed the agent (stack overflow copying or dumping it). It is refused
+// while parsed, before the handler sees it, and the same connection goes on being served.
+TEST_F(FullSizeServerFixture, DeeplyNestedRequestIsRefusedAndTheConnectionKeepsServing) {
+  const std::string deep = "{\"method\":\"echo\",\"params\":{\"x\":" + nested(200000) + "}}\n";
+  ASSERT_LT(deep.size(), max_request_bytes);
+  auto answers = raw_lines(deep + "{\"method\":\"whoami\"}\n", 2);
+  auto refused = json::parse(answers[0], nullptr, false);
+  ASSERT_TRUE(refused.is_object()) << answers[0].substr(0, 200);
+  EXPECT_EQ(refused["error"]["code"], "malformed");
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find("64"), std::string::npos) << refused.dump();
+  auto next = json::parse(answers[1], nullptr, false);
+  EXPECT_EQ(next.value("ok", false), true) << answers[1];
+  EXPECT_EQ(handled.load(), 1);  // only whoami reached the handler
+  EXPECT_EQ(server->stats().rejected, 1u);
+  // Ordinary nesting is untouched.
+  cli::Client c(path);
+  auto r = c.call("echo", json::parse(R"({"a":{"b":[1,[2,[3]]]}})"));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r)["result"]["a"]["b"][1][1][0], 3);
+}
+
+// `topowall topology import` of a hostile file: the CLI died copying it into the request. It says what
+// is wrong with the file and exits 2, before contacting the agent.
+TEST_F(ServerFixture, TheCliRefusesADeeplyNestedGraphFile) {
+  const std::string file = "/tmp/topowall-deep-graph-" + std::to_string(getpid()) + ".json";
+  std::ofstream(file) << nested(200000);
+  std::string out;
+  const std::string cmd = std::string(TOPOWALL_CLI) + " --socket " + path + " topology import " + file + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  std::filesystem::remove(file);
+  ASSERT_TRUE(WIFEXITED(status)) << "the CLI died: " << out;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_NE(out.find("64"), std::string::npos) << out;
+  EXPECT_EQ(handled.load(), 0);
+}
+
+// An answer nested 200,000 deep (from whatever listens on the socket) is an error naming it, not a
+// crash when the CLI prints it.
+TEST(ControlClient, TheCliRefusesADeeplyNestedAnswer) {
+  const std::string path = "/tmp/topowall-fake-agent-" + std::to_string(getpid()) + ".sock";
+  ::unlink(path.c_str());
+  int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strcpy(sa.sun_path, path.c_str());
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  std::thread fake([lfd] {
+    int fd = accept(lfd, nullptr, nullptr);
+    if (fd < 0) return;
+    char c;
+    while (read(fd, &c, 1) == 1 && c != '\n') {}
+    const std::string answer = "{\"v\":1,\"ok\":true,\"result\":" + nested(200000) + "}\n";
+    (void)!send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+    close(fd);
+  });
+  std::string out;
+  FILE* p = popen((std::string(TOPOWALL_CLI) + " --socket " + path + " -o json status 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  fake.join();
+  close(lfd);
+  ::unlink(path.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "the CLI died: " << out.substr(0, 300);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out.substr(0, 300);
+  EXPECT_NE(out.find("64"), std::string::npos) << out.substr(0, 300);
 }

@@ -45,6 +45,19 @@ TEST(FileStateStore, CorruptFileIsAClearError) {
   EXPECT_NE(r.error().message.find("not valid JSON"), std::string::npos);
 }
 
+// A state file nested 200,000 deep is refused with what to do, before it is built (copying or dumping a
+// value that deep overflows the stack).
+TEST(FileStateStore, DeeplyNestedFileIsAClearError) {
+  TmpDir t;
+  store::FileStateStore s(t.path);
+  std::ofstream(s.path()) << R"({"schema":"topowall.state","graph":)" << std::string(200000, '[')
+                          << std::string(200000, ']') << "}";
+  auto r = s.load();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("nested deeper than 64"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("move it aside"), std::string::npos) << r.error().message;
+}
+
 TEST(FileStateStore, LeftoverTempFileFromACrashIsIgnored) {
   TmpDir t;
   store::FileStateStore s(t.path);

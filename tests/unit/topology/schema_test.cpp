@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "topowall/topology/exporters.hpp"
+#include "topowall/topology/json_limits.hpp"
 #include "topowall/topology/schema.hpp"
 
 using namespace topowall;
@@ -91,6 +92,38 @@ TEST(Schema, RejectsInvalidGraphsNamingTheField) {
     ASSERT_FALSE(g) << c.expect;
     EXPECT_NE(g.error().message.find(c.expect), std::string::npos) << g.error().message;
   }
+}
+
+// Graph files and requests reach graph_from_json through parse_json: an export reads back, a file
+// nested deeper than any graph (a hostile one, 200,000 levels) is refused before it is built.
+TEST(Schema, ImportedTextIsParsedWithANestingLimit) {
+  auto text = graph_to_json(sample().graph).dump(2);
+  auto j = parse_json(text);
+  ASSERT_TRUE(j) << j.error().message;
+  auto g = graph_from_json(*j);
+  ASSERT_TRUE(g) << g.error().message;
+  EXPECT_EQ(g->edges(), sample().graph.edges());
+
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_TRUE(parse_json(nested(kMaxJsonDepth)));
+  for (int depth : {kMaxJsonDepth + 1, 200000}) {
+    auto deep = parse_json(R"({"version":1,"workloads":[],"edges":[{"labels":)" + nested(depth) + "}]}");
+    ASSERT_FALSE(deep) << depth;
+    EXPECT_EQ(deep.error().message, "JSON nested deeper than 64 levels of arrays and objects");
+  }
+  // Objects count as arrays do; only containers count, not the scalars inside the last one.
+  std::string objects;
+  for (int i = 0; i < kMaxJsonDepth; ++i) objects += R"({"a":)";
+  EXPECT_TRUE(parse_json(objects + "1" + std::string(kMaxJsonDepth, '}')));
+  EXPECT_FALSE(parse_json(objects + "{}" + std::string(kMaxJsonDepth, '}')));
+  // Unbalanced: still the nesting that is named, not a crash or a syntax error at the end.
+  EXPECT_EQ(parse_json(std::string(200000, '[')).error().message,
+            "JSON nested deeper than 64 levels of arrays and objects");
+
+  auto bad = parse_json("{\"version\": 1,");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind("not valid JSON (syntax error at byte", 0), 0u) << bad.error().message;
+  EXPECT_FALSE(parse_json(""));
 }
 
 TEST(Schema, StateRejectsUnknownVersion) {
