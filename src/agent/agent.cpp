@@ -519,6 +519,7 @@ json Agent::counters_json() const {
     counters["runtime_events"] = rs.events;
     counters["runtime_errors"] = rs.errors;
     counters["runtime_reconnects"] = rs.reconnects;
+    counters["runtime_host_network"] = rs.host_network;
   }
   if (ad_.cluster) {
     auto cs = ad_.cluster->stats();
