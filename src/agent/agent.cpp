@@ -52,6 +52,8 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       retry_apply_(io),
       aggregator_(cfg_.alert_window) {
   endpoints_.set_external_networks(cfg_.external);
+  // A workload named like an external network would share its id, and so its edges.
+  for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
 }
 
 Agent::~Agent() {
@@ -271,6 +273,14 @@ void Agent::on_cluster(const ClusterEvent& ev) {
         touch(endpoints_.remove(id));
         return;
       case ClusterEvent::Kind::upsert:
+        // The codec refuses `host` and `world`; names only this node reserves are refused here.
+        if (topology::is_reserved_name(ev.endpoint.workload, cfg_.identity)) {
+          spdlog::warn("cluster endpoint {} refused: workload name '{}' is reserved on this node", id,
+                       ev.endpoint.workload);
+          remote_.erase(id);
+          touch(endpoints_.remove(id));
+          return;
+        }
         remote_[id] = ev.endpoint;
         apply_remote(id);
         return;
