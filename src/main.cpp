@@ -115,8 +115,8 @@ int main(int argc, char** argv) {
     auto eq = e.find('=');
     auto cidr = eq == std::string::npos ? std::nullopt : Cidr::parse(e.substr(eq + 1));
     auto name = eq == std::string::npos ? std::string() : e.substr(0, eq);
-    if (!cidr || !topology::is_valid_name(name)) {
-      spdlog::error("--external-network '{}' must be NAME=CIDR, e.g. corp=10.0.0.0/8", e);
+    if (!cidr || !topology::is_valid_name(name) || topology::is_reserved_name(name)) {
+      spdlog::error("--external-network '{}' must be NAME=CIDR, e.g. corp=10.0.0.0/8 (NAME not host or world)", e);
       return 2;
     }
     cfg.external.push_back({*cidr, name});

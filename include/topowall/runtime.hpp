@@ -23,6 +23,7 @@ struct DiscoveryStats {
   std::uint64_t inspects = 0;
   std::uint64_t errors = 0;
   std::uint64_t reconnects = 0;
+  std::uint64_t host_network = 0;  // containers in the node's network namespace, never endpoints
   bool connected = false;
 };
 

@@ -55,6 +55,8 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       retry_apply_(io),
       aggregator_(cfg_.alert_window) {
   endpoints_.set_external_networks(cfg_.external);
+  // A workload named like an external network would share its id, and so its edges.
+  for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
 }
 
 Agent::~Agent() {
@@ -290,6 +292,14 @@ void Agent::on_cluster(const ClusterEvent& ev) {
         touch(endpoints_.remove(id));
         return;
       case ClusterEvent::Kind::upsert:
+        // The codec refuses `host` and `world`; names only this node reserves are refused here.
+        if (topology::is_reserved_name(ev.endpoint.workload, cfg_.identity)) {
+          spdlog::warn("cluster endpoint {} refused: workload name '{}' is reserved on this node", id,
+                       ev.endpoint.workload);
+          remote_.erase(id);
+          touch(endpoints_.remove(id));
+          return;
+        }
         remote_[id] = ev.endpoint;
         apply_remote(id);
         return;
@@ -551,6 +561,7 @@ json Agent::counters_json() const {
     counters["runtime_events"] = rs.events;
     counters["runtime_errors"] = rs.errors;
     counters["runtime_reconnects"] = rs.reconnects;
+    counters["runtime_host_network"] = rs.host_network;
   }
   if (ad_.cluster) {
     auto cs = ad_.cluster->stats();

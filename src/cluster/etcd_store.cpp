@@ -83,7 +83,7 @@ Result<ClusterEndpoint> decode_endpoint(const std::string& value) try {
   // Names reach the ruleset and alerts: the same rule as every other name.
   if (e.node.empty() || e.id.empty() || !topology::is_valid_name(e.workload))
     return Error{"missing node or id, or workload name '" + e.workload + "' is not valid"};
-  if (e.workload == topology::kHost || e.workload == topology::kWorld)
+  if (topology::is_reserved_name(e.workload))
     return Error{"workload name '" + e.workload + "' is reserved (agents never announce it)"};
   if (!j.contains("addresses") || !j["addresses"].is_array()) return Error{"no address list"};
   for (const auto& a : j["addresses"]) {

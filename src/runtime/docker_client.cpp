@@ -1,5 +1,7 @@
 #include "runtime/docker_client.hpp"
 
+#include <sys/stat.h>
+
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -20,6 +22,13 @@ using nlohmann::json;
 namespace {
 constexpr const char* kApi = "/v1.41";
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+
+// The agent's own network namespace is the node's (its addresses are `host`).
+bool is_own_netns(const std::string& path) {
+  struct stat ns{}, own{};
+  return !path.empty() && ::stat(path.c_str(), &ns) == 0 && ::stat("/proc/self/ns/net", &own) == 0 &&
+         ns.st_dev == own.st_dev && ns.st_ino == own.st_ino;
+}
 
 http::request<http::empty_body> make_get(const std::string& target) {
   http::request<http::empty_body> req{http::verb::get, target, 11};
@@ -186,8 +195,9 @@ void DockerClient::on_event_line(const std::string& line) {
   if (!ev) return;
   if (ev->action == ContainerEvent::Action::start) {
     inspect_and_upsert(ev->id, std::chrono::steady_clock::now());
-  } else if (ev->action == ContainerEvent::Action::stop && known_.erase(ev->id)) {
-    handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, ev->id});
+  } else if (ev->action == ContainerEvent::Action::stop) {
+    host_network_.erase(ev->id);
+    if (known_.erase(ev->id)) handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, ev->id});
   }
 }
 
@@ -195,19 +205,39 @@ void DockerClient::inspect_and_upsert(const std::string& id, std::chrono::steady
   ++stats_.inspects;
   auto alive = alive_;
   get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen](Result<json> r) {
-    if (!*alive) return;
+    if (*alive) on_inspect(id, r, seen);
+  });
+}
+
+void DockerClient::on_inspect(const std::string& id, const Result<json>& r, std::chrono::steady_clock::time_point seen) {
+  try {  // an asio callback: whatever the runtime sent, nothing may escape into io_context::run
     if (!r) {
       ++stats_.errors;
       spdlog::debug("inspect {}: {}", id, r.error().message);
       return;
     }
+    if (shares_host_network(*r)) return skip_host_network(id, "NetworkMode host");
     auto ep = parse_inspect(*r);
-    const auto* running = r->contains("State") ? &(*r)["State"] : nullptr;
-    bool is_running = running && running->value("Running", false);
-    if (!ep || !is_running) return;
+    if (!ep) {
+      ++stats_.errors;
+      spdlog::warn("runtime API: {}; container skipped", ep.error().message);
+      return;
+    }
+    if (!is_running(*r)) return;
+    if (is_own_netns(ep->netns_path)) return skip_host_network(id, "its sandbox " + ep->netns_path);
     known_.insert(ep->id);
     handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}, seen});
-  });
+  } catch (const std::exception& e) {
+    ++stats_.errors;
+    spdlog::warn("inspect {}: {}; container skipped", id, e.what());
+  }
+}
+
+void DockerClient::skip_host_network(const std::string& id, const std::string& why) {
+  if (!host_network_.insert(id).second) return;  // logged and counted once
+  ++stats_.host_network;
+  spdlog::info("container {} shares the node's network namespace ({}): its addresses are `host`, not a workload",
+               id.substr(0, 12), why);
 }
 
 void DockerClient::list_all() {
@@ -222,6 +252,7 @@ void DockerClient::list_all() {
     std::set<std::string> seen;
     for (const auto& c : *r)
       if (c.contains("Id") && c["Id"].is_string()) seen.insert(c["Id"].get<std::string>());
+    std::erase_if(host_network_, [&](const std::string& id) { return !seen.count(id); });
     // Containers that vanished while we were disconnected.
     for (auto it = known_.begin(); it != known_.end();) {
       if (!seen.count(*it)) {
@@ -235,17 +266,9 @@ void DockerClient::list_all() {
     if (seen.empty()) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
     for (const auto& id : seen) {
       ++stats_.inspects;
-      get(std::string(kApi) + "/containers/" + id + "/json", [this, alive, remaining](Result<json> r) {
+      get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, remaining](Result<json> r) {
         if (!*alive) return;
-        if (r) {
-          auto ep = parse_inspect(*r);
-          if (ep && (*r)["State"].value("Running", false)) {
-            known_.insert(ep->id);
-            handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}});
-          }
-        } else {
-          ++stats_.errors;
-        }
+        on_inspect(id, r, {});
         if (--*remaining == 0) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
       });
     }

@@ -33,6 +33,8 @@ class DockerClient final : public Discovery {
   void on_event_line(const std::string& line);
   void list_all();
   void inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen);
+  void on_inspect(const std::string& id, const Result<nlohmann::json>& r, std::chrono::steady_clock::time_point seen);
+  void skip_host_network(const std::string& id, const std::string& why);
   void schedule_reconnect();
 
   boost::asio::io_context& io_;
@@ -41,7 +43,8 @@ class DockerClient final : public Discovery {
   DiscoveryStats stats_;
   std::shared_ptr<EventStream> events_;
   boost::asio::steady_timer retry_;
-  std::set<std::string> known_;  // containers reported as upserted
+  std::set<std::string> known_;         // containers reported as upserted
+  std::set<std::string> host_network_;  // running containers skipped: they share the node's network namespace
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;
 };

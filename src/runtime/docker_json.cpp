@@ -31,11 +31,23 @@ void add_addr(EndpointInfo& ep, const std::string& text) {
 }
 }  // namespace
 
+bool is_running(const json& inspect) {
+  auto* running = at(inspect, {"State", "Running"});
+  return running && running->is_boolean() && running->get<bool>();
+}
+
+bool shares_host_network(const json& inspect) { return str(inspect, {"HostConfig", "NetworkMode"}) == "host"; }
+
 Result<EndpointInfo> parse_inspect(const json& j) {
   EndpointInfo ep;
   ep.kind = EndpointKind::container;
   ep.id = str(j, {"Id"});
   if (ep.id.empty()) return Error{"container inspect: missing Id"};
+  // Every runtime we support sends both; without them the record is not one we understand.
+  for (const char* field : {"State", "NetworkSettings"})
+    if (auto* v = at(j, {field}); !v || !v->is_object())
+      return Error{"container " + ep.id + " inspect: " + field + " missing or not an object"};
+  if (shares_host_network(j)) return Error{"container " + ep.id + " shares the node's network namespace"};
   ep.name = str(j, {"Name"});
   if (!ep.name.empty() && ep.name[0] == '/') ep.name.erase(0, 1);
   ep.image = str(j, {"Config", "Image"});

@@ -10,8 +10,14 @@
 
 namespace topowall::runtime {
 
-// GET /containers/{id}/json -> endpoint. Errors name the missing field.
+// GET /containers/{id}/json -> endpoint. Errors name the missing or malformed field; a container
+// sharing the node's network namespace is refused too. Never throws.
 Result<EndpointInfo> parse_inspect(const nlohmann::json& j);
+// State.Running; false when absent or malformed.
+bool is_running(const nlohmann::json& inspect);
+// Run with the node's network namespace (docker and podman both report NetworkMode "host"): its
+// addresses are the node's, so it is `host` and must never be a workload's endpoint.
+bool shares_host_network(const nlohmann::json& inspect);
 
 struct ContainerEvent {
   enum class Action { start, stop, other } action = Action::other;

@@ -1,5 +1,6 @@
 #include "topowall/topology/identity.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace topowall::topology {
@@ -52,11 +53,20 @@ std::string pick_identity(const EndpointInfo& ep, const IdentityConfig& cfg) {
 }
 }  // namespace
 
+bool is_reserved_name(std::string_view name, const IdentityConfig& cfg) {
+  return name == kHost || name == kWorld || std::find(cfg.reserved.begin(), cfg.reserved.end(), name) != cfg.reserved.end();
+}
+
 std::string workload_identity(const EndpointInfo& ep, const IdentityConfig& cfg) {
   auto n = pick_identity(ep, cfg);
-  // A container must never impersonate the node or the outside world.
-  if (n == kHost || n == kWorld) n = "workload-" + n;
-  return n;
+  // A container or namespace must never impersonate the node, the outside world or a named network:
+  // it would share that identity's id, and so its edges. Each k prefixes differently (within the
+  // length limit), so one is free; the names stay valid.
+  if (!is_reserved_name(n, cfg)) return n;
+  auto named = [&n](const std::string& prefix) { return (prefix + n).substr(0, kMaxNameLength); };
+  auto out = named("workload-");
+  for (int k = 2; is_reserved_name(out, cfg); ++k) out = named("workload-" + std::to_string(k) + "-");
+  return out;
 }
 
 }  // namespace topowall::topology

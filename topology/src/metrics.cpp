@@ -33,6 +33,7 @@ const std::map<std::string, std::string>& help() {
       {"runtime_events", "container runtime events received"},
       {"runtime_errors", "container runtime API errors (degraded)"},
       {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
+      {"runtime_host_network", "containers sharing the node's network namespace, not made endpoints (they are host)"},
       {"control_requests", "control socket requests"},
       {"control_rejected", "control socket requests refused (malformed, too large, busy, rate-limited)"},
       {"ruleset_applies", "ruleset programming runs"},

@@ -306,3 +306,36 @@ TEST_F(AgentFixture, ClusterDecisionsAreSharedAndApplied) {
   ASSERT_EQ(cluster->decisions.size(), 2u);
   EXPECT_EQ(cluster->decisions[1].state, "removed");
 }
+
+// `host`, `world` and the external networks' names are reserved: a container, a named namespace or
+// another node never takes one (it would share that identity's id, and so its edges).
+TEST_F(AgentFixture, ReservedNamesAreNeverWorkloads) {
+  auto ns = std::make_unique<fakes::FakeDiscovery>();
+  EndpointInfo partner;
+  partner.kind = EndpointKind::netns;
+  partner.id = "netns:partner";
+  partner.name = "partner";
+  partner.addresses = {ip("10.0.1.2")};
+  ns->initial = {partner};
+  ad.netns = std::move(ns);
+  auto cl = std::make_unique<fakes::FakeCluster>();
+  auto* cluster = cl.get();
+  ad.cluster = std::move(cl);
+  runtime->initial.push_back(container("c1", "corp", {"10.0.0.7"}));
+  runtime->initial.push_back(container("c2", "world", {"10.0.0.8"}));
+  agent::AgentConfig cfg;
+  cfg.external = {{*Cidr::parse("192.0.2.0/24"), "corp"}, {*Cidr::parse("198.51.100.0/24"), "partner"}};
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.0.7")), "workload-corp");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.0.8")), "workload-world");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.0.1.2")), "workload-partner") << "a named namespace too";
+  EXPECT_EQ(a->endpoints().resolve(ip("192.0.2.9")), "corp");
+
+  cluster->upsert("node-b", "c9", "corp", "10.9.0.9");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.9.0.9")), "world") << "another node cannot announce one either";
+  for (const char* n : {"corp", "partner", "world"}) {
+    EXPECT_FALSE(a->endpoints().is_workload(n)) << n;
+    EXPECT_EQ(a->state().graph.workloads().count(n), 0u) << n;
+  }
+}

@@ -63,3 +63,36 @@ TEST(DockerJson, RecordedStartEventAndActions) {
             runtime::ContainerEvent::Action::other);
   EXPECT_FALSE(runtime::parse_event({{"Type", "image"}, {"Action", "pull"}, {"Actor", {{"ID", "x"}}}}));
 }
+
+// Its addresses are the node's: such a container is `host`, never a workload's endpoint.
+TEST(DockerJson, HostNetworkContainerIsNoEndpoint) {
+  EXPECT_FALSE(runtime::parse_inspect(load("docker_inspect_host_network.json"))) << "docker, --network host";
+  json podman = {{"Id", "p"},
+                 {"State", {{"Pid", 42}, {"Running", true}}},
+                 {"HostConfig", {{"NetworkMode", "host"}}},
+                 {"NetworkSettings", {{"SandboxKey", ""}}}};
+  EXPECT_FALSE(runtime::parse_inspect(podman)) << "podman, --network host";
+  EXPECT_TRUE(runtime::shares_host_network(load("docker_inspect_host_network.json")));
+  EXPECT_TRUE(runtime::shares_host_network(podman));
+  EXPECT_FALSE(runtime::shares_host_network(load("podman_inspect.json")));
+  EXPECT_FALSE(runtime::shares_host_network({{"HostConfig", {{"NetworkMode", "bridge"}}}}));
+}
+
+// Another version's or a broken runtime's record is refused, naming the field; nothing throws.
+TEST(DockerJson, MissingOrMalformedStateAndNetworkSettingsAreErrors) {
+  const json good = load("podman_inspect.json");
+  for (const char* field : {"State", "NetworkSettings"})
+    for (const json& bad : {json(), json("running"), json::array(), json(7)}) {
+      json j = good;
+      if (bad.is_null()) j.erase(field);
+      else j[field] = bad;
+      auto ep = runtime::parse_inspect(j);
+      ASSERT_FALSE(ep) << field << " = " << bad.dump();
+      EXPECT_NE(ep.error().message.find(field), std::string::npos) << ep.error().message;
+    }
+  EXPECT_FALSE(runtime::parse_inspect(json::array()));
+  EXPECT_FALSE(runtime::parse_inspect(json("x")));
+  EXPECT_TRUE(runtime::is_running(good));
+  for (const json& state : {json(), json("running"), json{{"Running", "true"}}, json{{"Running", false}}})
+    EXPECT_FALSE(runtime::is_running({{"State", state}})) << state.dump();
+}

@@ -49,3 +49,43 @@ TEST(Identity, NamesAreSanitisedAndReservedNamesAvoided) {
   EXPECT_FALSE(is_valid_name("a b"));
   EXPECT_TRUE(is_valid_name("api.v2_x-1"));
 }
+
+// The external networks' names are reserved like `host` and `world`: a workload that would take one
+// (by label, image or name) gets a prefixed name, deterministic, valid and reserved by nothing.
+TEST(Identity, ExternalNetworkNamesAreReservedToo) {
+  IdentityConfig cfg;
+  cfg.reserved = {"corp"};
+  EXPECT_TRUE(is_reserved_name("host", cfg));
+  EXPECT_TRUE(is_reserved_name("world"));
+  EXPECT_TRUE(is_reserved_name("corp", cfg));
+  EXPECT_FALSE(is_reserved_name("corp"));
+  EXPECT_FALSE(is_reserved_name("web", cfg));
+  EXPECT_EQ(workload_identity(ep("c", "", {{"app", "corp"}}), cfg), "workload-corp");
+  EXPECT_EQ(workload_identity(ep("c", "registry.example/team/corp:1"), cfg), "workload-corp") << "from the image";
+  EXPECT_EQ(workload_identity(ep("corp", ""), cfg), "workload-corp") << "from the name";
+  EXPECT_EQ(workload_identity(ep("c", "", {{"app", "corp"}}), IdentityConfig{}), "corp") << "only when configured";
+
+  // The prefixed name is reserved as well: the next one.
+  IdentityConfig both{{"app"}, {"partner", "workload-partner"}};
+  EXPECT_EQ(workload_identity(ep("c", "", {{"app", "partner"}}), both), "workload-2-partner");
+  IdentityConfig host{{"app"}, {"workload-host"}};
+  EXPECT_EQ(workload_identity(ep("c", "", {{"app", "host"}}), host), "workload-2-host");
+}
+
+TEST(Identity, PrefixedReservedNamesStayWithinTheLengthLimit) {
+  const std::string longest(kMaxNameLength, 'n');
+  IdentityConfig cfg;
+  cfg.reserved = {longest};
+  auto n = workload_identity(ep("c", "", {{"app", longest}}), cfg);
+  EXPECT_TRUE(is_valid_name(n)) << n;
+  EXPECT_EQ(n, ("workload-" + longest).substr(0, kMaxNameLength));
+
+  // A name that prefixing and truncating gives back unchanged still ends up free.
+  std::string fixed;
+  while (fixed.size() < kMaxNameLength) fixed += "workload-";
+  fixed.resize(kMaxNameLength);
+  cfg.reserved = {fixed};
+  auto f = workload_identity(ep("c", "", {{"app", fixed}}), cfg);
+  EXPECT_TRUE(is_valid_name(f)) << f;
+  EXPECT_FALSE(is_reserved_name(f, cfg)) << f;
+}

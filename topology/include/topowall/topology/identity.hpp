@@ -12,6 +12,8 @@ namespace topowall::topology {
 struct IdentityConfig {
   // First present label wins; then the image repository name; then the name.
   std::vector<std::string> labels{"app", "app.kubernetes.io/name"};
+  // Reserved besides `host` and `world`: the --external-network names (the agent fills this in).
+  std::vector<std::string> reserved;
 };
 
 inline constexpr std::string_view kHost = "host";
@@ -24,6 +26,9 @@ bool is_valid_name(std::string_view name);
 std::string sanitize_name(std::string_view text);
 // "docker.io/library/nginx:1.25@sha256:..." -> "nginx".
 std::string image_repository_name(std::string_view image);
+// `host`, `world` or one of cfg.reserved: names no container, namespace or other node may take.
+bool is_reserved_name(std::string_view name, const IdentityConfig& cfg = {});
+// A name picked from labels, image or name; never a reserved one (that becomes "workload-<name>").
 std::string workload_identity(const EndpointInfo& ep, const IdentityConfig& cfg);
 
 }  // namespace topowall::topology

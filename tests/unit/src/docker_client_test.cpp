@@ -1,0 +1,136 @@
+// DockerClient against a fake Docker Engine API on a unix socket: what discovery reports
+// for host-network containers and malformed inspect records.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "runtime/docker_client.hpp"
+
+using namespace topowall;
+using nlohmann::json;
+namespace asio = boost::asio;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+// Canned answers by request target; the event stream stays open after its first chunk.
+struct FakeDockerApi {
+  FakeDockerApi(asio::io_context& io, const std::string& path) : acceptor(io) {
+    ::unlink(path.c_str());
+    acceptor.open();
+    acceptor.bind(local::endpoint(path));
+    acceptor.listen();
+    accept();
+  }
+  struct Conn {
+    explicit Conn(local::socket s) : sock(std::move(s)) {}
+    local::socket sock;
+    asio::streambuf in;
+    std::string out;
+  };
+  void accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, local::socket s) {
+      if (ec) return;
+      auto c = std::make_shared<Conn>(std::move(s));
+      asio::async_read_until(c->sock, c->in, "\r\n\r\n", [this, c](boost::system::error_code ec, std::size_t) {
+        if (!ec) answer(c);
+      });
+      accept();
+    });
+  }
+  void answer(const std::shared_ptr<Conn>& c) {
+    std::istream head(&c->in);
+    std::string method, target;
+    head >> method >> target;
+    if (target.rfind("/v1.41/events", 0) == 0) {
+      char len[16];
+      std::snprintf(len, sizeof len, "%zx", events.size());
+      c->out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+      if (!events.empty()) c->out += std::string(len) + "\r\n" + events + "\r\n";
+      streams.push_back(c);
+    } else {
+      auto it = docs.find(target);
+      const std::string body = it == docs.end() ? R"({"message":"no such container"})" : it->second.dump();
+      c->out = std::string("HTTP/1.1 ") + (it == docs.end() ? "404 Not Found" : "200 OK") +
+               "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }
+    asio::async_write(c->sock, asio::buffer(c->out), [c](boost::system::error_code, std::size_t) {});
+  }
+  local::acceptor acceptor;
+  std::map<std::string, json> docs;  // target -> body
+  std::string events;                // event lines sent once the stream opens
+  std::vector<std::shared_ptr<Conn>> streams;
+};
+
+json load(const char* name) {
+  std::ifstream in(std::string(TOPOWALL_TEST_DATA) + "/" + name);
+  return json::parse(in);
+}
+
+json running(const std::string& id, json network_settings) {
+  return {{"Id", id},
+          {"Name", "/" + id},
+          {"State", {{"Running", true}, {"Pid", 4242}}},
+          {"Config", {{"Image", "busybox"}, {"Labels", {{"app", id}}}}},
+          {"NetworkSettings", std::move(network_settings)}};
+}
+
+}  // namespace
+
+TEST(DockerClient, HostNetworkAndMalformedContainersAreNoEndpoints) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  const json hostnet = load("docker_inspect_host_network.json");
+  const std::string hostnet_id = hostnet["Id"];
+  json nostate = running("nostate", {{"IPAddress", "10.88.0.12"}});
+  nostate.erase("State");
+  json badstate = running("badstate", {{"IPAddress", "10.88.0.13"}});
+  badstate["State"] = "running";
+  json nullstate = running("nullstate", {{"IPAddress", "10.88.0.14"}});
+  nullstate["State"] = nullptr;
+  const std::map<std::string, json> containers = {
+      {"web1", running("web1", {{"IPAddress", "10.88.0.10"}, {"SandboxKey", "/run/netns/netns-web1"}})},
+      {hostnet_id, hostnet},
+      // Not marked host, but its sandbox is the agent's own network namespace.
+      {"sandbox", running("sandbox", {{"SandboxKey", "/proc/self/ns/net"}})},
+      {"nostate", nostate},
+      {"badstate", badstate}};
+  json list = json::array();
+  for (const auto& [id, doc] : containers) {
+    list.push_back({{"Id", id}});
+    api.docs["/v1.41/containers/" + id + "/json"] = doc;
+  }
+  api.docs["/v1.41/containers/json"] = list;
+  // Started after the list: inspected through the event path.
+  api.docs["/v1.41/containers/nullstate/json"] = nullstate;
+  api.docs["/v1.41/containers/badnet/json"] = running("badnet", "oops");
+  api.events = R"({"Type":"container","Action":"start","Actor":{"ID":"nullstate"}})" "\n"
+               R"({"Type":"container","Action":"start","Actor":{"ID":"badnet"}})" "\n";
+
+  runtime::DockerClient client(io, path);
+  std::set<std::string> upserted;
+  bool synced = false;
+  client.start([&](const DiscoveryEvent& e) {
+    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
+    if (e.kind == DiscoveryEvent::Kind::synced) synced = true;
+  });
+  // Every inspect answered: the list's five and the events' two.
+  auto done = [&] { return synced && client.stats().errors + client.stats().host_network + upserted.size() == 7; };
+  for (int i = 0; i < 250 && !done(); ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+
+  EXPECT_TRUE(synced);
+  EXPECT_EQ(upserted, std::set<std::string>{"web1"});
+  EXPECT_EQ(client.stats().host_network, 2u) << "NetworkMode host, and a sandbox that is the agent's own namespace";
+  EXPECT_EQ(client.stats().errors, 4u) << "State missing, a string, null; NetworkSettings a string";
+}
