@@ -88,8 +88,9 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
   auto verdict = prefix.substr(9, prefix.find(':', 9) - 9);
   p.dropped = verdict == "drop";
   if (auto c = prefix.find(':', 9); c != std::string::npos) p.reason = prefix.substr(c + 1);
-  if (tb[NFULA_IFINDEX_INDEV] && mnl_attr_get_payload_len(tb[NFULA_IFINDEX_INDEV]) >= 4)
-    p.indev = ntohl(mnl_attr_get_u32(tb[NFULA_IFINDEX_INDEV]));
+  // Logged from the bridge family, INDEV is the bridge and PHYSINDEV the port the packet came in on.
+  for (auto attr : {NFULA_IFINDEX_INDEV, NFULA_IFINDEX_PHYSINDEV})
+    if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) >= 4) p.indev = ntohl(mnl_attr_get_u32(tb[attr]));
   p.when = Clock::now();
   if (tb[NFULA_TIMESTAMP] && mnl_attr_get_payload_len(tb[NFULA_TIMESTAMP]) >= sizeof(nfulnl_msg_packet_timestamp)) {
     auto* ts = static_cast<const nfulnl_msg_packet_timestamp*>(mnl_attr_get_payload(tb[NFULA_TIMESTAMP]));

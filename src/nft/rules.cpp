@@ -5,6 +5,7 @@
 #include <libnftnl/rule.h>
 #include <linux/if_ether.h>
 #include <linux/netfilter.h>
+#include <linux/rtnetlink.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 
@@ -154,6 +155,15 @@ class Rule {
     return add(e);
   }
   Rule& counter() { return add(nftnl_expr_alloc("counter")); }
+  // fib daddr type local: the packet is for this node itself.
+  Rule& to_local() {
+    auto* e = nftnl_expr_alloc("fib");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, kR1);
+    add(e);
+    return cmp32(kR1, NFT_CMP_EQ, RTN_LOCAL);
+  }
   RulePtr take() { return std::move(r_); }
 
  private:
@@ -280,13 +290,15 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
     Rule counted(cfg.table, c);
     push(counted.counter());
   }
-  {
-    Rule r(cfg.table, c);
-    r.meta(NFT_META_L4PROTO, kR1).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR9).lookup(kR1, "failsafe");
-    push(r.verdict(NF_ACCEPT));
-  }
+  // Our mark bits are cleared before any verdict; failsafe ports protect the node itself only (never
+  // ssh between containers or to the world).
   Rule clear(cfg.table, c);
   push(clear.set_mark(~cfg.mark_mask, 0));
+  {
+    Rule r(cfg.table, c);
+    r.to_local().meta(NFT_META_L4PROTO, kR1).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR9).lookup(kR1, "failsafe");
+    push(r.verdict(NF_ACCEPT));
+  }
   for (auto [set, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
     for (const auto* f : {&kV4, &kV6})
       for (bool src : {true, false}) {

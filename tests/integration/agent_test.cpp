@@ -16,6 +16,7 @@
 #include "lab.hpp"
 #include "netns/netns_watcher.hpp"
 #include "nflog/nflog.hpp"
+#include "nft/monitor.hpp"
 #include "nft/writer.hpp"
 #include "rtnl/address_watcher.hpp"
 #include "rtnl/addresses.hpp"
@@ -71,6 +72,7 @@ struct AgentLab : ::testing::Test {
     auto w = std::make_unique<nft::NftWriter>();
     ASSERT_TRUE(w->open());
     ad.writer = std::move(w);
+    ad.ruleset_watch = std::make_unique<nft::NftMonitor>(io, table);
     ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
     ad.conntrack_delete = conntrack::delete_conntrack;
     ad.sinks.push_back(std::make_unique<RecordingSink>(&alerts));
@@ -296,4 +298,46 @@ TEST_F(AgentLab, EachNamespaceAddressIsBehindItsOwnHostPort) {
   auto again = rtnl::list_ports(lab->ns_path("a"));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->size(), 1u);
+}
+
+// Enforcement gone by hand (the table deleted, a set flushed) is restored within a second, counted.
+TEST_F(AgentLab, ADeletedOrFlushedTableIsRestoredWithinASecond) {
+  start_agent();
+  Server b8080(lab->ns_path("b"), 8080), a8080(lab->ns_path("a"), 8080);
+  ASSERT_NO_FATAL_FAILURE(learn_a_to_b_then_enforce());
+  ASSERT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "enforcing";
+  ASSERT_EQ(sh("nft delete table inet " + table), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pump_until([&] { return sh("nft list chain inet " + table + " check") == 0; }, 1000)) << "not restored in 1 s";
+  const auto restore_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  pump(50);
+  EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "enforcing again after " << restore_ms.count() << " ms";
+  EXPECT_TRUE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080));
+  // The guard's bridge twin and an element set flushed by hand come back too.
+  ASSERT_EQ(sh("nft flush set inet " + table + " allow"), 0);
+  ASSERT_TRUE(pump_until([&] { return sh_out("nft list set inet " + table + " allow").find("8080") != std::string::npos; }, 1000));
+  ASSERT_EQ(sh("nft delete table bridge " + table), 0);
+  ASSERT_TRUE(pump_until([&] { return sh("nft list chain bridge " + table + " guard") == 0; }, 1000));
+  EXPECT_GE(call("status")["result"]["counters"]["ruleset_repairs"].get<int>(), 3);
+}
+
+// A container sending as another workload is dropped in every mode and the alert names both ("c sent as
+// a"); the flow is neither learned nor pending.
+TEST_F(AgentLab, ImpersonationIsDroppedAndNamedNeverLearned) {
+  start_agent();  // learning
+  Server b53(lab->ns_path("b"), 5353, true);
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), lab->ip("a"), lab->ip("b"), 5353));
+  ASSERT_TRUE(pump_until([&] { return lab_edges().count("twia-a -> twia-b udp/5353") == 1; }));
+  alerts.clear();
+  ASSERT_TRUE(udp_send_from(lab->ns_path("c"), lab->ip("a"), lab->ip("b"), 5353));
+  ASSERT_TRUE(pump_until([&] { return !alerts.empty(); }));
+  EXPECT_EQ(alerts[0].reason, "spoofed");
+  EXPECT_EQ(alerts[0].edge.src, "twia-c");
+  EXPECT_EQ(alerts[0].as, "twia-a");
+  EXPECT_NE(topology::alert_text(alerts[0]).find("twia-c sent as twia-a"), std::string::npos) << topology::alert_text(alerts[0]);
+  pump(200);
+  EXPECT_EQ(b53.accepted(), 1) << "only a's own datagram arrived";
+  for (const auto& e : lab_edges()) EXPECT_EQ(e.find("twia-c"), std::string::npos) << e;
+  EXPECT_EQ(call("flows.pending")["result"].size(), 0u);
+  EXPECT_GE(call("status")["result"]["counters"]["guard_spoofed"].get<int>(), 1);
 }

@@ -60,7 +60,10 @@ TEST_F(WriterFixture, EnforcesEdgesBothFamiliesAndDirection) {
   EXPECT_FALSE(tcp_connect(lab->ns_path("b"), lab->ip("a"), 8080)) << "the reverse is not allowed";
   EXPECT_FALSE(tcp_connect(lab->ns_path("a"), lab->ip("b"), 9090)) << "another port is not allowed";
   EXPECT_FALSE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 8080)) << "another source is not allowed";
-  EXPECT_TRUE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 2222)) << "failsafe port";
+  // Failsafe ports protect the node, not containers: ssh to the host passes, to a container it does not.
+  Server host2222("", 2222);
+  EXPECT_TRUE(tcp_connect(lab->ns_path("c"), lab->gateway(), 2222)) << "failsafe port to the node";
+  EXPECT_FALSE(tcp_connect(lab->ns_path("c"), lab->ip("b"), 2222)) << "failsafe port between containers";
   EXPECT_TRUE(ping(lab->ns("a"), lab->ip("b"))) << "icmp echo edge";
   EXPECT_FALSE(ping(lab->ns("b"), lab->ip("a")));
   // IPv6: same ids, so the v4 edge covers v6 too; the unknown reverse is blocked.

@@ -152,7 +152,7 @@ std::string render_nft(const RulesetModel& m) {
   for (auto [chain, suffix] : {std::pair{"judge", ""}, std::pair{"taken", "_ctmark"}}) {
     o += fmt::format("\tchain {} {{\n", chain);
     if (std::string(suffix).size()) o += not_ours() + "\t\tcounter\n";
-    o += fmt::format("\t\tmeta l4proto . th dport @failsafe accept\n\t\tmeta mark set meta mark & {}\n", keep);
+    o += fmt::format("\t\tmeta mark set meta mark & {}\n\t\tfib daddr type local meta l4proto . th dport @failsafe accept\n", keep);
     for (auto [mode, target] : {std::pair{"enforced", "alert_drop"}, std::pair{"monitored", "alert_pass"}})
       for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
         for (auto dir : {"saddr", "daddr"})

@@ -252,7 +252,6 @@ Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Pr
   auto s_ep = ep.find(src), d_ep = ep.find(dst);
   bool s_is = s_ep != ep.end(), d_is = d_ep != ep.end();
   if (!s_is && !d_is) return Verdict::accept;  // not ours
-  if (is_port_proto(proto) && m.cfg.failsafe.count({static_cast<std::uint8_t>(proto), port})) return Verdict::accept;
   auto net_id = [&](const IpAddr& a) {
     auto n = to_num(a);
     for (const auto& i : net)
@@ -261,6 +260,9 @@ Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Pr
   };
   std::uint32_t s = s_is ? s_ep->second : net_id(src);
   std::uint32_t d = d_is ? d_ep->second : net_id(dst);
+  // Failsafe ports protect the node itself (the kernel: `fib daddr type local`), never a container.
+  if (d == kHostId && is_port_proto(proto) && m.cfg.failsafe.count({static_cast<std::uint8_t>(proto), port}))
+    return Verdict::accept;
   if (m.allow.count({s, d, static_cast<std::uint8_t>(proto), port})) return Verdict::accept;
   if ((s_is && m.enforced.count(s)) || (d_is && m.enforced.count(d))) return Verdict::alert_drop;
   if ((s_is && m.monitored.count(s)) || (d_is && m.monitored.count(d))) return Verdict::alert_accept;

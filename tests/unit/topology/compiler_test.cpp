@@ -249,3 +249,55 @@ TEST(CompilerProperty, PatchEqualsFullCompile) {
     }
   }
 }
+
+// Failsafe ports protect the node only: ssh from a container to the host passes, to another container or
+// to the world it is judged like any port.
+TEST(Compiler, FailsafePortsProtectTheNodeNotContainers) {
+  EndpointTable eps;
+  eps.upsert("web", ep("w1", {"10.0.0.2"}));
+  eps.upsert("db", ep("d1", {"10.0.0.3"}));
+  eps.set_host_addresses({ip("10.0.0.1")});
+  Graph g;
+  ModeTable modes;
+  modes.global = Mode::enforce;
+  IdTable ids;
+  auto m = compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  EXPECT_EQ(evaluate(m, ip("10.0.0.2"), ip("10.0.0.1"), Proto::tcp, 22), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.0.0.2"), ip("10.0.0.3"), Proto::tcp, 22), Verdict::alert_drop);
+  EXPECT_EQ(evaluate(m, ip("10.0.0.2"), ip("192.0.2.9"), Proto::tcp, 22), Verdict::alert_drop);
+  EXPECT_EQ(evaluate(m, ip("192.0.2.9"), ip("10.0.0.3"), Proto::tcp, 22), Verdict::alert_drop);
+}
+
+// The guard's reference semantics: a port sends from its own addresses only; an unclassified port is
+// refused unless the node learns, and never with an address the node knows to be another's.
+TEST(Compiler, GuardAcceptsOnlyAPortsOwnAddresses) {
+  EndpointTable eps;
+  auto a = ep("a1", {"10.0.0.2", "fd00::2"});
+  a.ports = {{ip("10.0.0.2"), 7}, {ip("fd00::2"), 7}};
+  auto b = ep("b1", {"10.0.0.3"});
+  b.ports = {{ip("10.0.0.3"), 8}};
+  eps.upsert("a", a);
+  eps.upsert("b", b);
+  Graph g;
+  ModeTable modes;
+  IdTable ids;
+  auto m = compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  EXPECT_EQ(m.port4.at(ip("10.0.0.2")), 7u);
+  EXPECT_EQ(guard(m, 7, ip("10.0.0.2")), GuardVerdict::accept);
+  EXPECT_EQ(guard(m, 7, ip("fd00::2")), GuardVerdict::accept);
+  EXPECT_EQ(guard(m, 7, ip("10.0.0.3")), GuardVerdict::spoofed) << "a sends as b";
+  EXPECT_EQ(guard(m, 7, ip("10.0.0.99")), GuardVerdict::spoofed) << "an unassigned address";
+  EXPECT_EQ(guard(m, 9, ip("10.0.0.3")), GuardVerdict::spoofed) << "an unclassified port using b's address";
+  EXPECT_EQ(guard(m, 9, ip("10.0.0.50")), GuardVerdict::accept) << "unclassified, learning";
+  EXPECT_EQ(guard(m, 0, ip("10.0.0.3")), GuardVerdict::accept) << "not a container port";
+  modes.global = Mode::enforce;
+  m = compile({g, eps, modes, Clock::now()}, ids, RulesetConfig{});
+  EXPECT_EQ(guard(m, 9, ip("10.0.0.50")), GuardVerdict::unclassified);
+  // An address that moves to another endpoint moves its port with it (patched).
+  auto b2 = ep("b2", {"10.0.0.2"});
+  b2.ports = {{ip("10.0.0.2"), 11}};
+  eps.upsert("b", b2);
+  patch(m, {g, eps, modes, Clock::now()}, ids, {ip("10.0.0.2")}, {});
+  EXPECT_EQ(m.port4.at(ip("10.0.0.2")), 11u);
+  EXPECT_EQ(guard(m, 7, ip("10.0.0.2")), GuardVerdict::spoofed);
+}
