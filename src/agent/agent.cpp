@@ -451,7 +451,7 @@ void Agent::tick() {
       if (auto moved = ad_.writer->changed_since_commit(); moved && *moved) {
         ++counters_.ruleset_checks;
         ad_.writer->invalidate();
-        last_model_.reset();
+        reconcile_ = true;
         request_apply();
       }
     }
@@ -521,7 +521,7 @@ json Agent::status_json() const {
     j["cluster_synced"] = cluster_synced_;
     j["remote_endpoints"] = remote_.size();
   }
-  j["ruleset_applied"] = last_model_.has_value();
+  j["ruleset_applied"] = last_model_.has_value() && !reconcile_;
   j["ruleset_degraded"] = counters_.degraded;
   j["bridge_netfilter"] = counters_.bridge_netfilter;
   // Runtime event received -> its endpoint in the kernel (inspect included).
@@ -776,6 +776,10 @@ bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& 
     }
   for (auto id : after.enforced)
     if (!before.enforced.count(id)) return true;
+  // A new address: connections of its previous life must go (see sweep_conntrack).
+  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}})
+    for (const auto& [ip, id] : *a)
+      if (!b->count(ip)) return true;
   return false;
 }
 }  // namespace
@@ -783,7 +787,7 @@ bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& 
 void Agent::apply_now() {
   if (!ad_.writer) return;
   if (!discovery_synced()) return;  // re-requested when discovery syncs
-  if (!full_apply_ && last_model_) {
+  if (!full_apply_ && !reconcile_ && last_model_) {
     apply_patch();
     return;
   }
@@ -792,7 +796,7 @@ void Agent::apply_now() {
     touched_edges_.clear();
     full_apply_ = false;
     auto model = topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
-    if (last_model_ && model == *last_model_) return;
+    if (last_model_ && model == *last_model_ && !reconcile_) return;
     if (!model.over_capacity.empty() && (!last_model_ || last_model_->over_capacity != model.over_capacity)) {
       counters_.ids_over_capacity = model.over_capacity.size();
       spdlog::error("{} workloads have ids beyond the mark bits (--mark-mask {:#x}); they are not judged: {}",
@@ -801,6 +805,7 @@ void Agent::apply_now() {
     ++counters_.applies;
     auto r = ad_.writer->apply(model);
     if (!r) return apply_failed(r.error());
+    reconcile_ = false;
     note_applied();
     auto before = std::move(last_model_);
     last_model_ = std::move(model);
@@ -829,7 +834,7 @@ void Agent::apply_failed(const Error& e) {
   ++counters_.apply_errors;
   counters_.degraded = true;
   full_apply_ = true;
-  last_model_.reset();
+  reconcile_ = true;
   if (ad_.writer) ad_.writer->invalidate();
   spdlog::error("programming nftables failed: {}; retrying in {} ms", e.message, retry_delay_.count());
   retry_apply_.expires_after(retry_delay_);
@@ -867,7 +872,7 @@ void Agent::repair_ruleset(const std::string& why) {
   ++counters_.ruleset_repairs;
   spdlog::error("ruleset tampering: {} (table {}); restoring it", why, cfg_.ruleset.table);
   ad_.writer->invalidate();
-  last_model_.reset();
+  reconcile_ = true;
   request_apply();
 }
 
@@ -905,22 +910,23 @@ void Agent::apply_patch() {
     if (!r) return apply_failed(r.error());
     note_applied();
     dirty_ = true;
-    bool shrank = !removed.empty();
-    for (const auto& [a, id] : owner_before) {
+    // An address that changed owner (added, removed, moved) keeps no connection of its old life, to a
+    // workload or to the world, allowed or not (as Calico Felix does): the new owner starts clean.
+    std::set<IpAddr> moved;
+    for (const auto& a : addrs) {
       const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;
-      auto it = ep.find(a);
-      shrank = shrank || it == ep.end() || it->second != id;
+      auto now = ep.find(a);
+      auto was = owner_before.find(a);
+      std::uint32_t now_id = now == ep.end() ? 0 : now->second, was_id = was == owner_before.end() ? 0 : was->second;
+      if (now_id != was_id) moved.insert(a);
     }
-    if (shrank && ad_.conntrack_delete) {
-      // Only connections through what changed can have lost their permission.
-      std::set<IpAddr> moved;
-      for (const auto& [a, id] : owner_before) moved.insert(a);
+    if ((!removed.empty() || !moved.empty()) && ad_.conntrack_delete) {
       std::set<topology::AllowKey> gone(removed.begin(), removed.end());
       const auto& m = *last_model_;
       auto doomed = [&](const FlowTuple& f) {
+        if (moved.count(f.src) || moved.count(f.dst)) return true;
         auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
         if (topology::evaluate(m, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop) return false;
-        if (moved.count(f.src) || moved.count(f.dst)) return true;
         const auto& ep = f.src.is_v4() ? m.ep4 : m.ep6;
         auto s = ep.find(f.src), d = ep.find(f.dst);
         for (const auto& k : gone)
@@ -946,7 +952,14 @@ void Agent::sweep_conntrack(const topology::RulesetModel& before, const topology
   if (!ad_.conntrack_delete) return;
   // Established connections must not outlive their permission: drop every
   // entry the old rules let through that the new rules would not.
+  auto owner_changed = [&](const IpAddr& a) {
+    const auto& b = a.is_v4() ? before.ep4 : before.ep6;
+    const auto& n = a.is_v4() ? after.ep4 : after.ep6;
+    auto bi = b.find(a), ni = n.find(a);
+    return (bi == b.end()) != (ni == n.end()) || (bi != b.end() && bi->second != ni->second);
+  };
   auto doomed = [&](const FlowTuple& f) {
+    if (owner_changed(f.src) || owner_changed(f.dst)) return true;  // see apply_patch
     auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
     return topology::evaluate(after, f.src, f.dst, f.proto, port) == topology::Verdict::alert_drop &&
            topology::evaluate(before, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop;

@@ -188,6 +188,7 @@ class Agent {
   std::vector<IpAddr> touched_addrs_;
   std::vector<topology::EdgeKey> touched_edges_;
   bool full_apply_ = true;
+  bool reconcile_ = false;  // the kernel may differ from last_model_ (tampering, a failed apply): compare
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;

@@ -213,9 +213,14 @@ void guard_patch(LayoutDiff& d, const ElementMap& src4, const ElementMap& src6, 
 }
 }  // namespace
 
-LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& addrs,
-                      const std::vector<topology::AllowKey>& keys) {
+LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, const std::vector<IpAddr>& touched,
+                      const std::vector<topology::AllowKey>& touched_keys) {
   LayoutDiff d;
+  // An address touched twice in one batch (gone, then reused) must yield one change, not two deletes.
+  std::vector<IpAddr> addrs(touched);
+  std::sort(addrs.begin(), addrs.end());
+  addrs.erase(std::unique(addrs.begin(), addrs.end()), addrs.end());
+  const std::set<topology::AllowKey> keys(touched_keys.begin(), touched_keys.end());
   // Objects for ids that are new since `have` (a chain and its dispatch
   // element each): only the ids these changes refer to.
   std::set<std::uint32_t> refs;

@@ -341,3 +341,23 @@ TEST_F(AgentLab, ImpersonationIsDroppedAndNamedNeverLearned) {
   EXPECT_EQ(call("flows.pending")["result"].size(), 0u);
   EXPECT_GE(call("status")["result"]["counters"]["guard_spoofed"].get<int>(), 1);
 }
+
+// Conntrack follows addresses: when an address changes owner, none of its old life's connections survive,
+// not even one to the world that the new owner's rules would also allow.
+TEST_F(AgentLab, AnAddressThatChangesOwnerKeepsNoConnection) {
+  start_agent();
+  Server host7070("", 7070);
+  call("edges.add", {{"src", "twia-b"}, {"dst", "world"}, {"proto", "tcp"}, {"port", 7070}});
+  ASSERT_TRUE(tcp_connect(lab->ns_path("b"), lab->gateway(), 7070));  // b -> the host, tracked
+  const auto reused = *IpAddr::parse(lab->ip("b"));
+  auto entries = [&] {
+    int n = 0;
+    (void)conntrack::dump_conntrack([&](const FlowTuple& f) { n += f.src == reused && f.dport == 7070; });
+    return n;
+  };
+  ASSERT_GE(entries(), 1) << "the connection is in conntrack";
+  lab->remove_host("b");
+  lab->add_host("d", lab->ip("a").substr(0, lab->ip("a").rfind('.')) + "." + reused.to_string().substr(reused.to_string().rfind('.') + 1));
+  ASSERT_TRUE(pump_until([&] { return agent->endpoints().resolve(reused) == "twia-d"; }));
+  EXPECT_TRUE(pump_until([&] { return entries() == 0; }, 2000)) << "twia-b's connection outlived its address";
+}
