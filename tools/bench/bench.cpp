@@ -146,8 +146,11 @@ int run_cmd(const std::vector<std::string>& args, rusage* ru = nullptr, double* 
 
 // `endpoints` addresses over 1000 workloads (ids 16..), `edges` random edges, and
 // the lab's client (id 16) -> server (id 17) tcp/port edge; every workload enforced.
+// `client_port`/`server_port`: the lab hosts' host-side ports, so the guard lets them send; every synthetic
+// endpoint gets a port of its own too, so the guard's sets are as large as on a real node.
 topology::RulesetModel synthetic(const std::string& table, std::size_t endpoints, std::size_t edges,
-                                 const std::string& client, const std::string& server, int port) {
+                                 const std::string& client, const std::string& server, int port,
+                                 std::uint32_t client_port = 0, std::uint32_t server_port = 0) {
   topology::RulesetModel m;
   m.cfg.table = table;
   std::mt19937 rng(42);
@@ -155,9 +158,15 @@ topology::RulesetModel synthetic(const std::string& table, std::size_t endpoints
   for (std::uint32_t i = 0; i < workloads; ++i) m.ids.insert(16 + i);
   m.ids.insert(topology::kHostId);
   m.ids.insert(topology::kWorldId);
-  for (std::size_t i = 0; i < endpoints; ++i) m.ep4[IpAddr::v4(0x0ac80000 + static_cast<std::uint32_t>(i))] = 16 + static_cast<std::uint32_t>(i % workloads);
+  for (std::size_t i = 0; i < endpoints; ++i) {
+    auto a = IpAddr::v4(0x0ac80000 + static_cast<std::uint32_t>(i));
+    m.ep4[a] = 16 + static_cast<std::uint32_t>(i % workloads);
+    m.port4[a] = 1000000 + static_cast<std::uint32_t>(i);
+  }
   m.ep4[*IpAddr::parse(client)] = 16;
   m.ep4[*IpAddr::parse(server)] = 17;
+  if (client_port) m.port4[*IpAddr::parse(client)] = client_port;
+  if (server_port) m.port4[*IpAddr::parse(server)] = server_port;
   m.net4 = topology::disjoint_intervals(AF_INET, {}, topology::kWorldId);
   m.net6 = topology::disjoint_intervals(AF_INET6, {}, topology::kWorldId);
   while (m.allow.size() < edges)
@@ -260,7 +269,7 @@ void datapath(const Options& o) {
   (void)w.open();
   const auto edge_sizes = o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000, 100000};
   for (std::size_t edges : edge_sizes) {
-    models[edges] = synthetic("twb_tw", endpoints, edges, lab.ip("a"), lab.ip("b"), 8080);
+    models[edges] = synthetic("twb_tw", endpoints, edges, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b"));
     cfgs.push_back({fmt::format("(c) topowall enforcing, {} edges, {} endpoints", edges, endpoints),
                     [&, edges] { return static_cast<bool>(w.apply(models[edges])); }, [&] { (void)w.remove(); }, {}});
   }
@@ -354,7 +363,7 @@ void hold(const Options& o) {
   nft::NftWriter w;
   (void)w.open();
   sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table bridge twb_tw 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
-  if (o.hold == "tw") (void)w.apply(synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080));
+  if (o.hold == "tw") (void)w.apply(synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b")));
   if (o.hold == "ct")
     (void)nft_file("table inet twb_ct {\n chain forward {\n  type filter hook forward priority -5; policy accept;\n"
                    "  ct state established,related accept\n }\n}\n");

@@ -54,6 +54,16 @@ void overlay(std::vector<Range>& cover, Range r) {
 
 bool is_port_proto(Proto p) { return p == Proto::tcp || p == Proto::udp || p == Proto::sctp; }
 
+// The shared id of workloads beyond the mark bits: judged under the global mode.
+void admit_overflow(RulesetModel& m, const ModeTable& modes) {
+  m.names[kOverflowId] = "overflow";
+  m.ids.insert(kOverflowId);
+  m.enforced.erase(kOverflowId);
+  m.monitored.erase(kOverflowId);
+  if (modes.global == Mode::enforce) m.enforced.insert(kOverflowId);
+  if (modes.global == Mode::monitor) m.monitored.insert(kOverflowId);
+}
+
 // The port an address may be sent from: the one its owning (local) endpoint has it behind.
 void set_port(RulesetModel& m, const EndpointTable& eps, const IpAddr& a) {
   auto& ports = a.is_v4() ? m.port4 : m.port6;
@@ -169,13 +179,15 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
     }
     m.over_capacity.insert(it->second);
     auto bad = it->first;
-    std::erase_if(m.ep4, [&](const auto& e) { return e.second == bad && (m.port4.erase(e.first), true); });
-    std::erase_if(m.ep6, [&](const auto& e) { return e.second == bad && (m.port6.erase(e.first), true); });
+    for (auto* ep : {&m.ep4, &m.ep6})
+      for (auto& [a, id] : *ep)
+        if (id == bad) id = kOverflowId;
     std::erase_if(m.allow, [&](const AllowKey& k) { return k.src == bad || k.dst == bad; });
     m.enforced.erase(bad);
     m.monitored.erase(bad);
     it = m.names.erase(it);
   }
+  if (!m.over_capacity.empty()) admit_overflow(m, in.modes);
   return m;
 }
 
@@ -216,8 +228,8 @@ void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vec
     auto id = admit(m, ids, in.modes, w, true);
     if (id > cap) {
       m.over_capacity.insert(w);
-      ep.erase(a);
-      (a.is_v4() ? m.port4 : m.port6).erase(a);
+      ep[a] = kOverflowId;
+      admit_overflow(m, in.modes);
       continue;
     }
     ep[a] = id;

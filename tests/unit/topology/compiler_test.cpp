@@ -123,6 +123,15 @@ TEST(Compiler, IdsBeyondTheMarkBitsAreReportedNotAliased) {
   for (auto id : m.ids) EXPECT_LE(id, 63u);
   for (const auto& [a, id] : m.ep4) EXPECT_LE(id, 63u);
   EXPECT_EQ(mark_value(cfg.mark_mask, 5), 5u << 6);
+  // Fail closed: the excess keeps its addresses, under the shared overflow id that no edge names.
+  EXPECT_EQ(m.ep4.size(), 60u);
+  auto last = IpAddr::v4(0x0a000100 + 59);
+  EXPECT_EQ(m.ep4.at(last), kOverflowId);
+  g.observe({"w59", "w0", Proto::tcp, 80}, Clock::now());
+  modes.global = Mode::enforce;
+  m = compile({g, eps, modes, Clock::now()}, ids, cfg);
+  EXPECT_EQ(evaluate(m, last, IpAddr::v4(0x0a000100), Proto::tcp, 80), Verdict::alert_drop) << "enforced as no edge";
+  EXPECT_EQ(evaluate(m, IpAddr::v4(0x0a000100), IpAddr::v4(0x0a000101), Proto::tcp, 80), Verdict::alert_drop);
 }
 
 TEST(Compiler, DisjointIntervalsCoverTheSpaceMostSpecificWins) {

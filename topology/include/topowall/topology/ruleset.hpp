@@ -25,6 +25,9 @@ namespace topowall::topology {
 
 inline constexpr std::uint32_t kHostId = 1;
 inline constexpr std::uint32_t kWorldId = 2;
+// Workloads whose id does not fit the mark bits share this one: no edge names it, so their flows are
+// judged "no edge" under the node's global mode (fail closed), never left unjudged.
+inline constexpr std::uint32_t kOverflowId = 3;
 inline constexpr std::uint32_t kFirstWorkloadId = 16;
 
 // Stable numeric ids for names: a name keeps its id for the life of the state,
