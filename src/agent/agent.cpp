@@ -222,12 +222,28 @@ bool Agent::netns_shadowed(const std::string& id) const {
   return false;
 }
 
+// An address seen inside a namespace that the runtime assigned to another endpoint: a container with
+// NET_ADMIN added it to claim that endpoint's address. The runtime's word wins; the claim is counted.
+bool Agent::assigned_elsewhere(const std::string& id, const IpAddr& a) {
+  for (const auto& [oid, o] : raw_)
+    if (oid != id && std::find(o.info.addresses.begin(), o.info.addresses.end(), a) != o.info.addresses.end()) {
+      if (refused_claims_.insert({id, a}).second) {
+        ++counters_.address_claims_refused;
+        spdlog::warn("endpoint {} shows address {}, which the runtime assigned to {}: ignored", id.substr(0, 12),
+                     a.to_string(), oid.substr(0, 12));
+      }
+      return true;
+    }
+  return false;
+}
+
 void Agent::apply_endpoint(const std::string& id) {
   const auto& raw = raw_.at(id);
   if (netns_shadowed(id)) return;
   EndpointInfo info = raw.info;
   for (const auto& a : raw.in_netns)
-    if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end()) info.addresses.push_back(a);
+    if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end() && !assigned_elsewhere(id, a))
+      info.addresses.push_back(a);
   info.ports = raw.ports;
   auto workload = topology::workload_identity(info, cfg_.identity);
   const auto* prev = endpoints_.find(id);
@@ -581,6 +597,7 @@ json Agent::counters_json() const {
   counters["alerts_suppressed"] = aggregator_.suppressed();
   counters["ids_over_capacity"] = counters_.ids_over_capacity;
   counters["ruleset_repairs"] = counters_.ruleset_repairs;
+  counters["address_claims_refused"] = counters_.address_claims_refused;
   counters["ruleset_checks"] = counters_.ruleset_checks;
   counters["guard_spoofed"] = counters_.spoofed;
   counters["guard_unclassified"] = counters_.unclassified;

@@ -81,6 +81,7 @@ struct AgentCounters {
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;
   std::uint64_t ids_over_capacity = 0;
+  std::uint64_t address_claims_refused = 0;  // a namespace showing an address the runtime gave another
   std::uint64_t ruleset_repairs = 0;   // our tables changed by someone else, restored
   std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
   std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
@@ -134,6 +135,7 @@ class Agent {
   void apply_failed(const Error& e);
   void repair_ruleset(const std::string& why);
   void on_guard_logged(const LoggedPacket& p);
+  bool assigned_elsewhere(const std::string& id, const IpAddr& a);
   void check_bridge_netfilter();
   void note_applied();
   void touch(const std::vector<IpAddr>& addrs);
@@ -189,6 +191,7 @@ class Agent {
   std::vector<topology::EdgeKey> touched_edges_;
   bool full_apply_ = true;
   bool reconcile_ = false;  // the kernel may differ from last_model_ (tampering, a failed apply): compare
+  std::set<std::pair<std::string, IpAddr>> refused_claims_;  // logged once each
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;

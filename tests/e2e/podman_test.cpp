@@ -74,8 +74,9 @@ struct PodmanLab : ::testing::Test {
   static void cleanup_containers() { sh("podman rm -f -t 0 $(podman ps -aq --filter label=topowall-e2e=1)"); }
 
   // name, app label ("" = none), command, static ip ("" = any)
-  void run(const std::string& name, const std::string& app, const std::string& cmd, const std::string& ip = "") {
-    std::string c = "podman run -d --name " + name + " --network " + kNet + " --label topowall-e2e=1";
+  void run(const std::string& name, const std::string& app, const std::string& cmd, const std::string& ip = "",
+           const std::string& extra = "") {
+    std::string c = "podman run -d --name " + name + " --network " + kNet + " --label topowall-e2e=1 " + extra;
     if (!app.empty()) c += " --label app=" + app;
     if (!ip.empty()) c += " --ip " + ip;
     ASSERT_EQ(sh(c + " " + kImage + " sh -c '" + cmd + "'"), 0) << name;
@@ -283,4 +284,43 @@ TEST_F(PodmanLab, OperatorApprovesDeniesAndApprovalsExpire) {
   EXPECT_TRUE(eventually([&] { return !tcp("topowall-e2e-web-1", api, 8080); }, std::chrono::seconds(4)))
       << "expired approval still allows";
   EXPECT_TRUE(cli("topology export --format json")["edges"].size() == 1u) << "only the denied edge remains";
+}
+
+// Attacks from inside an enforced container that has NET_ADMIN and NET_RAW: another workload's address
+// added to its own interface (impersonation), and a link-scope address. Each is dropped by the guard,
+// named in an alert, and changes nothing: the victim keeps its address and its edge.
+TEST_F(PodmanLab, AContainerWithNetAdminCannotImpersonateOrSpoof) {
+  run("topowall-e2e-web", "web", "sleep 1000000");
+  run("topowall-e2e-db", "db", "httpd -f -p 8080 -h /www");
+  run("topowall-e2e-evil", "evil", "sleep 1000000", "", "--cap-add NET_ADMIN --cap-add NET_RAW");
+  start_agent();
+  wait_endpoints(3);
+  const auto web = ip_of("topowall-e2e-web"), db = ip_of("topowall-e2e-db");
+  ASSERT_TRUE(tcp("topowall-e2e-web", db, 8080));
+  ASSERT_EQ(sh("podman exec topowall-e2e-web ping -c1 -W1 " + db), 0);
+  ASSERT_TRUE(eventually([&] { return edges().count("web>db:tcp/8080") == 1 && edges().count("web>db:icmp/8") == 1; }));
+  ASSERT_TRUE(cli("mode enforce").is_object());
+  ASSERT_FALSE(tcp("topowall-e2e-evil", db, 8080)) << "no edge evil -> db";
+
+  // Impersonation: web's address on evil's interface, then a connection from it.
+  ASSERT_EQ(sh("podman exec topowall-e2e-evil ip addr add " + web + "/32 dev eth0"), 0);
+  // busybox ping picks its source with -I; web -> db icmp/8 is an edge, so without the guard it passes.
+  auto from = [&](const std::string& src) {
+    return sh("podman exec topowall-e2e-evil ping -c1 -W1 -I " + src + " " + db) == 0;
+  };
+  ASSERT_FALSE(from(ip_of("topowall-e2e-evil"))) << "evil's own ping has no edge";
+  EXPECT_FALSE(from(web)) << "evil passed as web";
+  // A link-scope address.
+  ASSERT_EQ(sh("podman exec topowall-e2e-evil ip addr add 169.254.9.9/16 dev eth0 scope link"), 0);
+  EXPECT_FALSE(from("169.254.9.9"));
+  ASSERT_TRUE(eventually([&] { return alerts_text().find("\"reason\":\"spoofed\"") != std::string::npos; }))
+      << alerts_text();
+  EXPECT_NE(alerts_text().find("\"as\":\"web\""), std::string::npos) << alerts_text();
+  auto counters = cli("status")["counters"];
+  EXPECT_GE(counters.value("guard_spoofed", 0), 1) << counters.dump();
+  EXPECT_GE(counters.value("address_claims_refused", 0), 1) << "the claim on web's address was ignored";
+  // The victim is untouched: its address is still web's and its edge still passes.
+  EXPECT_TRUE(tcp("topowall-e2e-web", db, 8080)) << "web lost its address or its edge";
+  EXPECT_TRUE(pending_pairs().count("evil>db") == 1 || pending_pairs().empty()) << "nothing learned for web";
+  EXPECT_EQ(edges().count("evil>db:tcp/8080"), 0u);
 }

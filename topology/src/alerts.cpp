@@ -43,7 +43,7 @@ std::string alert_text(const Alert& a) {
 }
 
 std::optional<Alert> AlertAggregator::on_packet(const Alert& a) {
-  auto key = std::make_pair(a.edge, a.blocked);
+  auto key = std::make_tuple(a.edge, a.blocked, a.reason);
   auto it = open_.find(key);
   if (it != open_.end() && a.time - it->second.opened < window_) {
     ++it->second.repeats;

@@ -43,6 +43,7 @@ const std::map<std::string, std::string>& help() {
       {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
       {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
       {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
+      {"address_claims_refused", "addresses a container showed that the runtime assigned to another (ignored)"},
       {"ruleset_checks", "periodic ruleset generation checks that found a change and reconciled"},
       {"guard_spoofed", "logged packets the guard dropped: a container sent from an address not its own"},
       {"guard_unclassified", "logged packets the guard dropped: from a container port not classified yet"},

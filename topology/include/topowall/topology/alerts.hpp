@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "topowall/topology/graph.hpp"
@@ -48,7 +49,8 @@ class AlertAggregator {
     std::uint64_t repeats = 0;
   };
   std::chrono::seconds window_;
-  std::map<std::pair<EdgeKey, bool>, Slot> open_;
+  // Keyed by the reason too: a spoofing attempt is never folded into an ordinary no-edge alert.
+  std::map<std::tuple<EdgeKey, bool, std::string>, Slot> open_;
   std::uint64_t suppressed_ = 0;
 };
 
