@@ -6,7 +6,7 @@ packages=(
   libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nftables conntrack iproute2 busybox-static iperf3 curl
+  nftables conntrack iproute2 kmod busybox-static iperf3 curl
   podman runc containernetworking-plugins etcd-server openssl
 )
 missing=()
