@@ -1010,6 +1010,11 @@ void Agent::on_guard_logged(const LoggedPacket& p) {
   a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
   a.src_addr = p.flow.src.to_string();
   a.dst_addr = p.flow.dst.to_string();
+  raise(a);
+}
+
+// One alert: to the live watchers at once, to the sinks through the aggregator.
+void Agent::raise(const topology::Alert& a) {
   ++counters_.alerts;
   if (!watchers_.empty()) {
     auto j = topology::alert_to_json(a);
@@ -1040,13 +1045,7 @@ void Agent::on_logged(const LoggedPacket& p) {
     a.dst_addr = p.flow.dst.to_string();
     a.blocked = p.dropped;
     if (p.reason == "ctmark") a.reason = "ctmark_taken";
-    ++counters_.alerts;
-    if (!watchers_.empty()) {
-      auto j = topology::alert_to_json(a);
-      j["event"] = "alert";
-      publish(j);
-    }
-    if (auto first = aggregator_.on_packet(a)) emit(*first);
+    raise(a);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
     spdlog::error("alert handling failed: {}", e.what());

@@ -135,6 +135,7 @@ class Agent {
   void apply_failed(const Error& e);
   void repair_ruleset(const std::string& why);
   void on_guard_logged(const LoggedPacket& p);
+  void raise(const topology::Alert& a);
   bool assigned_elsewhere(const std::string& id, const IpAddr& a);
   void check_bridge_netfilter();
   void note_applied();
