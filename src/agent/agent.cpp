@@ -573,6 +573,9 @@ json Agent::counters_json() const {
   if (server_) {
     counters["control_requests"] = server_->stats().requests;
     counters["control_rejected"] = server_->stats().rejected;
+    counters["control_paused"] = server_->stats().paused;
+    counters["control_slow_closed"] = server_->stats().slow_closed;
+    counters["control_output_bytes"] = server_->stats().output_bytes;
   }
   counters["ruleset_applies"] = counters_.applies;
   counters["ruleset_apply_errors"] = counters_.apply_errors;

@@ -36,6 +36,9 @@ const std::map<std::string, std::string>& help() {
       {"runtime_host_network", "containers sharing the node's network namespace, not made endpoints (they are host)"},
       {"control_requests", "control socket requests"},
       {"control_rejected", "control socket requests refused (malformed, too large, busy, rate-limited)"},
+      {"control_paused", "times a control client's requests stopped being read because its unread answers reached the bound"},
+      {"control_slow_closed", "control streams (flows watch) closed because their client did not read"},
+      {"control_output_bytes", "bytes of answers queued on control connections, not yet read by their clients"},
       {"ruleset_applies", "ruleset programming runs"},
       {"ruleset_apply_errors", "failed ruleset programming runs, retried (degraded)"},
       {"conntrack_deleted", "connections removed from conntrack because they lost their permission"},
@@ -64,7 +67,7 @@ const std::map<std::string, std::string>& help() {
 
 // Levels, not running totals.
 const std::set<std::string>& gauges() {
-  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes"};
+  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes", "control_output_bytes"};
   return g;
 }
 
