@@ -50,7 +50,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
     : io_(io),
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
-      learner_(state_.graph, endpoints_, state_.modes),
+      learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
       ticker_(io),
       retry_apply_(io),
       aggregator_(cfg_.alert_window) {
@@ -82,6 +82,11 @@ Status Agent::start() {
     state_.modes.global = cfg_.initial_mode.value_or(Mode::learn);
     dirty_ = true;
     spdlog::info("fresh state: mode {}", to_string(state_.modes.global));
+  }
+  if (auto n = state_.graph.bound_pending(cfg_.pending_limits)) {  // saved under larger limits, or none
+    counters_.pending_evicted += n;
+    spdlog::warn("{} pending flows beyond the limits evicted (least recently seen first)", n);
+    dirty_ = true;
   }
   if (state_.modes.global == Mode::learn && cfg_.learn_for && !state_.learn_until) {
     state_.learn_until = now + *cfg_.learn_for;
@@ -328,10 +333,9 @@ void Agent::apply_decision(const ClusterDecision& d) {
         cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
       return;
     auto& e = g.edges()[k];
-    if (auto p = g.pending().find(k); p != g.pending().end()) {
-      e.count += p->second.count;
-      e.first_seen = p->second.first_seen;
-      g.pending().erase(p);
+    if (auto p = g.take_pending(k)) {
+      e.count += p->count;
+      e.first_seen = p->first_seen;
     }
     if (e.first_seen == TimePoint{}) e.first_seen = Clock::now();
     e.last_seen = std::max(e.last_seen, Clock::now());
@@ -539,6 +543,7 @@ json Agent::counters_json() const {
                 {"flows_not_ours", ls.not_ours},
                 {"new_edges", ls.new_edges},
                 {"pending_flows", ls.pending},
+                {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
                 {"deferred_flows", counters_.deferred_flows},
                 {"deferred_overflow", counters_.deferred_overflow},
                 {"endpoint_upserts", counters_.endpoint_upserts},
@@ -1002,10 +1007,7 @@ void Agent::on_logged(const LoggedPacket& p) {
       return;
     }
     // Dropped packets never reach conntrack: the log is their only witness.
-    if (p.dropped && state_.graph.observe_pending(*key, p.when)) {
-      spdlog::warn("flow outside the graph: {}", key->to_string());
-    }
-    if (p.dropped) dirty_ = true;
+    if (p.dropped) note_pending(*key, p.when);
     topology::Alert a;
     a.time = p.when;
     a.edge = *key;
@@ -1028,6 +1030,13 @@ void Agent::on_logged(const LoggedPacket& p) {
 
 void Agent::emit(const topology::Alert& a) {
   for (auto& s : ad_.sinks) s->send(a);
+}
+
+void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
+  auto seen = state_.graph.observe_pending(key, when, cfg_.pending_limits);
+  counters_.pending_evicted += seen.evicted;
+  dirty_ = true;
+  if (seen.inserted) spdlog::warn("flow outside the graph: {}", key.to_string());
 }
 
 void Agent::publish(const json& event) {
@@ -1136,8 +1145,7 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   json done = json::array();
   auto now = Clock::now();
   for (const auto& k : chosen) {
-    const auto p = state_.graph.pending().at(k);
-    state_.graph.pending().erase(k);
+    const auto p = *state_.graph.take_pending(k);
     auto& e = state_.graph.edges()[k];
     e.state = state;
     e.count += p.count;
@@ -1199,7 +1207,7 @@ json Agent::import_graph(const json& params) {
   state_.graph = std::move(*g);
   state_.graph.set_next_pending_id(next);
   for (auto& [k, p] : pending)
-    if (!state_.graph.find(k)) state_.graph.pending()[k] = p;
+    if (!state_.graph.find(k)) state_.graph.restore_pending(k, p);
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
   dirty_ = true;
   (void)persist();

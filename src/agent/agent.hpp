@@ -47,6 +47,9 @@ struct AgentConfig {
   // Promote a learning workload to enforce after this long without a new edge (0 = never).
   std::chrono::seconds auto_promote_after{0};
   std::chrono::seconds alert_window{10};
+  // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
+  // port scan cannot grow the table or the state file.
+  topology::PendingLimits pending_limits;
   // Bridged container traffic reaches the inet hooks only with br_netfilter's bridge-nf-call-iptables
   // and -ip6tables on. Off: status, /healthz (503) and a metric say enforcement is not claimed.
   std::string bridge_sysctl_dir = "/proc/sys/net/bridge";
@@ -85,6 +88,7 @@ struct AgentCounters {
   std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
   std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
   std::uint64_t unclassified = 0;      // packets the guard dropped from unclassified ports (logged ones)
+  std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
   bool degraded = false;               // the last ruleset programming failed; retrying
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
@@ -141,6 +145,7 @@ class Agent {
   void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
   void on_logged(const LoggedPacket& p);
   void emit(const topology::Alert& a);
+  void note_pending(const topology::EdgeKey& key, TimePoint when);
   void on_new_workload(const std::string& name, TimePoint now);
   void check_workload_windows(TimePoint now);
   void expire_approvals(TimePoint now);

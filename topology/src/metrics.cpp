@@ -17,6 +17,7 @@ const std::map<std::string, std::string>& help() {
       {"flows_not_ours", "flows with no known endpoint at either end"},
       {"new_edges", "edges learned"},
       {"pending_flows", "flows outside the graph recorded as pending"},
+      {"pending_evicted", "least recently seen pending flows evicted to stay within the per-source and total limits"},
       {"deferred_flows", "flows held until discovery could name their ends"},
       {"deferred_overflow", "held flows dropped because the hold queue was full (degraded)"},
       {"endpoint_upserts", "endpoints added or changed"},

@@ -339,3 +339,61 @@ TEST_F(AgentFixture, ReservedNamesAreNeverWorkloads) {
     EXPECT_EQ(a->state().graph.workloads().count(n), 0u) << n;
   }
 }
+
+namespace {
+std::size_t pending_from(const topology::Graph& g, const std::string& src) {
+  std::size_t n = 0;
+  for (const auto& [k, p] : g.pending()) n += k.src == src;
+  return n;
+}
+}  // namespace
+
+// A port scan against an enforced workload: thousands of distinct ports from one source, each packet
+// logged as dropped. The pending table and the state file stay within the per-source bound (1,000 by
+// default); the least recently seen of the scanner's flows go, counted, and another source's flow stays.
+TEST_F(AgentFixture, APortScanCannotGrowThePendingTableBeyondItsBound) {
+  auto al = std::make_unique<fakes::FakeAlertSource>();
+  auto* alerts = al.get();
+  ad.alerts = std::move(al);
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  const auto t0 = Clock::now();
+  alerts->log(tcp("10.0.0.4", "10.0.0.2", 8443), t0);  // api -> web: the oldest flow of all
+  for (int port = 1; port <= 3000; ++port)
+    alerts->log(tcp("10.0.0.2", "10.0.0.4", static_cast<std::uint16_t>(port)), t0 + std::chrono::seconds(port));
+  const auto& g = a->state().graph;
+  EXPECT_EQ(pending_from(g, "web"), 1000u);
+  EXPECT_EQ(pending_from(g, "api"), 1u) << "the scanner evicts its own flows first";
+  EXPECT_FALSE(g.pending().count({"web", "api", Proto::tcp, 2000})) << "the least recently seen went";
+  EXPECT_TRUE(g.pending().count({"web", "api", Proto::tcp, 2001}));
+  EXPECT_TRUE(g.pending().count({"web", "api", Proto::tcp, 3000}));
+  auto st = call(*a, "status")["result"];
+  EXPECT_EQ(st["pending"], 1001);
+  EXPECT_EQ(st["counters"]["pending_evicted"], 2000);
+  ASSERT_TRUE(a->persist());
+  auto saved = topology::state_from_json(*store->doc);
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(saved->graph.pending().size(), 1001u) << "the state file is bounded too";
+}
+
+// A state file written before the bound (or with a larger one) is brought within it at start.
+TEST_F(AgentFixture, PendingFlowsLoadedBeyondTheBoundAreTrimmedAtStart) {
+  topology::State s;
+  s.modes.global = Mode::enforce;
+  auto doc = topology::state_to_json(s);
+  const auto t0 = std::chrono::floor<std::chrono::seconds>(Clock::now()) - std::chrono::hours(1);
+  for (int port = 1; port <= 1500; ++port) {
+    const auto at = topology::format_time(t0 + std::chrono::seconds(port));
+    doc["pending"].push_back({{"src", "web"}, {"dst", "api"}, {"proto", "tcp"}, {"port", port}, {"id", port},
+                              {"count", 1}, {"first_seen", at}, {"last_seen", at}});
+  }
+  store->doc = doc;
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  EXPECT_EQ(a->state().graph.pending().size(), 1000u);
+  EXPECT_FALSE(a->state().graph.pending().count({"web", "api", Proto::tcp, 500}));
+  EXPECT_TRUE(a->state().graph.pending().count({"web", "api", Proto::tcp, 501}));
+  EXPECT_EQ(call(*a, "status")["result"]["counters"]["pending_evicted"], 500);
+}
