@@ -90,6 +90,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-pending", cfg.pending_limits.total, "pending flows kept in all")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_option("--workload-alert-rate", cfg.alert_rate.per_second,
+                 "alerts per second per source workload reaching the sinks (the rest are counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e6));
+  app.add_option("--workload-alert-burst", cfg.alert_rate.burst,
+                 "alerts a source workload may send at once before --workload-alert-rate applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
   bool no_anti_spoofing = false, set_bridge_netfilter = false;
   app.add_flag("--no-anti-spoofing", no_anti_spoofing,
                "DANGEROUS: do not validate container source addresses (only for ports topowall must not judge)");

@@ -53,7 +53,9 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
       ticker_(io),
       retry_apply_(io),
-      aggregator_(cfg_.alert_window) {
+      aggregator_(cfg_.alert_window),
+      alert_limiter_(cfg_.alert_rate),
+      pending_log_limiter_(cfg_.alert_rate) {
   endpoints_.set_external_networks(cfg_.external);
   // A workload named like an external network would share its id, and so its edges.
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
@@ -411,10 +413,7 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   dirty_ = true;
   if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
   const auto k = *topology::edge_for(flow, endpoints_);
-  if (outcome == topology::Outcome::pending_new) {
-    spdlog::warn("flow outside the graph: {}", k.to_string());
-    return;
-  }
+  if (outcome == topology::Outcome::pending_new) return log_pending(k);
   spdlog::info("learned {}", k.to_string());
   touch(k);  // programs just this edge
   if (!watchers_.empty())
@@ -533,6 +532,7 @@ json Agent::status_json() const {
                                    {"p99", pct(event_to_enforced_ms_, 0.99)},
                                    {"samples", event_to_enforced_ms_.size()}};
   j["counters"] = counters_json();
+  j["alerts_rate_limited_by_workload"] = alert_limiter_.limited_by_key();
   return j;
 }
 
@@ -587,6 +587,7 @@ json Agent::counters_json() const {
   counters["conntrack_deleted"] = counters_.conntrack_deleted;
   counters["alerts"] = counters_.alerts;
   counters["alerts_suppressed"] = aggregator_.suppressed();
+  counters["alerts_rate_limited"] = alert_limiter_.limited();
   counters["ids_over_capacity"] = counters_.ids_over_capacity;
   counters["ruleset_repairs"] = counters_.ruleset_repairs;
   counters["ruleset_checks"] = counters_.ruleset_checks;
@@ -1029,6 +1030,8 @@ void Agent::on_logged(const LoggedPacket& p) {
 }
 
 void Agent::emit(const topology::Alert& a) {
+  // Per source workload: a scanner spends its own bucket, never the other workloads' alerts.
+  if (!alert_limiter_.allow(a.edge.src, Clock::now())) return;
   for (auto& s : ad_.sinks) s->send(a);
 }
 
@@ -1036,7 +1039,13 @@ void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
   auto seen = state_.graph.observe_pending(key, when, cfg_.pending_limits);
   counters_.pending_evicted += seen.evicted;
   dirty_ = true;
-  if (seen.inserted) spdlog::warn("flow outside the graph: {}", key.to_string());
+  if (seen.inserted) log_pending(key);
+}
+
+// One line per new pending flow, spaced per source like alerts: a port scan must not flood the log either.
+void Agent::log_pending(const topology::EdgeKey& key) {
+  if (pending_log_limiter_.allow(key.src, Clock::now())) spdlog::warn("flow outside the graph: {}", key.to_string());
+  else spdlog::debug("flow outside the graph: {}", key.to_string());
 }
 
 void Agent::publish(const json& event) {

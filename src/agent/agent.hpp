@@ -26,6 +26,7 @@
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/identity.hpp"
 #include "topowall/topology/learner.hpp"
+#include "topowall/topology/rate_limit.hpp"
 #include "topowall/topology/schema.hpp"
 
 namespace topowall::agent {
@@ -50,6 +51,9 @@ struct AgentConfig {
   // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
   // port scan cannot grow the table or the state file.
   topology::PendingLimits pending_limits;
+  // Alerts reaching the sinks, per source workload (a token bucket), so one scanner cannot drown the
+  // others' alerts; the same bucket spaces the log's "flow outside the graph" lines.
+  topology::Rate alert_rate;
   // Bridged container traffic reaches the inet hooks only with br_netfilter's bridge-nf-call-iptables
   // and -ip6tables on. Off: status, /healthz (503) and a metric say enforcement is not claimed.
   std::string bridge_sysctl_dir = "/proc/sys/net/bridge";
@@ -146,6 +150,7 @@ class Agent {
   void on_logged(const LoggedPacket& p);
   void emit(const topology::Alert& a);
   void note_pending(const topology::EdgeKey& key, TimePoint when);
+  void log_pending(const topology::EdgeKey& key);
   void on_new_workload(const std::string& name, TimePoint now);
   void check_workload_windows(TimePoint now);
   void expire_approvals(TimePoint now);
@@ -196,6 +201,8 @@ class Agent {
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;
+  topology::KeyedRateLimiter alert_limiter_;
+  topology::KeyedRateLimiter pending_log_limiter_;
   std::vector<control::PushFn> watchers_;
   // Runtime events waiting for their endpoint to be programmed, and the
   // latencies (ms) of the last ones that were.

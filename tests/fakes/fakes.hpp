@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "alerts/sinks.hpp"
 #include "topowall/address_watcher.hpp"
 #include "topowall/alert_source.hpp"
 #include "topowall/cluster.hpp"
@@ -127,6 +128,16 @@ class FakeAlertSource : public AlertSource {
     handler(p);
   }
   AlertHandler handler;
+};
+
+// Records what reaches the alert sinks.
+class FakeSink : public alerts::Sink {
+ public:
+  explicit FakeSink(std::vector<topology::Alert>* out) : out_(out) {}
+  void send(const topology::Alert& a) override { out_->push_back(a); }
+
+ private:
+  std::vector<topology::Alert>* out_;
 };
 
 // Test data builders shared by the agent tests.

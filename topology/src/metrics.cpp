@@ -31,6 +31,7 @@ const std::map<std::string, std::string>& help() {
       {"conntrack_resync_entries", "entries read from conntrack dumps"},
       {"conntrack_errors", "conntrack socket errors (degraded)"},
       {"conntrack_undecodable", "conntrack messages that are not a flow the graph models"},
+      {"conntrack_rcvbuf_bytes", "receive buffer of the conntrack event socket, bytes (it grows after each overrun)"},
       {"runtime_events", "container runtime events received"},
       {"runtime_errors", "container runtime API errors (degraded)"},
       {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
@@ -43,8 +44,9 @@ const std::map<std::string, std::string>& help() {
       {"ruleset_applies", "ruleset programming runs"},
       {"ruleset_apply_errors", "failed ruleset programming runs, retried (degraded)"},
       {"conntrack_deleted", "connections removed from conntrack because they lost their permission"},
-      {"alerts", "alerts emitted"},
+      {"alerts", "alerts raised (before folding and rate limiting)"},
       {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
+      {"alerts_rate_limited", "alerts not sent to the sinks because their source workload exceeded its rate"},
       {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
       {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
       {"ruleset_checks", "periodic ruleset generation checks that found a change and reconciled"},
@@ -163,6 +165,15 @@ std::string prometheus_text(const json& status) {
     if (e.contains("samples")) samples += fmt::format("topowall_event_to_enforced_ms_count {}\n", number(e["samples"]));
     metric(out, "topowall_event_to_enforced_ms", "summary",
            "runtime event to the endpoint programmed in the kernel, milliseconds (recent samples)", samples);
+  }
+  if (status.contains("alerts_rate_limited_by_workload") && status["alerts_rate_limited_by_workload"].is_object() &&
+      !status["alerts_rate_limited_by_workload"].empty()) {
+    std::string samples;
+    for (const auto& [w, n] : status["alerts_rate_limited_by_workload"].items())
+      if (auto v = number(n); !v.empty())
+        samples += fmt::format("topowall_workload_alerts_rate_limited_total{{workload=\"{}\"}} {}\n", label(w), v);
+    metric(out, "topowall_workload_alerts_rate_limited_total", "counter",
+           "alerts not sent to the sinks because this source workload exceeded its rate", samples);
   }
   if (status.contains("counters") && status["counters"].is_object()) {
     for (const auto& [key, v] : status["counters"].items()) {

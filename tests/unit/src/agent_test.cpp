@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.hpp"
 #include "fakes.hpp"
+#include "topowall/topology/metrics.hpp"
 
 using namespace topowall;
 using nlohmann::json;
@@ -396,4 +398,51 @@ TEST_F(AgentFixture, PendingFlowsLoadedBeyondTheBoundAreTrimmedAtStart) {
   EXPECT_FALSE(a->state().graph.pending().count({"web", "api", Proto::tcp, 500}));
   EXPECT_TRUE(a->state().graph.pending().count({"web", "api", Proto::tcp, 501}));
   EXPECT_EQ(call(*a, "status")["result"]["counters"]["pending_evicted"], 500);
+}
+
+// Alerts are rate-limited per source workload in front of the sinks: a scanner's flood is cut to its
+// bucket (a burst of 50 by default), and another workload's alert still gets through.
+TEST_F(AgentFixture, OneScannerCannotHideAnotherWorkloadsAlerts) {
+  auto al = std::make_unique<fakes::FakeAlertSource>();
+  auto* alerts = al.get();
+  ad.alerts = std::move(al);
+  std::vector<topology::Alert> sent;
+  ad.sinks.push_back(std::make_unique<fakes::FakeSink>(&sent));
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  for (int port = 1; port <= 1000; ++port) alerts->log(tcp("10.0.0.2", "10.0.0.4", static_cast<std::uint16_t>(port)));
+  alerts->log(tcp("10.0.0.4", "10.0.0.2", 22));  // api -> web
+  std::size_t from_web = 0, from_api = 0;
+  for (const auto& x : sent) (x.edge.src == "web" ? from_web : from_api) += 1;
+  EXPECT_EQ(from_api, 1u) << "the other workload's alert is emitted";
+  EXPECT_GE(from_web, 50u);
+  EXPECT_LE(from_web, 60u) << "the burst, plus what refilled while the test ran";
+  auto st = call(*a, "status")["result"];
+  EXPECT_EQ(st["counters"]["alerts_rate_limited"], 1000 - from_web);
+  EXPECT_EQ(st["alerts_rate_limited_by_workload"], (json{{"web", 1000 - from_web}}));
+  EXPECT_EQ(st["counters"]["alerts"], 1001) << "every alert is still counted";
+}
+
+// Every counter in `status` has its meaning on /metrics (a help sentence, not just its name).
+TEST_F(AgentFixture, EveryCounterHasItsHelpLine) {
+  ad.alerts = std::make_unique<fakes::FakeAlertSource>();
+  ad.writer = std::make_unique<fakes::FakeWriter>();
+  ad.cluster = std::make_unique<fakes::FakeCluster>();
+  agent::AgentConfig cfg;
+  cfg.socket_path = "/tmp/topowall-agent-test-" + std::to_string(getpid()) + ".sock";
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  const auto st = call(*a, "status")["result"];
+  const auto text = topology::prometheus_text(st);
+  ASSERT_GT(st["counters"].size(), 40u);
+  for (const auto& [key, v] : st["counters"].items()) {
+    const auto at = text.find("# HELP topowall_" + key);
+    ASSERT_NE(at, std::string::npos) << key;
+    const auto line = text.substr(at, text.find('\n', at) - at);
+    const auto help = line.substr(line.find(' ', line.find(key)) + 1);  // the key itself when it has none
+    EXPECT_NE(help.find(' '), std::string::npos) << key << " has no help line in topology/src/metrics.cpp";
+  }
+  a->stop();
 }
