@@ -82,6 +82,22 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", uninstall, "remove topowall's nftables table and exit");
+  agent::AgentConfig cfg;
+  app.add_option("--max-pending-per-source", cfg.pending_limits.per_source,
+                 "pending flows kept per source workload; beyond, the least recently seen is evicted")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_option("--max-pending", cfg.pending_limits.total, "pending flows kept in all")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_option("--workload-alert-rate", cfg.alert_rate.per_second,
+                 "alerts per second per source workload reaching the sinks (the rest are counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1e6));
+  app.add_option("--workload-alert-burst", cfg.alert_rate.burst,
+                 "alerts a source workload may send at once before --workload-alert-rate applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
   bool no_anti_spoofing = false, set_bridge_netfilter = false;
   app.add_flag("--no-anti-spoofing", no_anti_spoofing,
                "DANGEROUS: do not validate container source addresses (only for ports topowall must not judge)");
@@ -93,7 +109,6 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
-  agent::AgentConfig cfg;
   cfg.socket_path = socket;
   cfg.control_group = control_group;
   if (!mode_s.empty()) cfg.initial_mode = parse_mode(mode_s);

@@ -50,10 +50,12 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
     : io_(io),
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
-      learner_(state_.graph, endpoints_, state_.modes),
+      learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
       ticker_(io),
       retry_apply_(io),
-      aggregator_(cfg_.alert_window) {
+      aggregator_(cfg_.alert_window),
+      alert_limiter_(cfg_.alert_rate),
+      pending_log_limiter_(cfg_.alert_rate) {
   endpoints_.set_external_networks(cfg_.external);
   // A workload named like an external network would share its id, and so its edges.
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
@@ -82,6 +84,11 @@ Status Agent::start() {
     state_.modes.global = cfg_.initial_mode.value_or(Mode::learn);
     dirty_ = true;
     spdlog::info("fresh state: mode {}", to_string(state_.modes.global));
+  }
+  if (auto n = state_.graph.bound_pending(cfg_.pending_limits)) {  // saved under larger limits, or none
+    counters_.pending_evicted += n;
+    spdlog::warn("{} pending flows beyond the limits evicted (least recently seen first)", n);
+    dirty_ = true;
   }
   if (state_.modes.global == Mode::learn && cfg_.learn_for && !state_.learn_until) {
     state_.learn_until = now + *cfg_.learn_for;
@@ -344,10 +351,9 @@ void Agent::apply_decision(const ClusterDecision& d) {
         cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
       return;
     auto& e = g.edges()[k];
-    if (auto p = g.pending().find(k); p != g.pending().end()) {
-      e.count += p->second.count;
-      e.first_seen = p->second.first_seen;
-      g.pending().erase(p);
+    if (auto p = g.take_pending(k)) {
+      e.count += p->count;
+      e.first_seen = p->first_seen;
     }
     if (e.first_seen == TimePoint{}) e.first_seen = Clock::now();
     e.last_seen = std::max(e.last_seen, Clock::now());
@@ -423,10 +429,7 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   dirty_ = true;
   if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
   const auto k = *topology::edge_for(flow, endpoints_);
-  if (outcome == topology::Outcome::pending_new) {
-    spdlog::warn("flow outside the graph: {}", k.to_string());
-    return;
-  }
+  if (outcome == topology::Outcome::pending_new) return log_pending(k);
   spdlog::info("learned {}", k.to_string());
   touch(k);  // programs just this edge
   if (!watchers_.empty())
@@ -545,6 +548,7 @@ json Agent::status_json() const {
                                    {"p99", pct(event_to_enforced_ms_, 0.99)},
                                    {"samples", event_to_enforced_ms_.size()}};
   j["counters"] = counters_json();
+  j["alerts_rate_limited_by_workload"] = alert_limiter_.limited_by_key();
   return j;
 }
 
@@ -555,6 +559,7 @@ json Agent::counters_json() const {
                 {"flows_not_ours", ls.not_ours},
                 {"new_edges", ls.new_edges},
                 {"pending_flows", ls.pending},
+                {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
                 {"deferred_flows", counters_.deferred_flows},
                 {"deferred_overflow", counters_.deferred_overflow},
                 {"endpoint_upserts", counters_.endpoint_upserts},
@@ -589,12 +594,16 @@ json Agent::counters_json() const {
   if (server_) {
     counters["control_requests"] = server_->stats().requests;
     counters["control_rejected"] = server_->stats().rejected;
+    counters["control_paused"] = server_->stats().paused;
+    counters["control_slow_closed"] = server_->stats().slow_closed;
+    counters["control_output_bytes"] = server_->stats().output_bytes;
   }
   counters["ruleset_applies"] = counters_.applies;
   counters["ruleset_apply_errors"] = counters_.apply_errors;
   counters["conntrack_deleted"] = counters_.conntrack_deleted;
   counters["alerts"] = counters_.alerts;
   counters["alerts_suppressed"] = aggregator_.suppressed();
+  counters["alerts_rate_limited"] = alert_limiter_.limited();
   counters["ids_over_capacity"] = counters_.ids_over_capacity;
   counters["ruleset_repairs"] = counters_.ruleset_repairs;
   counters["address_claims_refused"] = counters_.address_claims_refused;
@@ -1034,10 +1043,7 @@ void Agent::on_logged(const LoggedPacket& p) {
       return;
     }
     // Dropped packets never reach conntrack: the log is their only witness.
-    if (p.dropped && state_.graph.observe_pending(*key, p.when)) {
-      spdlog::warn("flow outside the graph: {}", key->to_string());
-    }
-    if (p.dropped) dirty_ = true;
+    if (p.dropped) note_pending(*key, p.when);
     topology::Alert a;
     a.time = p.when;
     a.edge = *key;
@@ -1053,7 +1059,22 @@ void Agent::on_logged(const LoggedPacket& p) {
 }
 
 void Agent::emit(const topology::Alert& a) {
+  // Per source workload: a scanner spends its own bucket, never the other workloads' alerts.
+  if (!alert_limiter_.allow(a.edge.src, Clock::now())) return;
   for (auto& s : ad_.sinks) s->send(a);
+}
+
+void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
+  auto seen = state_.graph.observe_pending(key, when, cfg_.pending_limits);
+  counters_.pending_evicted += seen.evicted;
+  dirty_ = true;
+  if (seen.inserted) log_pending(key);
+}
+
+// One line per new pending flow, spaced per source like alerts: a port scan must not flood the log either.
+void Agent::log_pending(const topology::EdgeKey& key) {
+  if (pending_log_limiter_.allow(key.src, Clock::now())) spdlog::warn("flow outside the graph: {}", key.to_string());
+  else spdlog::debug("flow outside the graph: {}", key.to_string());
 }
 
 void Agent::publish(const json& event) {
@@ -1162,8 +1183,7 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   json done = json::array();
   auto now = Clock::now();
   for (const auto& k : chosen) {
-    const auto p = state_.graph.pending().at(k);
-    state_.graph.pending().erase(k);
+    const auto p = *state_.graph.take_pending(k);
     auto& e = state_.graph.edges()[k];
     e.state = state;
     e.count += p.count;
@@ -1225,7 +1245,7 @@ json Agent::import_graph(const json& params) {
   state_.graph = std::move(*g);
   state_.graph.set_next_pending_id(next);
   for (auto& [k, p] : pending)
-    if (!state_.graph.find(k)) state_.graph.pending()[k] = p;
+    if (!state_.graph.find(k)) state_.graph.restore_pending(k, p);
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
   dirty_ = true;
   (void)persist();

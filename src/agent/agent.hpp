@@ -26,6 +26,7 @@
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/identity.hpp"
 #include "topowall/topology/learner.hpp"
+#include "topowall/topology/rate_limit.hpp"
 #include "topowall/topology/schema.hpp"
 
 namespace topowall::agent {
@@ -47,6 +48,12 @@ struct AgentConfig {
   // Promote a learning workload to enforce after this long without a new edge (0 = never).
   std::chrono::seconds auto_promote_after{0};
   std::chrono::seconds alert_window{10};
+  // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
+  // port scan cannot grow the table or the state file.
+  topology::PendingLimits pending_limits;
+  // Alerts reaching the sinks, per source workload (a token bucket), so one scanner cannot drown the
+  // others' alerts; the same bucket spaces the log's "flow outside the graph" lines.
+  topology::Rate alert_rate;
   // Bridged container traffic reaches the inet hooks only with br_netfilter's bridge-nf-call-iptables
   // and -ip6tables on. Off: status, /healthz (503) and a metric say enforcement is not claimed.
   std::string bridge_sysctl_dir = "/proc/sys/net/bridge";
@@ -86,6 +93,7 @@ struct AgentCounters {
   std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
   std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
   std::uint64_t unclassified = 0;      // packets the guard dropped from unclassified ports (logged ones)
+  std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
   bool degraded = false;               // the last ruleset programming failed; retrying
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
@@ -144,6 +152,8 @@ class Agent {
   void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
   void on_logged(const LoggedPacket& p);
   void emit(const topology::Alert& a);
+  void note_pending(const topology::EdgeKey& key, TimePoint when);
+  void log_pending(const topology::EdgeKey& key);
   void on_new_workload(const std::string& name, TimePoint now);
   void check_workload_windows(TimePoint now);
   void expire_approvals(TimePoint now);
@@ -196,6 +206,8 @@ class Agent {
   std::optional<topology::RulesetModel> last_model_;
   boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;
+  topology::KeyedRateLimiter alert_limiter_;
+  topology::KeyedRateLimiter pending_log_limiter_;
   std::vector<control::PushFn> watchers_;
   // Runtime events waiting for their endpoint to be programmed, and the
   // latencies (ms) of the last ones that were.

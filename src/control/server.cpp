@@ -8,6 +8,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -30,20 +31,27 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
     ++server.open_conns_;
   }
   ~Conn() {
-    if (*alive) --server.open_conns_;
+    if (!*alive) return;
+    --server.open_conns_;
+    server.stats_.output_bytes -= out_bytes;
   }
   Server& server;
   local::socket sock;
   asio::streambuf in;
   Peer peer;
   std::deque<std::string> out;
+  std::size_t out_bytes = 0;
   bool writing = false;
   bool closing = false;
+  bool paused = false;  // reading stopped until the client reads its answers
   std::chrono::steady_clock::time_point window_start = std::chrono::steady_clock::now();
   int in_window = 0;
   std::shared_ptr<bool> alive = server.alive_;
 
   void send(std::string line) {
+    out_bytes += line.size();
+    server.stats_.output_bytes += line.size();
+    server.stats_.output_peak = std::max<std::uint64_t>(server.stats_.output_peak, out_bytes);
     out.push_back(std::move(line));
     if (!writing) flush();
   }
@@ -59,10 +67,37 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
     writing = true;
     auto self = shared_from_this();
     asio::async_write(sock, asio::buffer(out.front()), [self](boost::system::error_code ec, std::size_t) {
-      if (ec) return;
+      if (ec || !*self->alive) return;
+      self->out_bytes -= self->out.front().size();
+      self->server.stats_.output_bytes -= self->out.front().size();
       self->out.pop_front();
+      if (self->paused && !self->full() && !self->closing) {
+        self->paused = false;
+        self->read();
+      }
       self->flush();
     });
+  }
+  bool full() const { return out_bytes >= server.opts_.max_output_bytes; }
+  // A client that pipelines requests without reading the answers is no longer read, so what is queued for
+  // it stays within the bound (plus the one answer that crossed it); reading resumes as the queue drains.
+  void read_or_pause() {
+    if (!full()) return read();
+    paused = true;
+    ++server.stats_.paused;
+  }
+  // A stream's next line. A client that does not keep up is cut off rather than buffered for without end.
+  bool push(std::string line) {
+    if (!*alive || !sock.is_open()) return false;
+    if (full()) {
+      ++server.stats_.slow_closed;
+      spdlog::warn("control client (pid {}) does not read its stream; closing it", peer.pid);
+      boost::system::error_code ec;
+      sock.close(ec);  // cancels the pending write; the queue goes with this connection
+      return false;
+    }
+    send(std::move(line));
+    return true;
   }
   bool rate_ok() {
     auto now = std::chrono::steady_clock::now();
@@ -94,7 +129,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
         spdlog::error("control request failed: {}", e.what());
         self->send(error_response("internal", e.what()).dump() + "\n");
       }
-      if (!self->closing) self->read();
+      if (!self->closing) self->read_or_pause();
     });
   }
   void handle(const std::string& line) {
@@ -118,9 +153,7 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
         auto weak = weak_from_this();
         PushFn push = [weak](const json& j) {
           auto c = weak.lock();
-          if (!c || !c->sock.is_open()) return false;
-          c->send(j.dump() + "\n");
-          return true;
+          return c && c->push(j.dump() + "\n");
         };
         try {
           resp = server.handler_(*req, peer, push);

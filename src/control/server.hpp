@@ -34,12 +34,19 @@ struct ServerOptions {
   std::size_t max_request_bytes = 1 << 20;
   int max_connections = 64;
   int max_requests_per_second = 200;      // per connection
+  // Answers queued for one connection; at the bound the server stops reading its requests (and a stream
+  // is cut off) until the client reads.
+  std::size_t max_output_bytes = 4 << 20;
 };
 
 struct ServerStats {
   std::uint64_t connections = 0;
   std::uint64_t requests = 0;
   std::uint64_t rejected = 0;  // malformed, oversized, rate-limited or refused
+  std::uint64_t output_bytes = 0;  // answers queued now, all connections
+  std::uint64_t output_peak = 0;   // the most one connection has had queued
+  std::uint64_t paused = 0;        // times a connection's reading paused on a full queue
+  std::uint64_t slow_closed = 0;   // streams closed because their client did not read
 };
 
 class Server {

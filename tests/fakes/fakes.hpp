@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "alerts/sinks.hpp"
 #include "topowall/address_watcher.hpp"
+#include "topowall/alert_source.hpp"
 #include "topowall/cluster.hpp"
 #include "topowall/flow_source.hpp"
 #include "topowall/ruleset_writer.hpp"
@@ -107,6 +109,35 @@ class FakeCluster : public ClusterStore {
   std::map<std::string, ClusterEndpoint> published;
   std::vector<std::string> withdrawn;
   std::vector<ClusterDecision> decisions;
+};
+
+// Packets the ruleset would have logged (NFLOG in the agent).
+class FakeAlertSource : public AlertSource {
+ public:
+  Status start(AlertHandler h) override {
+    handler = std::move(h);
+    return ok_status();
+  }
+  void stop() override {}
+  AlertSourceStats stats() const override { return {}; }
+  void log(const FlowTuple& f, TimePoint when = Clock::now(), bool dropped = true) {
+    LoggedPacket p;
+    p.flow = f;
+    p.dropped = dropped;
+    p.when = when;
+    handler(p);
+  }
+  AlertHandler handler;
+};
+
+// Records what reaches the alert sinks.
+class FakeSink : public alerts::Sink {
+ public:
+  explicit FakeSink(std::vector<topology::Alert>* out) : out_(out) {}
+  void send(const topology::Alert& a) override { out_->push_back(a); }
+
+ private:
+  std::vector<topology::Alert>* out_;
 };
 
 // Test data builders shared by the agent tests.

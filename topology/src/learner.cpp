@@ -58,7 +58,9 @@ Outcome Learner::observe(const FlowTuple& flow, TimePoint now, bool resync) {
     return Outcome::new_edge;
   }
   ++stats_.pending;
-  return graph_.observe_pending(*key, now) ? Outcome::pending_new : Outcome::pending_repeat;
+  auto seen = graph_.observe_pending(*key, now, limits_);
+  stats_.pending_evicted += seen.evicted;
+  return seen.inserted ? Outcome::pending_new : Outcome::pending_repeat;
 }
 
 double Learner::new_edge_rate(TimePoint now, std::chrono::seconds window) const {

@@ -17,6 +17,7 @@ const std::map<std::string, std::string>& help() {
       {"flows_not_ours", "flows with no known endpoint at either end"},
       {"new_edges", "edges learned"},
       {"pending_flows", "flows outside the graph recorded as pending"},
+      {"pending_evicted", "least recently seen pending flows evicted to stay within the per-source and total limits"},
       {"deferred_flows", "flows held until discovery could name their ends"},
       {"deferred_overflow", "held flows dropped because the hold queue was full (degraded)"},
       {"endpoint_upserts", "endpoints added or changed"},
@@ -30,17 +31,22 @@ const std::map<std::string, std::string>& help() {
       {"conntrack_resync_entries", "entries read from conntrack dumps"},
       {"conntrack_errors", "conntrack socket errors (degraded)"},
       {"conntrack_undecodable", "conntrack messages that are not a flow the graph models"},
+      {"conntrack_rcvbuf_bytes", "receive buffer of the conntrack event socket, bytes (it grows after each overrun)"},
       {"runtime_events", "container runtime events received"},
       {"runtime_errors", "container runtime API errors (degraded)"},
       {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
       {"runtime_host_network", "containers sharing the node's network namespace, not made endpoints (they are host)"},
       {"control_requests", "control socket requests"},
       {"control_rejected", "control socket requests refused (malformed, too large, busy, rate-limited)"},
+      {"control_paused", "times a control client's requests stopped being read because its unread answers reached the bound"},
+      {"control_slow_closed", "control streams (flows watch) closed because their client did not read"},
+      {"control_output_bytes", "bytes of answers queued on control connections, not yet read by their clients"},
       {"ruleset_applies", "ruleset programming runs"},
       {"ruleset_apply_errors", "failed ruleset programming runs, retried (degraded)"},
       {"conntrack_deleted", "connections removed from conntrack because they lost their permission"},
-      {"alerts", "alerts emitted"},
+      {"alerts", "alerts raised (before folding and rate limiting)"},
       {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
+      {"alerts_rate_limited", "alerts not sent to the sinks because their source workload exceeded its rate"},
       {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
       {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
       {"address_claims_refused", "addresses a container showed that the runtime assigned to another (ignored)"},
@@ -65,7 +71,7 @@ const std::map<std::string, std::string>& help() {
 
 // Levels, not running totals.
 const std::set<std::string>& gauges() {
-  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes"};
+  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes", "control_output_bytes"};
   return g;
 }
 
@@ -160,6 +166,15 @@ std::string prometheus_text(const json& status) {
     if (e.contains("samples")) samples += fmt::format("topowall_event_to_enforced_ms_count {}\n", number(e["samples"]));
     metric(out, "topowall_event_to_enforced_ms", "summary",
            "runtime event to the endpoint programmed in the kernel, milliseconds (recent samples)", samples);
+  }
+  if (status.contains("alerts_rate_limited_by_workload") && status["alerts_rate_limited_by_workload"].is_object() &&
+      !status["alerts_rate_limited_by_workload"].empty()) {
+    std::string samples;
+    for (const auto& [w, n] : status["alerts_rate_limited_by_workload"].items())
+      if (auto v = number(n); !v.empty())
+        samples += fmt::format("topowall_workload_alerts_rate_limited_total{{workload=\"{}\"}} {}\n", label(w), v);
+    metric(out, "topowall_workload_alerts_rate_limited_total", "counter",
+           "alerts not sent to the sinks because this source workload exceeded its rate", samples);
   }
   if (status.contains("counters") && status["counters"].is_object()) {
     for (const auto& [key, v] : status["counters"].items()) {

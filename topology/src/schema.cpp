@@ -316,7 +316,7 @@ Result<State> state_from_json(const json& j) {
         f.count = get_uint(ps[i], p, "count", UINT64_MAX);
         f.first_seen = get_time(ps[i], p, "first_seen");
         f.last_seen = get_time(ps[i], p, "last_seen");
-        s.graph.pending()[get_key(ps[i], p)] = f;
+        s.graph.restore_pending(get_key(ps[i], p), f);
       }
     }
     std::uint64_t next = j.contains("next_pending_id") ? get_uint(j, "$", "next_pending_id", UINT64_MAX) : 1;

@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.hpp"
 #include "fakes.hpp"
+#include "topowall/topology/metrics.hpp"
 
 using namespace topowall;
 using nlohmann::json;
@@ -338,4 +340,109 @@ TEST_F(AgentFixture, ReservedNamesAreNeverWorkloads) {
     EXPECT_FALSE(a->endpoints().is_workload(n)) << n;
     EXPECT_EQ(a->state().graph.workloads().count(n), 0u) << n;
   }
+}
+
+namespace {
+std::size_t pending_from(const topology::Graph& g, const std::string& src) {
+  std::size_t n = 0;
+  for (const auto& [k, p] : g.pending()) n += k.src == src;
+  return n;
+}
+}  // namespace
+
+// A port scan against an enforced workload: thousands of distinct ports from one source, each packet
+// logged as dropped. The pending table and the state file stay within the per-source bound (1,000 by
+// default); the least recently seen of the scanner's flows go, counted, and another source's flow stays.
+TEST_F(AgentFixture, APortScanCannotGrowThePendingTableBeyondItsBound) {
+  auto al = std::make_unique<fakes::FakeAlertSource>();
+  auto* alerts = al.get();
+  ad.alerts = std::move(al);
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  const auto t0 = Clock::now();
+  alerts->log(tcp("10.0.0.4", "10.0.0.2", 8443), t0);  // api -> web: the oldest flow of all
+  for (int port = 1; port <= 3000; ++port)
+    alerts->log(tcp("10.0.0.2", "10.0.0.4", static_cast<std::uint16_t>(port)), t0 + std::chrono::seconds(port));
+  const auto& g = a->state().graph;
+  EXPECT_EQ(pending_from(g, "web"), 1000u);
+  EXPECT_EQ(pending_from(g, "api"), 1u) << "the scanner evicts its own flows first";
+  EXPECT_FALSE(g.pending().count({"web", "api", Proto::tcp, 2000})) << "the least recently seen went";
+  EXPECT_TRUE(g.pending().count({"web", "api", Proto::tcp, 2001}));
+  EXPECT_TRUE(g.pending().count({"web", "api", Proto::tcp, 3000}));
+  auto st = call(*a, "status")["result"];
+  EXPECT_EQ(st["pending"], 1001);
+  EXPECT_EQ(st["counters"]["pending_evicted"], 2000);
+  ASSERT_TRUE(a->persist());
+  auto saved = topology::state_from_json(*store->doc);
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(saved->graph.pending().size(), 1001u) << "the state file is bounded too";
+}
+
+// A state file written before the bound (or with a larger one) is brought within it at start.
+TEST_F(AgentFixture, PendingFlowsLoadedBeyondTheBoundAreTrimmedAtStart) {
+  topology::State s;
+  s.modes.global = Mode::enforce;
+  auto doc = topology::state_to_json(s);
+  const auto t0 = std::chrono::floor<std::chrono::seconds>(Clock::now()) - std::chrono::hours(1);
+  for (int port = 1; port <= 1500; ++port) {
+    const auto at = topology::format_time(t0 + std::chrono::seconds(port));
+    doc["pending"].push_back({{"src", "web"}, {"dst", "api"}, {"proto", "tcp"}, {"port", port}, {"id", port},
+                              {"count", 1}, {"first_seen", at}, {"last_seen", at}});
+  }
+  store->doc = doc;
+  auto a = make();
+  ASSERT_TRUE(a->start());
+  EXPECT_EQ(a->state().graph.pending().size(), 1000u);
+  EXPECT_FALSE(a->state().graph.pending().count({"web", "api", Proto::tcp, 500}));
+  EXPECT_TRUE(a->state().graph.pending().count({"web", "api", Proto::tcp, 501}));
+  EXPECT_EQ(call(*a, "status")["result"]["counters"]["pending_evicted"], 500);
+}
+
+// Alerts are rate-limited per source workload in front of the sinks: a scanner's flood is cut to its
+// bucket (a burst of 50 by default), and another workload's alert still gets through.
+TEST_F(AgentFixture, OneScannerCannotHideAnotherWorkloadsAlerts) {
+  auto al = std::make_unique<fakes::FakeAlertSource>();
+  auto* alerts = al.get();
+  ad.alerts = std::move(al);
+  std::vector<topology::Alert> sent;
+  ad.sinks.push_back(std::make_unique<fakes::FakeSink>(&sent));
+  agent::AgentConfig cfg;
+  cfg.initial_mode = Mode::enforce;
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  for (int port = 1; port <= 1000; ++port) alerts->log(tcp("10.0.0.2", "10.0.0.4", static_cast<std::uint16_t>(port)));
+  alerts->log(tcp("10.0.0.4", "10.0.0.2", 22));  // api -> web
+  std::size_t from_web = 0, from_api = 0;
+  for (const auto& x : sent) (x.edge.src == "web" ? from_web : from_api) += 1;
+  EXPECT_EQ(from_api, 1u) << "the other workload's alert is emitted";
+  EXPECT_GE(from_web, 50u);
+  EXPECT_LE(from_web, 60u) << "the burst, plus what refilled while the test ran";
+  auto st = call(*a, "status")["result"];
+  EXPECT_EQ(st["counters"]["alerts_rate_limited"], 1000 - from_web);
+  EXPECT_EQ(st["alerts_rate_limited_by_workload"], (json{{"web", 1000 - from_web}}));
+  EXPECT_EQ(st["counters"]["alerts"], 1001) << "every alert is still counted";
+}
+
+// Every counter in `status` has its meaning on /metrics (a help sentence, not just its name).
+TEST_F(AgentFixture, EveryCounterHasItsHelpLine) {
+  ad.alerts = std::make_unique<fakes::FakeAlertSource>();
+  ad.writer = std::make_unique<fakes::FakeWriter>();
+  ad.cluster = std::make_unique<fakes::FakeCluster>();
+  agent::AgentConfig cfg;
+  cfg.socket_path = "/tmp/topowall-agent-test-" + std::to_string(getpid()) + ".sock";
+  auto a = make(cfg);
+  ASSERT_TRUE(a->start());
+  const auto st = call(*a, "status")["result"];
+  const auto text = topology::prometheus_text(st);
+  ASSERT_GT(st["counters"].size(), 40u);
+  for (const auto& [key, v] : st["counters"].items()) {
+    const auto at = text.find("# HELP topowall_" + key);
+    ASSERT_NE(at, std::string::npos) << key;
+    const auto line = text.substr(at, text.find('\n', at) - at);
+    const auto help = line.substr(line.find(' ', line.find(key)) + 1);  // the key itself when it has none
+    EXPECT_NE(help.find(' '), std::string::npos) << key << " has no help line in topology/src/metrics.cpp";
+  }
+  a->stop();
 }

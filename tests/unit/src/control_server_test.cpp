@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <fcntl.h>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <thread>
 
@@ -29,8 +32,15 @@ struct ServerFixture : ::testing::Test {
     o.path = path;
     o.max_request_bytes = max_request_bytes;
     o.max_requests_per_second = 50;
-    server = std::make_unique<control::Server>(io, o, [this](const json& r, const control::Peer& p, const control::PushFn&) {
+    o.max_output_bytes = max_output_bytes;
+    server = std::make_unique<control::Server>(io, o, [this](const json& r, const control::Peer& p, const control::PushFn& push) {
       ++handled;
+      // A large answer (as `topology export` or `rules show` can be), and a stream (as `flows watch`).
+      if (r.value("method", "") == "big") return json{{"ok", true}, {"result", std::string(kBig, 'x')}};
+      if (r.value("method", "") == "watch") {
+        watcher = push;
+        return json(nullptr);
+      }
       if (r.value("method", "") == "whoami")
         return json{{"ok", true}, {"result", {{"uid", p.uid}, {"may_write", p.may_write}}}};
       if (r.value("method", "") == "throw") throw std::runtime_error("boom");
@@ -68,12 +78,43 @@ struct ServerFixture : ::testing::Test {
     out.resize(n);
     return out;
   }
+  // The server's figures, read on its own thread.
+  control::ServerStats stats_now() {
+    std::promise<control::ServerStats> p;
+    boost::asio::post(io, [&] { p.set_value(server->stats()); });
+    return p.get_future().get();
+  }
+  // Connects and writes without ever reading.
+  int connect_raw(const std::string& bytes) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strcpy(sa.sun_path, path.c_str());
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    std::size_t off = 0;
+    for (int i = 0; i < 2000 && off < bytes.size(); ++i) {
+      auto n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n > 0) off += static_cast<std::size_t>(n);
+      else std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_EQ(off, bytes.size());
+    return fd;
+  }
+  static constexpr std::size_t kBig = 32 << 10;
   std::size_t max_request_bytes = 4096;
+  std::size_t max_output_bytes = 4 << 20;
+  control::PushFn watcher;
   boost::asio::io_context io;
   std::unique_ptr<control::Server> server;
   std::thread thread;
   std::string path;
   std::atomic<int> handled{0};
+};
+
+// A small output bound, so a test can exceed it many times over.
+struct SmallOutputServerFixture : ServerFixture {
+  SmallOutputServerFixture() { max_output_bytes = 256 << 10; }
 };
 
 // The agent's own request limit, so a hostile request can be as large as the agent would read.
@@ -258,4 +299,72 @@ TEST(ControlClient, TheCliRefusesADeeplyNestedAnswer) {
   ASSERT_TRUE(WIFEXITED(status)) << "the CLI died: " << out.substr(0, 300);
   EXPECT_EQ(WEXITSTATUS(status), 1) << out.substr(0, 300);
   EXPECT_NE(out.find("64"), std::string::npos) << out.substr(0, 300);
+}
+
+// A client that pipelines requests and never reads its answers: the server stops reading from it once its
+// queued output reaches the bound, so what the server holds for it stays under the bound (plus the one answer
+// that crossed it), and the other clients are served meanwhile. Reading resumes once the client reads.
+TEST_F(SmallOutputServerFixture, AClientThatNeverReadsCannotGrowTheServersOutput) {
+  std::string requests;
+  for (int i = 0; i < 2000; ++i) requests += "{\"method\":\"big\"}\n";
+  int stuck = connect_raw(requests);
+  // The server answers until its kernel buffer and the queue are full, then waits.
+  std::uint64_t last = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto now = stats_now().requests;
+    if (i > 10 && now == last) break;
+    last = now;
+  }
+  auto st = stats_now();
+  EXPECT_LT(st.requests, 2000u) << "reading paused";
+  EXPECT_GE(st.output_peak, max_output_bytes / 2) << "the queue did fill";
+  EXPECT_LE(st.output_peak, max_output_bytes + kBig + 1024) << "and stayed under the bound";
+  EXPECT_LE(st.output_bytes, max_output_bytes + kBig + 1024);
+  EXPECT_GE(st.paused, 1u);
+  cli::Client other(path);
+  auto r = other.call("whoami");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ((*r).value("ok", false), true) << "others are still served";
+  // Once the client reads, the server reads on: every request is answered.
+  int lines = 0;
+  char buf[65536];
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       lines < 2000 && std::chrono::steady_clock::now() < until;) {
+    auto n = read(stuck, buf, sizeof buf);
+    if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n';
+  }
+  EXPECT_EQ(lines, 2000) << "reading resumed as the queue drained";
+  close(stuck);
+  bool freed = false;
+  for (int i = 0; i < 100 && !freed; ++i) {
+    freed = stats_now().output_bytes == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(freed) << "a closed client's queue is released";
+}
+
+// A stream (flows watch) whose client never reads: once its queue reaches the bound, the server refuses
+// further lines (the agent drops the watcher) and closes the connection instead of buffering forever.
+TEST_F(SmallOutputServerFixture, AWatcherThatNeverReadsIsCutOffAtTheBound) {
+  int stuck = connect_raw("{\"method\":\"watch\"}\n");
+  for (int i = 0; i < 200 && !stats_now().requests; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::promise<int> pushed;
+  boost::asio::post(io, [&] {
+    int n = 0;
+    while (n < 1000 && watcher && watcher(json(std::string(kBig, 'y')))) ++n;
+    pushed.set_value(n);
+  });
+  EXPECT_LT(pushed.get_future().get(), 1000) << "the stream was refused once the client fell behind";
+  auto st = stats_now();
+  EXPECT_LE(st.output_peak, max_output_bytes + kBig + 1024);
+  EXPECT_GE(st.slow_closed, 1u);
+  bool freed = false;
+  for (int i = 0; i < 100 && !freed; ++i) {
+    freed = stats_now().output_bytes == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(freed) << "the connection was closed and its queue released";
+  close(stuck);
 }

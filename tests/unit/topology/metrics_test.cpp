@@ -66,3 +66,29 @@ TEST(Metrics, LabelValuesAreEscapedAndJunkIsSkipped) {
   EXPECT_EQ(prometheus_text(json::array()), "");
   EXPECT_EQ(prometheus_text(json{{"mode", 3}}), "") << "a mode that is not a string is left out";
 }
+
+// Every counter the agent reports has its own help line, and the rate-limited alerts are also per workload.
+TEST(Metrics, NewCountersHaveTheirMeaningAndPerWorkloadRateLimits) {
+  json status = {{"alerts_rate_limited_by_workload", {{"web", 950}}},
+                 {"counters",
+                  {{"pending_evicted", 2000}, {"alerts_rate_limited", 950}, {"control_paused", 1},
+                   {"control_slow_closed", 0}, {"control_output_bytes", 4096}}}};
+  const auto text = prometheus_text(status);
+  EXPECT_EQ(samples(text),
+            "topowall_workload_alerts_rate_limited_total{workload=\"web\"} 950\n"
+            "topowall_alerts_rate_limited_total 950\n"
+            "topowall_control_output_bytes 4096\n"
+            "topowall_control_paused_total 1\n"
+            "topowall_control_slow_closed_total 0\n"
+            "topowall_pending_evicted_total 2000\n");
+  for (const char* name : {"pending_evicted_total", "alerts_rate_limited_total", "control_paused_total",
+                           "control_slow_closed_total", "control_output_bytes"}) {
+    const auto help = std::string("# HELP topowall_") + name + " ";
+    auto at = text.find(help);
+    ASSERT_NE(at, std::string::npos) << name;
+    // The generic help is the key itself; these have a sentence.
+    const auto meaning = text.substr(at + help.size(), text.find('\n', at) - at - help.size());
+    EXPECT_NE(meaning.find(' '), std::string::npos) << name;
+  }
+  EXPECT_NE(text.find("# TYPE topowall_control_output_bytes gauge\n"), std::string::npos);
+}

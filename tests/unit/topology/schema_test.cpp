@@ -23,7 +23,7 @@ State sample() {
   s.graph.observe({"api", "world", Proto::udp, 53}, at("2026-11-30T10:02:00Z"), 1, EdgeState::approved);
   s.graph.edges()[{"api", "world", Proto::udp, 53}].comment = "dns";
   s.graph.edges()[{"api", "world", Proto::udp, 53}].expires = at("2026-12-07T00:00:00Z");
-  s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), 3);
+  (void)s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), {}, 3);
   s.ids.id("web");
   s.workload_learn_until["api"] = at("2026-12-02T00:00:00Z");
   s.ids.id("api");
@@ -148,8 +148,8 @@ TEST(Exporters, DotAndMermaidNameEveryEdge) {
 
 TEST(Exporters, PendingIsNewestFirst) {
   Graph g;
-  g.observe_pending({"a", "b", Proto::tcp, 1}, at("2026-11-30T10:00:00Z"));
-  g.observe_pending({"a", "b", Proto::tcp, 2}, at("2026-11-30T10:05:00Z"));
+  (void)g.observe_pending({"a", "b", Proto::tcp, 1}, at("2026-11-30T10:00:00Z"), {});
+  (void)g.observe_pending({"a", "b", Proto::tcp, 2}, at("2026-11-30T10:05:00Z"), {});
   auto p = pending_to_json(g);
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0]["port"], 2);

@@ -36,12 +36,13 @@ struct LearnerStats {
   std::uint64_t new_edges = 0;
   std::uint64_t not_ours = 0;
   std::uint64_t pending = 0;
+  std::uint64_t pending_evicted = 0;  // pending flows evicted to stay within the limits
 };
 
 class Learner {
  public:
-  Learner(Graph& graph, const EndpointTable& endpoints, const ModeTable& modes)
-      : graph_(graph), endpoints_(endpoints), modes_(modes) {}
+  Learner(Graph& graph, const EndpointTable& endpoints, const ModeTable& modes, PendingLimits limits = {})
+      : graph_(graph), endpoints_(endpoints), modes_(modes), limits_(limits) {}
 
   // `resync` marks a flow replayed from a conntrack dump: it may add a missed
   // edge but must not inflate counts of edges already known.
@@ -55,6 +56,7 @@ class Learner {
   Graph& graph_;
   const EndpointTable& endpoints_;
   const ModeTable& modes_;
+  PendingLimits limits_;
   LearnerStats stats_;
   std::deque<TimePoint> recent_new_;
 };
