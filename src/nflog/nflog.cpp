@@ -93,8 +93,11 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
     if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) >= 4) p.indev = ntohl(mnl_attr_get_u32(tb[attr]));
   p.when = Clock::now();
   if (tb[NFULA_TIMESTAMP] && mnl_attr_get_payload_len(tb[NFULA_TIMESTAMP]) >= sizeof(nfulnl_msg_packet_timestamp)) {
-    auto* ts = static_cast<const nfulnl_msg_packet_timestamp*>(mnl_attr_get_payload(tb[NFULA_TIMESTAMP]));
-    auto sec = be64toh(ts->sec), usec = be64toh(ts->usec);
+    // Netlink attributes are 4-byte aligned; the struct wants 8: copy it out (a bridge-family log put
+    // it at an address UBSan rightly refused to read in place).
+    nfulnl_msg_packet_timestamp ts;
+    std::memcpy(&ts, mnl_attr_get_payload(tb[NFULA_TIMESTAMP]), sizeof ts);
+    auto sec = be64toh(ts.sec), usec = be64toh(ts.usec);
     auto t = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
     // Packets without a receive timestamp carry zero: keep our own clock then.
     if (t > p.when - std::chrono::minutes(1) && t < p.when + std::chrono::minutes(1)) p.when = t;
