@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 
 #include "rtnl/addresses.hpp"
 
@@ -45,8 +46,24 @@ std::string Lab::missing() {
   return {};
 }
 
+namespace {
+// Tables a test process left when it died (an abort skips TearDown): their guard would judge this lab's
+// ports as unclassified. Test tables end in their process id; a dead one's go.
+void drop_orphaned_tables() {
+  std::istringstream in(sh_out("nft list tables 2>/dev/null"));
+  std::string word, family, name;
+  while (in >> word >> family >> name) {
+    if (name.rfind("topowall_it", 0) != 0) continue;
+    auto digits = name.find_last_not_of("0123456789");
+    if (digits == std::string::npos || digits + 1 == name.size()) continue;
+    if (access(("/proc/" + name.substr(digits + 1)).c_str(), F_OK) != 0) sh("nft delete table " + family + " " + name);
+  }
+}
+}  // namespace
+
 Lab::Lab(std::string prefix, std::string net, std::vector<std::string> hosts, int v6_tag)
     : prefix_(std::move(prefix)), net_(std::move(net)), v6_tag_(v6_tag) {
+  drop_orphaned_tables();
   sh("ip link del " + prefix_ + "br");
   ok_ = sh("ip link add " + prefix_ + "br type bridge") == 0 &&
         sh("ip addr add " + gateway() + "/24 dev " + prefix_ + "br") == 0 &&
