@@ -23,7 +23,11 @@ struct MetricsFixture : ::testing::Test {
         io,
         [this] {
           if (fail) throw std::runtime_error("status broke");
-          return json{{"mode", "monitor"}, {"ruleset_applied", applied.load()}, {"counters", {{"alerts", 9}}}};
+          return json{{"mode", "monitor"},
+                      {"ruleset_applied", applied.load()},
+                      {"ruleset_degraded", degraded.load()},
+                      {"bridge_netfilter", bridge.load()},
+                      {"counters", {{"alerts", 9}}}};
         },
         /*max_connections=*/2);
     auto st = server->start("127.0.0.1:0");
@@ -62,7 +66,7 @@ struct MetricsFixture : ::testing::Test {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
   std::unique_ptr<metrics::MetricsServer> server;
   std::thread thread;
-  std::atomic<bool> applied{false}, fail{false};
+  std::atomic<bool> applied{false}, fail{false}, degraded{false}, bridge{true};
 };
 
 }  // namespace
@@ -91,6 +95,18 @@ TEST_F(MetricsFixture, ServesPrometheusTextAndProbes) {
   auto h = get("/healthz");
   EXPECT_EQ(h.rfind("HTTP/1.1 200", 0), 0u) << h;
   EXPECT_EQ(h.substr(h.size() - 3), "ok\n");
+  // Not ready while the ruleset cannot be programmed, or while bridged traffic bypasses the hooks.
+  degraded = true;
+  h = get("/healthz");
+  EXPECT_EQ(h.rfind("HTTP/1.1 503", 0), 0u) << h;
+  EXPECT_NE(h.find("retrying"), std::string::npos) << h;
+  degraded = false;
+  bridge = false;
+  h = get("/healthz");
+  EXPECT_EQ(h.rfind("HTTP/1.1 503", 0), 0u) << h;
+  EXPECT_NE(h.find("br_netfilter"), std::string::npos) << h;
+  EXPECT_NE(get("/metrics").find("\ntopowall_bridge_netfilter 0\n"), std::string::npos);
+  bridge = true;
 
   auto head = request("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
