@@ -3,7 +3,11 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
+#include <arpa/inet.h>
+#include <endian.h>
 #include <sys/socket.h>
+
+#include <chrono>
 
 #include "nflog/nflog.hpp"
 
@@ -96,4 +100,29 @@ TEST(NflogDecode, VerdictAndReasonComeFromThePrefix) {
   EXPECT_TRUE(p->dropped);
   m = nflog_message("someone-else", tcp_syn());
   EXPECT_FALSE(nflog::decode_nflog_message(reinterpret_cast<const nlmsghdr*>(m.data())));
+}
+
+// A guard log from the bridge family: the port is PHYSINDEV (INDEV is the bridge), and the timestamp
+// may sit 4 bytes off an 8-byte boundary (UBSan refused the in-place read this decoder used to do).
+TEST(NflogDecode, BridgeFamilyGuardLogNamesThePortAndReadsAnUnalignedTimestamp) {
+  std::vector<char> buf(4096 + 8);
+  // Start the message 4 bytes into an 8-aligned buffer, so 8-byte fields land misaligned.
+  auto* base = buf.data() + (8 - reinterpret_cast<std::uintptr_t>(buf.data()) % 8) % 8 + 4;
+  auto* nlh = mnl_nlmsg_put_header(base);
+  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_BRIDGE;
+  mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(7));      // the bridge
+  mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSINDEV, htonl(41));  // the container's port
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  nfulnl_msg_packet_timestamp ts{htobe64(static_cast<std::uint64_t>(now.count())), htobe64(250000)};
+  mnl_attr_put(nlh, NFULA_TIMESTAMP, sizeof ts, &ts);
+  mnl_attr_put_strz(nlh, NFULA_PREFIX, "topowall:drop:spoof");
+  auto syn = tcp_syn();
+  mnl_attr_put(nlh, NFULA_PAYLOAD, syn.size(), syn.data());
+  auto p = nflog::decode_nflog_message(nlh);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->reason, "spoof");
+  EXPECT_EQ(p->indev, 41u);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(p->when.time_since_epoch()).count(), now.count());
 }
