@@ -22,30 +22,24 @@ constexpr std::uint16_t kTableAttr = 1;
 static_assert(NFTA_TABLE_NAME == kTableAttr && NFTA_CHAIN_TABLE == kTableAttr && NFTA_RULE_TABLE == kTableAttr &&
               NFTA_SET_TABLE == kTableAttr && NFTA_SET_ELEM_LIST_TABLE == kTableAttr);
 
-std::string attr_str(const nlmsghdr* nlh, std::uint16_t type) {
-  std::string out;
+const nlattr* find_attr(const nlmsghdr* nlh, std::uint16_t type) {
   auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
   auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-  while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
-    if (mnl_attr_get_type(a) == type) {
-      auto len = mnl_attr_get_payload_len(a);
-      auto* p = static_cast<const char*>(mnl_attr_get_payload(a));
-      out.assign(p, strnlen(p, len));
-      break;
-    }
-    a = mnl_attr_next(a);
-  }
-  return out;
+  for (; mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a))
+    if (mnl_attr_get_type(a) == type) return a;
+  return nullptr;
+}
+
+std::string attr_str(const nlmsghdr* nlh, std::uint16_t type) {
+  const auto* a = find_attr(nlh, type);
+  if (!a) return {};
+  auto* p = static_cast<const char*>(mnl_attr_get_payload(a));
+  return std::string(p, strnlen(p, mnl_attr_get_payload_len(a)));
 }
 
 std::uint32_t attr_u32(const nlmsghdr* nlh, std::uint16_t type) {
-  auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
-  auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-  while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
-    if (mnl_attr_get_type(a) == type && mnl_attr_get_payload_len(a) >= 4) return ntohl(mnl_attr_get_u32(a));
-    a = mnl_attr_next(a);
-  }
-  return 0;
+  const auto* a = find_attr(nlh, type);
+  return a && mnl_attr_get_payload_len(a) >= 4 ? ntohl(mnl_attr_get_u32(a)) : 0;
 }
 }  // namespace
 

@@ -40,13 +40,6 @@ class Rule {
   Rule& meta_set(std::uint32_t key, std::uint32_t sreg) {
     return keyed("meta", NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_SREG, sreg);
   }
-  Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) {
-    auto* e = nftnl_expr_alloc("cmp");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 1);
-    return add(e);
-  }
   Rule& cmp_bytes(std::uint32_t sreg, std::uint32_t op, const void* v, std::uint32_t len) {
     auto* e = nftnl_expr_alloc("cmp");
     nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
@@ -54,13 +47,8 @@ class Rule {
     nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, v, len);
     return add(e);
   }
-  Rule& cmp32(std::uint32_t sreg, std::uint32_t op, std::uint32_t v) {
-    auto* e = nftnl_expr_alloc("cmp");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &v, 4);
-    return add(e);
-  }
+  Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) { return cmp_bytes(sreg, op, &v, 1); }
+  Rule& cmp32(std::uint32_t sreg, std::uint32_t op, std::uint32_t v) { return cmp_bytes(sreg, op, &v, 4); }
   Rule& range8(std::uint32_t sreg, std::uint8_t from, std::uint8_t to) {
     auto* e = nftnl_expr_alloc("range");
     nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, sreg);

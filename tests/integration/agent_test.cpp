@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.hpp"
+#include "fakes.hpp"
 #include "conntrack/ct_listener.hpp"
 #include "lab.hpp"
 #include "netns/netns_watcher.hpp"
@@ -26,15 +27,6 @@ using namespace topowall::testing;
 using nlohmann::json;
 
 namespace {
-
-class RecordingSink : public alerts::Sink {
- public:
-  explicit RecordingSink(std::vector<topology::Alert>* out) : out_(out) {}
-  void send(const topology::Alert& a) override { out_->push_back(a); }
-
- private:
-  std::vector<topology::Alert>* out_;
-};
 
 struct AgentLab : ::testing::Test {
   void SetUp() override {
@@ -75,7 +67,7 @@ struct AgentLab : ::testing::Test {
     ad.ruleset_watch = std::make_unique<nft::NftMonitor>(io, table);
     ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
     ad.conntrack_delete = conntrack::delete_conntrack;
-    ad.sinks.push_back(std::make_unique<RecordingSink>(&alerts));
+    ad.sinks.push_back(std::make_unique<fakes::FakeSink>(&alerts));
     agent = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
     auto s = agent->start();
     ASSERT_TRUE(s) << s.error().message;
