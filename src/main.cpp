@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
               control_group, log_level = "info";
   std::vector<std::string> external, sinks{"log"}, failsafe{"tcp/22"};
   bool discover_netns = false, no_discover_netns = false, uninstall = false;
-  std::string table = "topowall", mark_mask = "0x0fff0000", new_learn_s = "0", promote_s = "0";
+  std::string table = "topowall", mark_mask = "0x0fff0000", new_learn_s = "0", promote_s = "0", id_reuse_s = "10m";
   int nflog_group = 5113, priority = -95;
   app.add_option("--state-dir", state_dir, "where the graph and mode persist")->capture_default_str();
   app.add_option("--socket", socket, "control socket path")->capture_default_str();
@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
                  "a workload first seen while monitoring/enforcing learns alone this long (0: enforced at once)")
       ->capture_default_str();
   app.add_option("--auto-promote-after", promote_s, "promote a learning workload to enforce after this quiet period (0: never)")
+      ->capture_default_str();
+  app.add_option("--id-reuse-after", id_reuse_s, "a workload id unused this long (no address) may go to another workload")
       ->capture_default_str();
   std::string metrics_listen, cluster_etcd, node_name;
   app.add_option("--cluster-etcd", cluster_etcd,
@@ -162,7 +164,8 @@ int main(int argc, char** argv) {
     }
     cfg.ruleset.failsafe.insert({static_cast<std::uint8_t>(*proto), static_cast<std::uint16_t>(port)});
   }
-  for (auto [text, out] : {std::pair{&new_learn_s, &cfg.new_workload_learn_for}, std::pair{&promote_s, &cfg.auto_promote_after}}) {
+  for (auto [text, out] : {std::pair{&new_learn_s, &cfg.new_workload_learn_for}, std::pair{&promote_s, &cfg.auto_promote_after},
+                          std::pair{&id_reuse_s, &cfg.id_reuse_after}}) {
     auto d = topology::parse_duration(*text);
     if (!d) {
       spdlog::error("'{}' is not a duration like 30m", *text);

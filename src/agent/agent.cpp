@@ -462,6 +462,7 @@ void Agent::tick() {
       check_bridge_netfilter();
       check_workload_windows(Clock::now());
       expire_approvals(Clock::now());
+      collect_ids(Clock::now());
     }
     for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
@@ -486,6 +487,20 @@ void Agent::tick() {
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
   });
+}
+
+void Agent::collect_ids(TimePoint now) {
+  std::set<std::string> live;
+  for (const auto& [w, unused] : endpoints_.workloads()) live.insert(w);
+  for (const auto& n : endpoints_.external_networks()) live.insert(n.name);
+  auto released = state_.ids.collect(live, now, cfg_.id_reuse_after, topology::mark_capacity(cfg_.ruleset.mark_mask));
+  if (released.empty()) return;
+  // A full compile drops every element of the released ids in one transaction, before any reuse.
+  counters_.ids_released += released.size();
+  spdlog::info("{} workload ids released or moved into the mark bits (no address for {}s, or overflowed; e.g. {})",
+               released.size(), cfg_.id_reuse_after.count(), released.front());
+  dirty_ = true;
+  request_apply();
 }
 
 void Agent::check_learn_window(TimePoint now) {
@@ -605,6 +620,7 @@ json Agent::counters_json() const {
   counters["alerts_suppressed"] = aggregator_.suppressed();
   counters["alerts_rate_limited"] = alert_limiter_.limited();
   counters["ids_over_capacity"] = counters_.ids_over_capacity;
+  counters["ids_released"] = counters_.ids_released;
   counters["ruleset_repairs"] = counters_.ruleset_repairs;
   counters["address_claims_refused"] = counters_.address_claims_refused;
   counters["ruleset_checks"] = counters_.ruleset_checks;
@@ -813,7 +829,8 @@ bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& 
 void Agent::apply_now() {
   if (!ad_.writer) return;
   if (!discovery_synced()) return;  // re-requested when discovery syncs
-  if (!full_apply_ && !reconcile_ && last_model_) {
+  if (!full_apply_ && !reconcile_ && last_model_ &&
+      topology::patchable({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, touched_addrs_)) {
     apply_patch();
     return;
   }

@@ -47,6 +47,9 @@ struct AgentConfig {
   std::chrono::seconds new_workload_learn_for{0};
   // Promote a learning workload to enforce after this long without a new edge (0 = never).
   std::chrono::seconds auto_promote_after{0};
+  // A workload id unused (no address on the node or the cluster) this long goes back to the pool: the
+  // mark bits hold few ids (--mark-mask).
+  std::chrono::seconds id_reuse_after{600};
   std::chrono::seconds alert_window{10};
   // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
   // port scan cannot grow the table or the state file.
@@ -88,6 +91,7 @@ struct AgentCounters {
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;
   std::uint64_t ids_over_capacity = 0;
+  std::uint64_t ids_released = 0;
   std::uint64_t address_claims_refused = 0;  // a namespace showing an address the runtime gave another
   std::uint64_t ruleset_repairs = 0;   // our tables changed by someone else, restored
   std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
@@ -136,6 +140,7 @@ class Agent {
   void learn(const FlowTuple& flow, bool resync);
   void tick();
   void check_learn_window(TimePoint now);
+  void collect_ids(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
   void request_apply();                // something other than addresses/edges changed
   void request_apply_posted();

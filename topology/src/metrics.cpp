@@ -48,6 +48,7 @@ const std::map<std::string, std::string>& help() {
       {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
       {"alerts_rate_limited", "alerts not sent to the sinks because their source workload exceeded its rate"},
       {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
+      {"ids_released", "workload ids released after --id-reuse-after without an address, for reuse"},
       {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
       {"address_claims_refused", "addresses a container showed that the runtime assigned to another (ignored)"},
       {"ruleset_checks", "periodic ruleset generation checks that found a change and reconciled"},

@@ -78,9 +78,17 @@ void set_port(RulesetModel& m, const EndpointTable& eps, const IpAddr& a) {
 std::uint32_t IdTable::id(const std::string& name) {
   if (name == kHost) return kHostId;
   if (name == kWorld) return kWorldId;
-  auto [it, inserted] = ids_.try_emplace(name, next_);
-  if (inserted) ++next_;
-  return it->second;
+  idle_since_.erase(name);
+  if (auto it = ids_.find(name); it != ids_.end()) return it->second;
+  std::uint32_t id = next_;
+  if (!free_.empty()) {
+    id = *free_.begin();
+    free_.erase(free_.begin());
+  } else {
+    ++next_;
+  }
+  ids_.emplace(name, id);
+  return id;
 }
 
 std::uint32_t IdTable::find(const std::string& name) const {
@@ -91,9 +99,51 @@ std::uint32_t IdTable::find(const std::string& name) const {
 }
 
 void IdTable::restore(std::map<std::string, std::uint32_t> ids, std::uint32_t next) {
-  ids_ = std::move(ids);
-  next_ = std::max(next, kFirstWorkloadId);
-  for (const auto& [n, id] : ids_) next_ = std::max(next_, id + 1);
+  ids_.clear();
+  free_.clear();
+  idle_since_.clear();
+  next_ = kFirstWorkloadId;  // the saved `next` is not needed: every unused id below the highest is free
+  (void)next;
+  std::map<std::uint32_t, int> uses;
+  for (const auto& [n, id] : ids) ++uses[id];
+  for (auto& [n, id] : ids) {
+    // Two names on one id would share permissions: neither keeps it, both get fresh ids.
+    if (id < kFirstWorkloadId || id == UINT32_MAX || uses[id] > 1) continue;
+    ids_.emplace(n, id);
+    next_ = std::max(next_, id + 1);
+  }
+  for (std::uint32_t id = kFirstWorkloadId; id < next_ && free_.size() < (1u << 20); ++id)
+    if (auto it = uses.find(id); it == uses.end() || it->second > 1) free_.insert(id);
+}
+
+std::vector<std::string> IdTable::collect(const std::set<std::string>& live, TimePoint now, Clock::duration hold,
+                                          std::uint32_t capacity) {
+  std::vector<std::string> changed;
+  for (auto it = ids_.begin(); it != ids_.end();) {
+    if (live.count(it->first)) {
+      idle_since_.erase(it->first);
+      ++it;
+      continue;
+    }
+    auto [idle, fresh] = idle_since_.try_emplace(it->first, now);
+    if (fresh || now - idle->second < hold) {
+      ++it;
+      continue;
+    }
+    changed.push_back(it->first);
+    free_.insert(it->second);
+    idle_since_.erase(idle);
+    it = ids_.erase(it);
+  }
+  // A workload that overflowed moves into a freed id that fits: judged by its own edges again.
+  for (auto& [name, id] : ids_) {
+    if (id <= capacity || free_.empty() || *free_.begin() > capacity) continue;
+    free_.insert(id);
+    id = *free_.begin();
+    free_.erase(free_.begin());
+    changed.push_back(name);
+  }
+  return changed;
 }
 
 std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr, std::uint32_t>> nets,
@@ -147,21 +197,24 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
   m.net4 = disjoint_intervals(AF_INET, nets, kWorldId);
   m.net6 = disjoint_intervals(AF_INET6, nets, kWorldId);
 
+  // Edges name ids, never allocate them: only names with addresses (endpoints, networks) get one, and
+  // keep it until IdTable::collect() releases it. An edge whose side has no id cannot match a packet.
   for (const auto& [k, e] : in.graph.edges()) {
     if (e.state == EdgeState::denied) continue;
     if (e.expires && *e.expires <= in.now) continue;
-    auto s = ids.id(k.src), d = ids.id(k.dst);
+    auto s = ids.find(k.src), d = ids.find(k.dst);
+    if (!s || !d) continue;
     m.names[s] = k.src;
     m.names[d] = k.dst;
     m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
   }
-  // Every workload known to the node or the graph gets a mode.
+  // Every workload with an id gets a mode.
   std::set<std::string> workloads;
-  for (const auto& [w, ids_] : in.endpoints.workloads()) workloads.insert(w);
-  for (const auto& [w, rec] : in.graph.workloads()) workloads.insert(w);
+  for (const auto& [w, unused] : in.endpoints.workloads()) workloads.insert(w);
+  for (const auto& [w, rec] : in.graph.workloads())
+    if (ids.find(w)) workloads.insert(w);
   for (const auto& w : workloads) {
     auto id = ids.id(w);
-    m.names[id] = w;
     switch (in.modes.of(w)) {
       case Mode::enforce: m.enforced.insert(id); break;
       case Mode::monitor: m.monitored.insert(id); break;
@@ -213,6 +266,12 @@ std::uint32_t admit(RulesetModel& m, IdTable& ids, const ModeTable& modes, const
 }
 }  // namespace
 
+bool patchable(const CompileInput& in, const IdTable& ids, const std::vector<IpAddr>& addrs) {
+  for (const auto& a : addrs)
+    if (const auto& w = in.endpoints.workload_of(a); !w.empty() && !ids.find(w)) return false;
+  return true;
+}
+
 void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vector<IpAddr>& addrs,
            const std::vector<EdgeKey>& edges) {
   const auto cap = mark_capacity(m.cfg.mark_mask);
@@ -236,14 +295,15 @@ void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vec
   }
   for (const auto& k : edges) {
     const auto* e = in.graph.find(k);
-    auto is_workload = [&](const std::string& n) { return in.endpoints.is_workload(n) || in.graph.workloads().count(n); };
+    auto s = ids.find(k.src), d = ids.find(k.dst);
+    if (!s || !d) continue;  // not in the kernel (see compile)
     if (!e || !edge_allows(*e, in.now)) {
-      auto s = ids.find(k.src), d = ids.find(k.dst);
-      if (s && d) m.allow.erase({s, d, static_cast<std::uint8_t>(k.proto), k.port});
+      m.allow.erase({s, d, static_cast<std::uint8_t>(k.proto), k.port});
       continue;
     }
-    auto s = admit(m, ids, in.modes, k.src, is_workload(k.src));
-    auto d = admit(m, ids, in.modes, k.dst, is_workload(k.dst));
+    auto is_workload = [&](const std::string& n) { return in.endpoints.is_workload(n) || in.graph.workloads().count(n); };
+    admit(m, ids, in.modes, k.src, is_workload(k.src));
+    admit(m, ids, in.modes, k.dst, is_workload(k.dst));
     if (s > cap || d > cap) continue;
     m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
   }

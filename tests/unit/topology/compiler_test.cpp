@@ -245,7 +245,10 @@ TEST(CompilerProperty, PatchEqualsFullCompile) {
           break;
         }
       }
-      patch(m, {g, eps, modes, now}, ids, addrs, edges);
+      if (patchable({g, eps, modes, now}, ids, addrs))
+        patch(m, {g, eps, modes, now}, ids, addrs, edges);
+      else
+        m = compile({g, eps, modes, now}, ids, RulesetConfig{});
       IdTable same = ids;
       auto full = compile({g, eps, modes, now}, same, RulesetConfig{});
       ASSERT_EQ(m.ep4, full.ep4) << "round " << round << " step " << step;
@@ -309,4 +312,61 @@ TEST(Compiler, GuardAcceptsOnlyAPortsOwnAddresses) {
   patch(m, {g, eps, modes, Clock::now()}, ids, {ip("10.0.0.2")}, {});
   EXPECT_EQ(m.port4.at(ip("10.0.0.2")), 11u);
   EXPECT_EQ(guard(m, 7, ip("10.0.0.2")), GuardVerdict::spoofed);
+}
+
+// Ids of workloads gone for a while are reused; the new holder inherits nothing of the old one.
+TEST(Compiler, AReusedIdCarriesNoneOfItsOldPermissions) {
+  EndpointTable eps;
+  Graph g;
+  ModeTable modes;
+  modes.global = Mode::enforce;
+  IdTable ids;
+  RulesetConfig cfg;
+  cfg.mark_mask = 0x1f;  // ids up to 31: sixteen workloads (16..31)
+  const auto cap = mark_capacity(cfg.mark_mask);
+  auto t0 = Clock::now();
+  auto addr = [](int base, int i) { return IpAddr::v4(0x0a000000 + base + i).to_string(); };
+  eps.upsert("db", ep("d", {"10.0.0.1"}));
+  for (int i = 0; i < 16; ++i) eps.upsert("old" + std::to_string(i), ep("o" + std::to_string(i), {addr(0x10, i)}));
+  eps.upsert("late", ep("l", {"10.0.0.200"}));
+  g.observe({"old0", "db", Proto::tcp, 5432}, t0);
+  auto m = compile({g, eps, modes, t0}, ids, cfg);
+  ASSERT_EQ(m.over_capacity, (std::set<std::string>{"late", "old15"})) << "eighteen workloads, sixteen ids";
+  auto old0 = ids.find("old0");
+
+  // The old workloads stop; their ids come back only after the hold, and only for names without addresses.
+  for (int i = 0; i < 16; ++i) (void)eps.remove("o" + std::to_string(i));
+  std::set<std::string> live{"db", "late"};
+  EXPECT_TRUE(ids.collect(live, t0, std::chrono::minutes(10), cap).empty());
+  EXPECT_TRUE(ids.collect(live, t0 + std::chrono::minutes(9), std::chrono::minutes(10), cap).empty());
+  EXPECT_EQ(ids.collect(live, t0 + std::chrono::minutes(10), std::chrono::minutes(10), cap).size(), 17u)
+      << "sixteen released, and the overflowed one moved into the bits";
+  EXPECT_EQ(ids.find("old0"), 0u);
+  EXPECT_EQ(ids.find("db"), 16u) << "a live name keeps its id";
+  EXPECT_EQ(ids.find("late"), old0) << "the lowest freed id";
+
+  // The new holder of old0's id may not reach db; no element of old0 survives.
+  m = compile({g, eps, modes, t0 + std::chrono::minutes(11)}, ids, cfg);
+  EXPECT_TRUE(m.over_capacity.empty()) << "every workload fits again";
+  EXPECT_EQ(evaluate(m, ip("10.0.0.200"), ip("10.0.0.1"), Proto::tcp, 5432), Verdict::alert_drop);
+  EXPECT_TRUE(m.allow.empty());
+  // old0 comes back: a fresh id and its edge again, by a full compile (see patchable()).
+  eps.upsert("old0", ep("o0", {"10.0.0.16"}));
+  EXPECT_FALSE(patchable({g, eps, modes, t0}, ids, {ip("10.0.0.16")}));
+  m = compile({g, eps, modes, t0 + std::chrono::minutes(12)}, ids, cfg);
+  EXPECT_TRUE(m.over_capacity.empty());
+  EXPECT_EQ(evaluate(m, ip("10.0.0.16"), ip("10.0.0.1"), Proto::tcp, 5432), Verdict::accept);
+  EXPECT_EQ(evaluate(m, ip("10.0.0.200"), ip("10.0.0.1"), Proto::tcp, 5432), Verdict::alert_drop);
+}
+
+// A saved state that gives two names one id (corrupt or hostile) must not make them share permissions.
+TEST(Compiler, RestoredIdsNeverAlias) {
+  IdTable ids;
+  ids.restore({{"a", 20}, {"b", 20}, {"c", 21}, {"d", 2}}, 0);
+  EXPECT_EQ(ids.find("a"), 0u);
+  EXPECT_EQ(ids.find("b"), 0u);
+  EXPECT_EQ(ids.find("c"), 21u);
+  EXPECT_EQ(ids.find("d"), 0u) << "a reserved id";
+  std::set<std::uint32_t> seen{21};
+  for (const char* n : {"a", "b", "d", "e"}) EXPECT_TRUE(seen.insert(ids.id(n)).second) << n;
 }

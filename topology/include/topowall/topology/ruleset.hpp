@@ -30,20 +30,29 @@ inline constexpr std::uint32_t kWorldId = 2;
 inline constexpr std::uint32_t kOverflowId = 3;
 inline constexpr std::uint32_t kFirstWorkloadId = 16;
 
-// Stable numeric ids for names: a name keeps its id for the life of the state,
-// so incremental updates never renumber, and an id is never reused for
-// another name (no inherited permissions).
+// Stable numeric ids for names: a name keeps its id while it is in use, so incremental updates never
+// renumber. The mark bits hold few ids, so an id whose name has had no address for `hold` is released
+// and may be given to another name; nothing in the kernel still carries it by then (see collect()).
 class IdTable {
  public:
-  std::uint32_t id(const std::string& name);  // allocates on first use
+  std::uint32_t id(const std::string& name);  // allocates on first use, lowest free id first
   std::uint32_t find(const std::string& name) const;  // 0 when unknown
   const std::map<std::string, std::uint32_t>& all() const { return ids_; }
   std::uint32_t next() const { return next_; }
+  // Ids from a saved state; a reserved or duplicated id is dropped (its name gets a fresh one).
   void restore(std::map<std::string, std::uint32_t> ids, std::uint32_t next);
+  // Release the ids of names not in `live` since at least `hold` before `now`, then move names whose id
+  // is beyond `capacity` (the mark bits) into freed ids that fit. Returns the names released or moved.
+  // Safe only when the caller then compiles in full: old elements vanish with the new model in one
+  // transaction, and marks are transient (no conntrack entry keeps an id).
+  std::vector<std::string> collect(const std::set<std::string>& live, TimePoint now, Clock::duration hold,
+                                   std::uint32_t capacity);
   bool operator==(const IdTable&) const = default;
 
  private:
   std::map<std::string, std::uint32_t> ids_;
+  std::set<std::uint32_t> free_;                 // released ids below next_
+  std::map<std::string, TimePoint> idle_since_;  // names with an id but no address
   std::uint32_t next_ = kFirstWorkloadId;
 };
 
@@ -119,9 +128,13 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
 
 // Bring `m` (compiled from an earlier state) up to date for the given
 // addresses and edges only: O(changes), not O(graph). The result equals a
-// full compile whenever only those addresses and edges changed.
+// full compile whenever only those addresses and edges changed and patchable() holds.
 void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vector<IpAddr>& addrs,
            const std::vector<EdgeKey>& edges);
+
+// False when an address belongs to a workload without an id: its edges were left out of the model
+// (see compile), so only a full compile adds them.
+[[nodiscard]] bool patchable(const CompileInput& in, const IdTable& ids, const std::vector<IpAddr>& addrs);
 
 // Non-overlapping ranges for (cidr, id) pairs where the most specific prefix
 // wins; together they cover the whole family's address space (the rest -> world).
