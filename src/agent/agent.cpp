@@ -1219,36 +1219,56 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   return ok(json{{to_string(state), done}});
 }
 
+// The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),
+// never a second reading of the graph: explain cannot disagree with the kernel.
 json Agent::explain(const json& params) const {
-  auto name_of = [&](const std::string& s) {
-    if (auto ip = IpAddr::parse(s)) return endpoints_.resolve(*ip);
-    return s;
-  };
+  using Why = topology::Judgement::Why;
   auto proto = parse_proto(params.value("proto", ""));
   auto port = uint_param(params, "port");
   if (!proto || !port || *port > 65535)
     return control::error_response("bad_params", "explain needs src, dst, proto and port");
-  topology::EdgeKey k{name_of(params.value("src", "")), name_of(params.value("dst", "")), *proto,
+  const std::string src = params.value("src", ""), dst = params.value("dst", "");
+  auto sip = IpAddr::parse(src), dip = IpAddr::parse(dst);
+  topology::EdgeKey k{sip ? endpoints_.resolve(*sip) : src, dip ? endpoints_.resolve(*dip) : dst, *proto,
                       static_cast<std::uint16_t>(*port)};
-  bool src_w = endpoints_.is_workload(k.src) || state_.graph.workloads().count(k.src);
-  bool dst_w = endpoints_.is_workload(k.dst) || state_.graph.workloads().count(k.dst);
-  auto mode = state_.modes.effective(k.src, src_w, k.dst, dst_w);
-  json r{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}, {"mode", to_string(mode)}};
-  const auto* e = state_.graph.find(k);
-  if (!src_w && !dst_w) {
-    r["verdict"] = "allow";
-    r["reason"] = "neither end is a workload of this node";
-  } else if (e && e->state != topology::EdgeState::denied &&
-             (!e->expires || *e->expires > Clock::now())) {
-    r["verdict"] = "allow";
-    r["reason"] = "edge " + k.to_string() + " is " + std::string(to_string(e->state));
-    r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
+  json r{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
+  if (const auto* e = state_.graph.find(k)) r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
+  auto unknown = [&](std::string why) {
+    r["verdict"] = "unknown";
+    r["reason"] = std::move(why);
+    return ok(r);
+  };
+  if (!last_model_) return unknown("no ruleset in the kernel yet");
+  const auto& m = *last_model_;
+  topology::Judgement j;
+  if (sip && dip) {
+    if (sip->family != dip->family) return control::error_response("bad_params", "src and dst are of different families");
+    j = topology::judge(m, *sip, *dip, *proto, k.port);
   } else {
-    r["verdict"] = mode == Mode::enforce ? "drop" : mode == Mode::monitor ? "allow+alert" : "allow (learned)";
-    r["reason"] = e ? "edge is denied" : "no edge " + k.to_string() + " in the graph";
+    // By name: the verdict any address of that name gets; a workload without an address matches nothing.
+    auto side = [&](const std::string& name, const std::optional<IpAddr>& ip) {
+      return ip ? topology::classify(m, *ip) : topology::Side{state_.ids.find(name), endpoints_.is_workload(name)};
+    };
+    auto s = side(k.src, sip), d = side(k.dst, dip);
+    for (auto [name, id] : {std::pair{k.src, s.id}, std::pair{k.dst, d.id}})
+      if (!m.names.count(id))
+        return unknown("'" + name + "' has no address on this node or in the cluster: nothing to judge");
+    j = topology::judge_ids(m, s.id, s.endpoint, d.id, d.endpoint, *proto, k.port);
   }
-  r["failsafe"] = !is_icmp(k.proto) && cfg_.ruleset.failsafe.count({static_cast<std::uint8_t>(k.proto), k.port}) > 0;
-  if (r["failsafe"]) r["verdict"] = "allow", r["reason"] = "failsafe port";
+  static constexpr const char* kVerdict[] = {"allow", "allow+alert", "drop"};
+  r["verdict"] = kVerdict[static_cast<int>(j.verdict)];
+  r["failsafe"] = j.why == Why::failsafe;
+  const bool src_w = m.enforced.count(j.src) || m.monitored.count(j.src) || endpoints_.is_workload(k.src);
+  r["mode"] = to_string(state_.modes.effective(k.src, src_w, k.dst, endpoints_.is_workload(k.dst)));
+  switch (j.why) {
+    case Why::not_ours: r["reason"] = "neither end is an endpoint this node judges (" + k.src + ", " + k.dst + ")"; break;
+    case Why::failsafe: r["reason"] = "failsafe port of the node"; break;
+    case Why::edge: r["reason"] = "edge " + k.to_string() + " is in the ruleset"; break;
+    case Why::enforced: r["reason"] = "no edge " + k.to_string() + " and an end is enforced"; break;
+    case Why::monitored: r["reason"] = "no edge " + k.to_string() + " and an end is monitored"; break;
+    case Why::learning: r["reason"] = "no edge " + k.to_string() + " yet; both ends learn"; break;
+  }
+  if (r.contains("edge") && r["edge"]["state"] == "denied") r["reason"] = "edge " + k.to_string() + " is denied";
   return ok(r);
 }
 

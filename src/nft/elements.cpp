@@ -155,9 +155,9 @@ Layout layout(const topology::RulesetModel& m) {
     l.elements["failsafe"][Bytes{f.proto, 0, 0, 0, static_cast<std::uint8_t>(f.port >> 8),
                                  static_cast<std::uint8_t>(f.port), 0, 0}] = {};
 
-  // One base chain: prerouting after DNAT sees forwarded, bridged and
-  // host-bound traffic alike.
-  l.chains = {{"prerouting", ChainKind::prerouting}, {"check", ChainKind::check}};
+  // Prerouting after DNAT sees forwarded, bridged and host-bound traffic alike; output sees what the
+  // node itself opens (host-network containers, proxies): judged under the identity `host`.
+  l.chains = {{"prerouting", ChainKind::prerouting}, {"output", ChainKind::output}, {"check", ChainKind::check}};
   for (auto id : m.ids) add_id_objects(l, id);
   for (const auto& k : m.allow) {
     auto [set, key] = allow_element(mask, k);

@@ -30,7 +30,7 @@ struct SetSpec {
   bool interval = false;
 };
 
-enum class ChainKind { check, invalid, judge, taken, alert_drop, alert_pass, prerouting, src, guard };
+enum class ChainKind { check, invalid, judge, taken, alert_drop, alert_pass, prerouting, output, src, guard };
 
 struct ChainSpec {
   std::string name;

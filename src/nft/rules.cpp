@@ -364,6 +364,7 @@ void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 
 int hook_of(ChainKind kind) {
   // NF_INET_PRE_ROUTING and NF_BR_PRE_ROUTING are both 0.
+  if (kind == ChainKind::output) return NF_INET_LOCAL_OUT;
   return kind == ChainKind::prerouting || kind == ChainKind::guard ? NF_INET_PRE_ROUTING : -1;
 }
 
@@ -400,7 +401,8 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));
       break;
     }
-    case ChainKind::prerouting: {
+    case ChainKind::prerouting:
+    case ChainKind::output: {
       // Most packets belong to established connections: they leave here,
       // without a jump.
       Rule est(t, c);

@@ -181,7 +181,7 @@ std::size_t expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& 
 
 std::string structure_tag(const topology::RulesetConfig& c) {
   // Bump the version whenever the rules or the set layout change shape.
-  return fmt::format("topowall/v10 prio={} group={} rate={} burst={} mask={:#x} guard={}", c.priority, c.nflog_group,
+  return fmt::format("topowall/v11 prio={} group={} rate={} burst={} mask={:#x} guard={}", c.priority, c.nflog_group,
                      c.alert_rate, c.alert_burst, c.mark_mask, c.guard ? c.guard_priority : 0);
 }
 

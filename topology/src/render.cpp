@@ -114,10 +114,11 @@ std::string render_nft(const RulesetModel& m) {
   }
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
-  o += fmt::format(
-      "\tchain prerouting {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n\t\tct state established,related accept\n"
-      "\t\tjump check\n\t}}\n",
-      m.cfg.priority);
+  for (const char* hook : {"prerouting", "output"})
+    o += fmt::format(
+        "\tchain {0} {{\n\t\ttype filter hook {0} priority {1}; policy accept;\n\t\tct state established,related accept\n"
+        "\t\tjump check\n\t}}\n",
+        hook, m.cfg.priority);
   auto not_ours = [&] {
     std::string t;
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})

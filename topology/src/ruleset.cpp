@@ -318,27 +318,45 @@ std::string_view to_string(Verdict v) {
   return "?";
 }
 
-Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port) {
-  const auto& ep = src.is_v4() ? m.ep4 : m.ep6;
-  const auto& net = src.is_v4() ? m.net4 : m.net6;
-  auto s_ep = ep.find(src), d_ep = ep.find(dst);
-  bool s_is = s_ep != ep.end(), d_is = d_ep != ep.end();
-  if (!s_is && !d_is) return Verdict::accept;  // not ours
-  auto net_id = [&](const IpAddr& a) {
-    auto n = to_num(a);
-    for (const auto& i : net)
-      if (to_num(i.first) <= n && n <= to_num(i.last)) return i.id;
-    return kWorldId;
+Judgement judge_ids(const RulesetModel& m, std::uint32_t src, bool src_endpoint, std::uint32_t dst, bool dst_endpoint,
+                    Proto proto, std::uint16_t port) {
+  using Why = Judgement::Why;
+  Judgement j;
+  j.src = src;
+  j.dst = dst;
+  auto say = [&](Verdict v, Why why) {
+    j.verdict = v;
+    j.why = why;
+    return j;
   };
-  std::uint32_t s = s_is ? s_ep->second : net_id(src);
-  std::uint32_t d = d_is ? d_ep->second : net_id(dst);
+  if (!src_endpoint && !dst_endpoint) return say(Verdict::accept, Why::not_ours);
   // Failsafe ports protect the node itself (the kernel: `fib daddr type local`), never a container.
-  if (d == kHostId && is_port_proto(proto) && m.cfg.failsafe.count({static_cast<std::uint8_t>(proto), port}))
-    return Verdict::accept;
-  if (m.allow.count({s, d, static_cast<std::uint8_t>(proto), port})) return Verdict::accept;
-  if ((s_is && m.enforced.count(s)) || (d_is && m.enforced.count(d))) return Verdict::alert_drop;
-  if ((s_is && m.monitored.count(s)) || (d_is && m.monitored.count(d))) return Verdict::alert_accept;
-  return Verdict::accept;
+  if (dst == kHostId && is_port_proto(proto) && m.cfg.failsafe.count({static_cast<std::uint8_t>(proto), port}))
+    return say(Verdict::accept, Why::failsafe);
+  if (m.allow.count({src, dst, static_cast<std::uint8_t>(proto), port})) return say(Verdict::accept, Why::edge);
+  if ((src_endpoint && m.enforced.count(src)) || (dst_endpoint && m.enforced.count(dst)))
+    return say(Verdict::alert_drop, Why::enforced);
+  if ((src_endpoint && m.monitored.count(src)) || (dst_endpoint && m.monitored.count(dst)))
+    return say(Verdict::alert_accept, Why::monitored);
+  return say(Verdict::accept, Why::learning);
+}
+
+Side classify(const RulesetModel& m, const IpAddr& a) {
+  const auto& ep = a.is_v4() ? m.ep4 : m.ep6;
+  if (auto it = ep.find(a); it != ep.end()) return {it->second, true};
+  auto n = to_num(a);
+  for (const auto& i : a.is_v4() ? m.net4 : m.net6)
+    if (to_num(i.first) <= n && n <= to_num(i.last)) return {i.id, false};
+  return {kWorldId, false};
+}
+
+Judgement judge(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port) {
+  auto s = classify(m, src), d = classify(m, dst);
+  return judge_ids(m, s.id, s.endpoint, d.id, d.endpoint, proto, port);
+}
+
+Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port) {
+  return judge(m, src, dst, proto, port).verdict;
 }
 
 GuardVerdict guard(const RulesetModel& m, std::uint32_t port, const IpAddr& src) {

@@ -148,6 +148,24 @@ std::string_view to_string(Verdict v);
 // the reference semantics the nftables rules implement.
 Verdict evaluate(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port);
 
+// The verdict with the rule that gave it, for `explain`: what evaluate() says is what the kernel does.
+struct Judgement {
+  enum class Why { not_ours, failsafe, edge, enforced, monitored, learning };
+  Verdict verdict = Verdict::accept;
+  Why why = Why::not_ours;
+  std::uint32_t src = 0, dst = 0;  // ids (host, world, a network or a workload)
+};
+Judgement judge(const RulesetModel& m, const IpAddr& src, const IpAddr& dst, Proto proto, std::uint16_t port);
+// The id an address is judged under, and whether it is a workload's endpoint (not host, world, a network).
+struct Side {
+  std::uint32_t id = 0;
+  bool endpoint = false;
+};
+Side classify(const RulesetModel& m, const IpAddr& a);
+// The same by ids: `*_endpoint` when the id is a workload's endpoint (not host, world or a network).
+Judgement judge_ids(const RulesetModel& m, std::uint32_t src, bool src_endpoint, std::uint32_t dst, bool dst_endpoint,
+                    Proto proto, std::uint16_t port);
+
 // What the guard does with a packet from host-side interface `port` (0: not a container port) claiming
 // source `src`: accept (it owns src), or drop as spoofed or as sent from an unclassified port.
 enum class GuardVerdict { accept, spoofed, unclassified };
