@@ -110,7 +110,15 @@ void NetnsWatcher::on_inotify() {
 
 void NetnsWatcher::rescan() {
   std::set<std::string> now;
-  if (DirPtr d{opendir(opts_.dir.c_str())}) {
+  DirPtr d(opendir(opts_.dir.c_str()));
+  if (int err = errno; !d && err != ENOENT) {
+    // Not "no namespaces": keep what is known rather than remove every namespace workload.
+    ++stats_.errors;
+    spdlog::warn("cannot list {}: {}; keeping the namespaces known so far (check the directory's permissions)",
+                 opts_.dir, std::strerror(err));
+    return;
+  }
+  if (d) {
     while (dirent* e = readdir(d.get())) {
       std::string name = e->d_name;
       if (name == "." || name == ".." || name.rfind(opts_.name_prefix, 0) != 0) continue;
