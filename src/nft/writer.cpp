@@ -22,36 +22,29 @@ namespace {
 
 constexpr std::size_t kElemsPerMessage = 512;
 
-// Objects naming a table and (unless "") a set, chain or rule's chain: the start of a message, or a
-// query. Null: out of memory.
+// A libnftnl object naming a table and, unless "", its own name (a set's, a chain's, a rule's
+// chain): the start of a message, or a query. Null: out of memory.
+template <typename T>
+CPtr<T> named(T* (*alloc)(), int (*set_str)(T*, std::uint16_t, const char*), std::uint16_t table_attr,
+              const std::string& table, std::uint16_t name_attr, const std::string& name) {
+  CPtr<T> o(alloc());
+  if (!o) return o;
+  set_str(o.get(), table_attr, table.c_str());
+  if (!name.empty()) set_str(o.get(), name_attr, name.c_str());
+  return o;
+}
+
 NftSetPtr set_ref(const std::string& table, const std::string& set) {
-  NftSetPtr s(nftnl_set_alloc());
-  if (!s) return s;
-  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
-  if (!set.empty()) nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.c_str());
-  return s;
+  return named(nftnl_set_alloc, nftnl_set_set_str, NFTNL_SET_TABLE, table, NFTNL_SET_NAME, set);
 }
-
 NftChainPtr chain_ref(const std::string& table, const std::string& chain) {
-  NftChainPtr c(nftnl_chain_alloc());
-  if (!c) return c;
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
-  if (!chain.empty()) nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.c_str());
-  return c;
+  return named(nftnl_chain_alloc, nftnl_chain_set_str, NFTNL_CHAIN_TABLE, table, NFTNL_CHAIN_NAME, chain);
 }
-
 NftRulePtr rule_ref(const std::string& table, const std::string& chain) {
-  NftRulePtr r(nftnl_rule_alloc());
-  if (!r) return r;
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
-  if (!chain.empty()) nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str());
-  return r;
+  return named(nftnl_rule_alloc, nftnl_rule_set_str, NFTNL_RULE_TABLE, table, NFTNL_RULE_CHAIN, chain);
 }
-
 NftTablePtr table_ref(const std::string& table) {
-  NftTablePtr t(nftnl_table_alloc());
-  if (t) nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
-  return t;
+  return named(nftnl_table_alloc, nftnl_table_set_str, NFTNL_TABLE_NAME, table, NFTNL_TABLE_NAME, "");
 }
 
 // One request; every reply message is parsed into a fresh T (`alloc`, `parse`) and, if it parses, handed
