@@ -114,7 +114,9 @@ void add_limit_flags(CLI::App& app, Flags& f) {
   } catch (...) {
     mask = 0;
   }
-  if (topology::mark_capacity(mask) < 64)
+  // Ids are shifted into the mask: a gap in it would give two ids the same mark.
+  const std::uint32_t bits = topology::mark_capacity(mask);
+  if (bits < 64 || (bits & (bits + 1)) != 0)
     return Error{"--mark-mask '" + text + "' must be contiguous bits giving room for at least 64 ids, e.g. 0x0fff0000"};
   return mask;
 }

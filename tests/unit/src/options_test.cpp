@@ -136,7 +136,7 @@ TEST(Options, BadExternalNetworks) {
 }
 
 TEST(Options, BadMarkMasks) {
-  for (const auto* bad : {"banana", "0", "0x3f", "0x0fc00000" /* 63 ids */})
+  for (const auto* bad : {"banana", "0", "0x3f", "0x0fc00000" /* 63 ids */, "0x0f0f0000" /* a gap */})
     EXPECT_TRUE(refused(std::string("--mark-mask ") + bad, "room for at least 64 ids, e.g. 0x0fff0000"))
         << bad;
   EXPECT_TRUE(parse("--mark-mask 0x7f000000"));  // 127 ids
