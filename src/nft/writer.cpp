@@ -50,8 +50,9 @@ NftTablePtr table_ref(const std::string& table) {
 // One request; every reply message is parsed into a fresh T (`alloc`, `parse`) and, if it parses, handed
 // to `fn`. An object that cannot be allocated ends it with an Error; the kernel's errors (ENOENT too) pass.
 template <typename T, typename Fn>
-[[nodiscard]] Status query(NftSocket& sock, std::uint16_t type, std::uint16_t flags, const std::function<void(nlmsghdr*)>& fill,
-             T* (*alloc)(), int (*parse)(const nlmsghdr*, T*), Fn&& fn) {
+[[nodiscard]] Status query(NftSocket& sock, std::uint16_t type, std::uint16_t flags,
+                           const std::function<void(nlmsghdr*)>& fill, T* (*alloc)(), int (*parse)(const nlmsghdr*, T*),
+                           Fn&& fn) {
   std::optional<Error> failed;
   auto st = sock.request(type, NFPROTO_INET, flags, fill, [&](const nlmsghdr* m) {
     if (failed) return;
@@ -278,7 +279,7 @@ namespace {
 
 // The chains of `table` into `have` (specs from `want` where it names them), and how many rules each holds.
 [[nodiscard]] Status read_chains(NftSocket& sock, const std::string& table, const Layout& want, Layout& have,
-                   std::map<std::string, std::size_t>& rules) {
+                                 std::map<std::string, std::size_t>& rules) {
   auto cq = chain_ref(table, "");
   auto rq = rule_ref(table, "");
   if (!cq || !rq) return alloc_error("an nftables chain or rule query");
