@@ -30,7 +30,7 @@ using AlertHandler = std::function<void(const LoggedPacket&)>;
 class AlertSource {
  public:
   virtual ~AlertSource() = default;
-  virtual Status start(AlertHandler handler) = 0;
+  [[nodiscard]] virtual Status start(AlertHandler handler) = 0;
   virtual void stop() = 0;
   virtual AlertSourceStats stats() const = 0;
 };

@@ -26,10 +26,10 @@ using FlowHandler = std::function<void(const FlowTuple&, bool resync)>;
 class FlowSource {
  public:
   virtual ~FlowSource() = default;
-  virtual Status start(FlowHandler handler) = 0;
+  [[nodiscard]] virtual Status start(FlowHandler handler) = 0;
   virtual void stop() = 0;
   // Replay every current conntrack entry through the handler.
-  virtual Status resync() = 0;
+  [[nodiscard]] virtual Status resync() = 0;
   virtual FlowSourceStats stats() const = 0;
 };
 

@@ -33,6 +33,6 @@ class Result {
 
 struct Ok {};
 using Status = Result<Ok>;
-inline Status ok_status() { return Ok{}; }
+[[nodiscard]] inline Status ok_status() { return Ok{}; }
 
 }  // namespace topowall

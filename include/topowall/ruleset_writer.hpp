@@ -33,22 +33,22 @@ class RulesetWriter {
   virtual ~RulesetWriter() = default;
   // Make the kernel match `model`: the first call reconciles with what the
   // kernel already holds; later calls change only what differs.
-  virtual Result<ApplyReport> apply(const topology::RulesetModel& model) = 0;
+  [[nodiscard]] virtual Result<ApplyReport> apply(const topology::RulesetModel& model) = 0;
   // The same, when only these addresses and allowed edges changed since the
   // last apply: costs O(changes) instead of O(ruleset).
-  virtual Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
+  [[nodiscard]] virtual Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
                                           const std::vector<topology::AllowKey>& keys) {
     (void)addrs;
     (void)keys;
     return apply(model);
   }
   // Remove the table (uninstall).
-  virtual Status remove() = 0;
+  [[nodiscard]] virtual Status remove() = 0;
   virtual WriterStats stats() const = 0;
   // Forget what was applied: the next apply reconciles with the kernel (someone else changed it).
   virtual void invalidate() {}
   // Whether the ruleset generation moved since our last commit (cheap; the backstop for lost notices).
-  virtual Result<bool> changed_since_commit() { return false; }
+  [[nodiscard]] virtual Result<bool> changed_since_commit() { return false; }
 };
 
 // Reports changes to the owned tables made by anyone else (a table deleted or flushed by hand).

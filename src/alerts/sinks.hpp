@@ -38,7 +38,7 @@ class JsonlSink final : public Sink {
   void send(const topology::Alert& a) override;
   std::uint64_t dropped() const override { return dropped_; }
   // Opens (or reopens) the path; the error says what to fix.
-  Status open();
+  [[nodiscard]] Status open();
 
  private:
   std::string path_;

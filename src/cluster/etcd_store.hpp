@@ -35,16 +35,16 @@ std::string base64_decode(const std::string& in);
 std::string prefix_end(std::string prefix);
 // What a node writes for one endpoint, and back; nullopt (and why) if a value is unusable.
 std::string encode_endpoint(const ClusterEndpoint& e);
-Result<ClusterEndpoint> decode_endpoint(const std::string& value);
+[[nodiscard]] Result<ClusterEndpoint> decode_endpoint(const std::string& value);
 std::string encode_decision(const ClusterDecision& d);
-Result<ClusterDecision> decode_decision(const std::string& value);
+[[nodiscard]] Result<ClusterDecision> decode_decision(const std::string& value);
 
 class EtcdStore final : public ClusterStore {
  public:
   EtcdStore(boost::asio::io_context& io, EtcdOptions opts);
   ~EtcdStore() override;
   // Checks the URL and node name; start() then connects in the background and retries.
-  Status validate() const;
+  [[nodiscard]] Status validate() const;
   void start(ClusterHandler handler) override;
   void stop() override;
   void publish(const ClusterEndpoint& e) override;

@@ -18,7 +18,7 @@
 namespace topowall {
 
 // Loads the files; the error names the file and what was wrong with it.
-Result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const TlsFiles& files);
+[[nodiscard]] Result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const TlsFiles& files);
 
 class HttpStream {
  public:

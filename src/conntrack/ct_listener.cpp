@@ -17,18 +17,7 @@ namespace topowall::conntrack {
 
 namespace {
 
-struct MnlSocket {
-  mnl_socket* s = nullptr;
-  ~MnlSocket() {
-    if (s) mnl_socket_close(s);
-  }
-};
-
-Error errno_error(const char* what) {
-  int e = errno;
-  std::string hint = e == EPERM ? " (needs CAP_NET_ADMIN: run as root)" : "";
-  return Error{std::string(what) + ": " + std::strerror(e) + hint, e};
-}
+Error errno_error(const char* what) { return netlink_error(what, errno); }
 
 struct DumpCtx {
   const std::function<void(const nlmsghdr*)>* fn;
@@ -39,7 +28,7 @@ int dump_cb(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-Status dump_raw(const std::function<void(const nlmsghdr*)>& fn);
+[[nodiscard]] Status dump_raw(const std::function<void(const nlmsghdr*)>& fn);
 
 }  // namespace
 
@@ -74,17 +63,18 @@ Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>
   });
   if (!st) return st.error();
   if (requests.empty()) return std::size_t{0};
-  MnlSocket sock{mnl_socket_open(NETLINK_NETFILTER)};
-  if (!sock.s || mnl_socket_bind(sock.s, 0, MNL_SOCKET_AUTOPID) < 0) return errno_error("open ctnetlink socket");
+  auto opened = open_mnl_socket(NETLINK_NETFILTER, 0, "ctnetlink");
+  if (!opened) return opened.error();
+  auto* sock = opened->get();
   std::size_t deleted = 0;
   std::vector<char> ack(MNL_SOCKET_BUFFER_SIZE);
   unsigned seq = static_cast<unsigned>(time(nullptr));
   for (auto& r : requests) {
     auto* nlh = reinterpret_cast<nlmsghdr*>(r.data());
     nlh->nlmsg_seq = ++seq;
-    if (mnl_socket_sendto(sock.s, nlh, nlh->nlmsg_len) < 0) continue;
-    ssize_t n = mnl_socket_recvfrom(sock.s, ack.data(), ack.size());
-    if (n > 0 && mnl_cb_run(ack.data(), static_cast<size_t>(n), seq, mnl_socket_get_portid(sock.s), nullptr, nullptr) >= 0)
+    if (mnl_socket_sendto(sock, nlh, nlh->nlmsg_len) < 0) continue;
+    ssize_t n = mnl_socket_recvfrom(sock, ack.data(), ack.size());
+    if (n > 0 && mnl_cb_run(ack.data(), static_cast<size_t>(n), seq, mnl_socket_get_portid(sock), nullptr, nullptr) >= 0)
       ++deleted;  // ENOENT: it ended on its own meanwhile
   }
   return deleted;
@@ -93,9 +83,9 @@ Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>
 namespace {
 
 Status dump_raw(const std::function<void(const nlmsghdr*)>& fn) {
-  MnlSocket sock{mnl_socket_open(NETLINK_NETFILTER)};
-  if (!sock.s) return errno_error("open ctnetlink socket");
-  if (mnl_socket_bind(sock.s, 0, MNL_SOCKET_AUTOPID) < 0) return errno_error("bind ctnetlink socket");
+  auto opened = open_mnl_socket(NETLINK_NETFILTER, 0, "ctnetlink");
+  if (!opened) return opened.error();
+  auto* sock = opened->get();
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   auto* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
@@ -106,11 +96,11 @@ Status dump_raw(const std::function<void(const nlmsghdr*)>& fn) {
   nfg->nfgen_family = AF_UNSPEC;  // both IPv4 and IPv6
   nfg->version = NFNETLINK_V0;
   nfg->res_id = 0;
-  if (mnl_socket_sendto(sock.s, nlh, nlh->nlmsg_len) < 0) return errno_error("request conntrack dump");
-  const unsigned portid = mnl_socket_get_portid(sock.s);
+  if (mnl_socket_sendto(sock, nlh, nlh->nlmsg_len) < 0) return errno_error("request conntrack dump");
+  const unsigned portid = mnl_socket_get_portid(sock);
   DumpCtx ctx{&fn};
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(sock.s, buf.data(), buf.size());
+    ssize_t n = mnl_socket_recvfrom(sock, buf.data(), buf.size());
     if (n < 0) return errno_error("read conntrack dump");
     int r = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, dump_cb, &ctx);
     if (r == MNL_CB_STOP) break;
@@ -128,14 +118,10 @@ CtListener::~CtListener() { stop(); }
 
 Status CtListener::start(FlowHandler handler) {
   handler_ = std::move(handler);
-  sock_ = mnl_socket_open(NETLINK_NETFILTER);
-  if (!sock_) return errno_error("open ctnetlink socket");
-  if (mnl_socket_bind(sock_, NF_NETLINK_CONNTRACK_NEW, MNL_SOCKET_AUTOPID) < 0) {
-    auto e = errno_error("subscribe to conntrack NEW events");
-    stop();
-    return e;
-  }
-  int fd = mnl_socket_get_fd(sock_);
+  auto sock = open_mnl_socket(NETLINK_NETFILTER, NF_NETLINK_CONNTRACK_NEW, "conntrack NEW events");
+  if (!sock) return sock.error();
+  sock_ = std::move(*sock);
+  int fd = mnl_socket_get_fd(sock_.get());
   int size = opts_.rcvbuf_bytes;
   // FORCE bypasses rmem_max (we are root); fall back to the capped call.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
@@ -154,10 +140,7 @@ void CtListener::stop() {
     sd_->release();  // the mnl socket owns the fd
     sd_.reset();
   }
-  if (sock_) {
-    mnl_socket_close(sock_);
-    sock_ = nullptr;
-  }
+  sock_.reset();
 }
 
 void CtListener::arm() {
@@ -170,7 +153,7 @@ void CtListener::arm() {
 }
 
 void CtListener::drain() {
-  int fd = mnl_socket_get_fd(sock_);
+  int fd = mnl_socket_get_fd(sock_.get());
   std::array<mmsghdr, kSlots> msgs{};
   std::array<iovec, kSlots> iov{};
   // Bounded so one busy socket cannot starve the rest of the loop (up to 8192 events per turn).
@@ -224,7 +207,7 @@ void CtListener::on_overrun() {
   // The kernel dropped events: grow the buffer so the next burst fits, then
   // recover what was lost from a full dump (conntrack-tools does the same).
   ++stats_.enobufs;
-  int fd = mnl_socket_get_fd(sock_);
+  int fd = mnl_socket_get_fd(sock_.get());
   int size = std::min(stats_.rcvbuf_bytes * 2, opts_.max_rcvbuf_bytes);
   if (size > stats_.rcvbuf_bytes && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) == 0)
     stats_.rcvbuf_bytes = size;

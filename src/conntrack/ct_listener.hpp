@@ -6,9 +6,8 @@
 #include <memory>
 #include <vector>
 
+#include "common/handles.hpp"
 #include "topowall/flow_source.hpp"
-
-struct mnl_socket;
 
 namespace topowall::conntrack {
 
@@ -18,20 +17,20 @@ struct CtListenerOptions {
 };
 
 // Dump the conntrack table, calling `fn` for every entry. Blocking; bounded by the table size.
-Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn);
+[[nodiscard]] Status dump_conntrack(const std::function<void(const FlowTuple&)>& fn);
 
 // Delete every conntrack entry whose flow `doomed` says must go (revoked
 // permissions must not live on in established connections). Returns how many went.
-Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>& doomed);
+[[nodiscard]] Result<std::size_t> delete_conntrack(const std::function<bool(const FlowTuple&)>& doomed);
 
 class CtListener final : public FlowSource {
  public:
   CtListener(boost::asio::io_context& io, CtListenerOptions opts = {});
   ~CtListener() override;
 
-  Status start(FlowHandler handler) override;
+  [[nodiscard]] Status start(FlowHandler handler) override;
   void stop() override;
-  Status resync() override;
+  [[nodiscard]] Status resync() override;
   FlowSourceStats stats() const override { return stats_; }
 
  private:
@@ -43,7 +42,7 @@ class CtListener final : public FlowSource {
   boost::asio::io_context& io_;
   CtListenerOptions opts_;
   FlowHandler handler_;
-  mnl_socket* sock_ = nullptr;
+  MnlSocketPtr sock_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> sd_;
   // recvmmsg slots: one event per datagram, many datagrams per system call under load.
   static constexpr std::size_t kSlots = 32, kSlotBytes = 16384;

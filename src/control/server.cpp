@@ -14,6 +14,7 @@
 #include <deque>
 #include <spdlog/spdlog.h>
 
+#include "common/handles.hpp"
 #include "topowall/topology/json_limits.hpp"
 
 namespace topowall::control {
@@ -236,9 +237,9 @@ void Server::accept() {
         if (!conn->peer.may_write && has_group_) {
           // Supplementary groups of the peer process.
           std::string path = "/proc/" + std::to_string(cred.pid) + "/status";
-          if (FILE* f = fopen(path.c_str(), "re")) {
+          if (FilePtr f{fopen(path.c_str(), "re")}) {
             char line[4096];
-            while (fgets(line, sizeof line, f))
+            while (fgets(line, sizeof line, f.get()))
               if (std::strncmp(line, "Groups:", 7) == 0) {
                 char* p = line + 7;
                 while (*p) {
@@ -249,7 +250,6 @@ void Server::accept() {
                   p = end;
                 }
               }
-            fclose(f);
           }
         }
       }

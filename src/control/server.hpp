@@ -53,7 +53,7 @@ class Server {
  public:
   Server(boost::asio::io_context& io, ServerOptions opts, Handler handler);
   ~Server();
-  Status start();
+  [[nodiscard]] Status start();
   void stop();
   const ServerStats& stats() const { return stats_; }
 

@@ -15,7 +15,7 @@
 namespace topowall::metrics {
 
 // "127.0.0.1:9617", "[::1]:9617", ":9617" (every IPv4 address); port 0 picks a free one.
-Result<boost::asio::ip::tcp::endpoint> parse_listen(const std::string& spec);
+[[nodiscard]] Result<boost::asio::ip::tcp::endpoint> parse_listen(const std::string& spec);
 
 struct HttpStats {
   std::uint64_t requests = 0;
@@ -28,7 +28,7 @@ class MetricsServer {
   // `status` returns the control API's status result (called on the loop, per request).
   MetricsServer(boost::asio::io_context& io, std::function<nlohmann::json()> status, int max_connections = 16);
   ~MetricsServer();
-  Status start(const std::string& listen);
+  [[nodiscard]] Status start(const std::string& listen);
   void stop();
   std::uint16_t port() const;  // the bound port (after start)
   const HttpStats& stats() const { return stats_; }

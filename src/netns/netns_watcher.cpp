@@ -12,6 +12,7 @@
 #include <sstream>
 #include <spdlog/spdlog.h>
 
+#include "common/handles.hpp"
 #include "topowall/topology/json_limits.hpp"
 
 #ifndef NSFS_MAGIC
@@ -109,8 +110,16 @@ void NetnsWatcher::on_inotify() {
 
 void NetnsWatcher::rescan() {
   std::set<std::string> now;
-  if (DIR* d = opendir(opts_.dir.c_str())) {
-    while (dirent* e = readdir(d)) {
+  DirPtr d(opendir(opts_.dir.c_str()));
+  if (int err = errno; !d && err != ENOENT) {
+    // Not "no namespaces": keep what is known rather than remove every namespace workload.
+    ++stats_.errors;
+    spdlog::warn("cannot list {}: {}; keeping the namespaces known so far (check the directory's permissions)",
+                 opts_.dir, std::strerror(err));
+    return;
+  }
+  if (d) {
+    while (dirent* e = readdir(d.get())) {
       std::string name = e->d_name;
       if (name == "." || name == ".." || name.rfind(opts_.name_prefix, 0) != 0) continue;
       struct statfs fs{};
@@ -118,7 +127,6 @@ void NetnsWatcher::rescan() {
       if (statfs((opts_.dir + "/" + name).c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC)
         now.insert(name);
     }
-    closedir(d);
   }
   for (auto it = known_.begin(); it != known_.end();) {
     if (!now.count(*it)) {

@@ -121,9 +121,9 @@ Status NflogListener::configure() {
     nfg->version = NFNETLINK_V0;
     nfg->res_id = htons(group_);
     fill(nlh);
-    if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return Error{std::string("nflog config: ") + strerror(errno), errno};
-    ssize_t n = mnl_socket_recvfrom(sock_, buf, storage.size());
-    if (n < 0) return Error{std::string("nflog config reply: ") + strerror(errno), errno};
+    if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return netlink_error("nflog config", errno);
+    ssize_t n = mnl_socket_recvfrom(sock_.get(), buf, storage.size());
+    if (n < 0) return netlink_error("nflog config reply", errno);
     if (mnl_cb_run(buf, static_cast<size_t>(n), 0, 0, nullptr, nullptr) < 0)
       return Error{"nflog group " + std::to_string(group_) + ": " + strerror(errno) +
                        (errno == EBUSY ? " (another program holds this group; choose --nflog-group)" : ""),
@@ -148,13 +148,13 @@ Status NflogListener::configure() {
 
 Status NflogListener::start(AlertHandler handler) {
   handler_ = std::move(handler);
-  sock_ = mnl_socket_open(NETLINK_NETFILTER);
-  if (!sock_) return Error{std::string("open nflog socket: ") + strerror(errno), errno};
-  if (mnl_socket_bind(sock_, 0, MNL_SOCKET_AUTOPID) < 0) return Error{std::string("bind nflog socket: ") + strerror(errno), errno};
+  auto sock = open_mnl_socket(NETLINK_NETFILTER, 0, "nflog");
+  if (!sock) return sock.error();
+  sock_ = std::move(*sock);
   if (auto st = configure(); !st) return st;
   int size = 8 << 20;
-  setsockopt(mnl_socket_get_fd(sock_), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
-  sd_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, mnl_socket_get_fd(sock_));
+  setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  sd_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, mnl_socket_get_fd(sock_.get()));
   sd_->non_blocking(true);
   arm();
   return ok_status();
@@ -167,10 +167,7 @@ void NflogListener::stop() {
     sd_->release();
     sd_.reset();
   }
-  if (sock_) {
-    mnl_socket_close(sock_);
-    sock_ = nullptr;
-  }
+  sock_.reset();
 }
 
 void NflogListener::arm() {
@@ -182,7 +179,7 @@ void NflogListener::arm() {
 }
 
 void NflogListener::drain() {
-  int fd = mnl_socket_get_fd(sock_);
+  int fd = mnl_socket_get_fd(sock_.get());
   for (int i = 0; i < 256; ++i) {
     ssize_t n = recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
     if (n < 0) {

@@ -10,9 +10,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/handles.hpp"
 #include "topowall/alert_source.hpp"
-
-struct mnl_socket;
 
 namespace topowall::nflog {
 
@@ -25,19 +24,19 @@ class NflogListener final : public AlertSource {
  public:
   NflogListener(boost::asio::io_context& io, std::uint16_t group) : io_(io), group_(group), buf_(1 << 16) {}
   ~NflogListener() override;
-  Status start(AlertHandler handler) override;
+  [[nodiscard]] Status start(AlertHandler handler) override;
   void stop() override;
   AlertSourceStats stats() const override { return stats_; }
 
  private:
-  Status configure();
+  [[nodiscard]] Status configure();
   void arm();
   void drain();
 
   boost::asio::io_context& io_;
   std::uint16_t group_;
   AlertHandler handler_;
-  mnl_socket* sock_ = nullptr;
+  MnlSocketPtr sock_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> sd_;
   std::vector<char> buf_;
   AlertSourceStats stats_;

@@ -42,68 +42,67 @@ std::string extack_message(const nlmsghdr* nlh) {
 }
 
 Error nl_error(int err, const std::string& what, const std::string& ext) {
-  std::string m = what + ": " + std::strerror(err);
-  if (!ext.empty()) m += " (" + ext + ")";
-  if (err == EPERM) m += "; needs CAP_NET_ADMIN: run as root";
-  return Error{m, err};
+  return netlink_error(ext.empty() ? what : what + " (" + ext + ")", err);
 }
 }  // namespace
 
-Batch::Batch(std::uint32_t& seq, std::optional<std::uint32_t> genid) : seq_(seq) {
-  b_ = nftnl_batch_alloc(kPage, kPage);
-  auto* nlh = nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
+Batch::Batch(std::uint32_t& seq, std::optional<std::uint32_t> genid) : b_(nftnl_batch_alloc(kPage, kPage)), seq_(seq) {
+  if (!b_) {
+    fail(alloc_error("an nftables batch"));
+    return;
+  }
+  auto* nlh = nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(b_.get())), seq_++);
   if (genid) {
     mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(*genid));
   }
-  nftnl_batch_update(b_);
+  done();
   first_ = seq_;
 }
-
-Batch::~Batch() { nftnl_batch_free(b_); }
 
 nlmsghdr* Batch::msg(std::uint16_t type, std::uint16_t family, std::uint16_t flags) {
   ++count_;
   last_ = seq_;
-  return nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(b_)), type, family, flags | NLM_F_ACK, seq_++);
+  return nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(b_.get())), type, family, flags | NLM_F_ACK, seq_++);
 }
 
-void Batch::done() { nftnl_batch_update(b_); }
+// A full page makes libnftnl allocate the next one.
+void Batch::done() {
+  if (nftnl_batch_update(b_.get()) < 0) fail(alloc_error("an nftables batch page"));
+}
 
 void Batch::finish() {
-  nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
-  nftnl_batch_update(b_);
+  if (error_) return;
+  nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(b_.get())), seq_++);
+  done();
 }
 
 NftSocket::NftSocket() : seq_(static_cast<std::uint32_t>(time(nullptr))) {}
 
-NftSocket::~NftSocket() {
-  if (sock_) mnl_socket_close(sock_);
-}
-
 Status NftSocket::open() {
-  sock_ = mnl_socket_open(NETLINK_NETFILTER);
-  if (!sock_) return nl_error(errno, "open nftables netlink socket", "");
-  if (mnl_socket_bind(sock_, 0, MNL_SOCKET_AUTOPID) < 0) return nl_error(errno, "bind nftables socket", "");
+  auto sock = open_mnl_socket(NETLINK_NETFILTER, 0, "nftables netlink");
+  if (!sock) return sock.error();
+  sock_ = std::move(*sock);
   int one = 1;
   // Kernel-side error strings, and ACKs without the echoed request (they are large).
-  mnl_socket_setsockopt(sock_, NETLINK_EXT_ACK, &one, sizeof one);
-  mnl_socket_setsockopt(sock_, NETLINK_CAP_ACK, &one, sizeof one);
+  mnl_socket_setsockopt(sock_.get(), NETLINK_EXT_ACK, &one, sizeof one);
+  mnl_socket_setsockopt(sock_.get(), NETLINK_CAP_ACK, &one, sizeof one);
   int buf = 16 << 20;
-  setsockopt(mnl_socket_get_fd(sock_), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
-  setsockopt(mnl_socket_get_fd(sock_), SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf);
-  portid_ = mnl_socket_get_portid(sock_);
+  setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
+  setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf);
+  portid_ = mnl_socket_get_portid(sock_.get());
   return ok_status();
 }
 
 Status NftSocket::commit(Batch& b) {
   b.finish();
+  if (b.error()) return *b.error();
   int n = nftnl_batch_iovec_len(b.raw());
   std::vector<iovec> iov(static_cast<std::size_t>(n));
   nftnl_batch_iovec(b.raw(), iov.data(), static_cast<std::uint32_t>(n));
   std::size_t total = 0;
   for (auto& v : iov) total += v.iov_len;
   int sndbuf = static_cast<int>(std::max<std::size_t>(total + 4096, 16 << 20));
-  setsockopt(mnl_socket_get_fd(sock_), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+  setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
   sockaddr_nl snl{};
   snl.nl_family = AF_NETLINK;
   msghdr mh{};
@@ -111,14 +110,14 @@ Status NftSocket::commit(Batch& b) {
   mh.msg_namelen = sizeof snl;
   mh.msg_iov = iov.data();
   mh.msg_iovlen = iov.size();
-  if (sendmsg(mnl_socket_get_fd(sock_), &mh, 0) < 0) return nl_error(errno, "send nftables transaction", "");
+  if (sendmsg(mnl_socket_get_fd(sock_.get()), &mh, 0) < 0) return nl_error(errno, "send nftables transaction", "");
 
   // nfnetlink processes the batch inside sendmsg: every ACK is queued by now.
   std::size_t acked = 0;
   std::optional<Error> first_error;
   std::vector<char> buf(1 << 16);
   while (acked < b.messages()) {
-    ssize_t r = recv(mnl_socket_get_fd(sock_), buf.data(), buf.size(), acked == 0 && !first_error ? 0 : MSG_DONTWAIT);
+    ssize_t r = recv(mnl_socket_get_fd(sock_.get()), buf.data(), buf.size(), acked == 0 && !first_error ? 0 : MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;  // an aborted batch acks no further
       if (errno == EINTR) continue;
@@ -149,9 +148,9 @@ Status NftSocket::request(std::uint16_t type, std::uint16_t family, std::uint16_
   auto* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags | NLM_F_ACK, seq_);
   const std::uint32_t seq = seq_++;
   if (fill) fill(nlh);
-  if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return nl_error(errno, "nftables request", "");
+  if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) return nl_error(errno, "nftables request", "");
   for (;;) {
-    ssize_t r = mnl_socket_recvfrom(sock_, buf.data(), buf.size());
+    ssize_t r = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
     if (r < 0) return nl_error(errno, "nftables reply", "");
     int len = static_cast<int>(r);
     for (auto* m = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {

@@ -13,8 +13,6 @@
 
 namespace topowall::nft {
 
-void RuleDel::operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
-
 namespace {
 
 constexpr std::uint32_t kR1 = NFT_REG_1;  // 16 bytes: addresses, and the first key slot
@@ -22,91 +20,86 @@ constexpr std::uint32_t kR9 = NFT_REG32_01;
 constexpr std::uint32_t kR10 = NFT_REG32_02;
 constexpr std::uint32_t kR11 = NFT_REG32_03;
 
+// A rule under construction. An allocation that fails marks it failed: take() then gives null, and
+// build_rules reports it.
 class Rule {
  public:
   Rule(const std::string& table, const std::string& chain, std::uint32_t family = NFPROTO_INET) : r_(nftnl_rule_alloc()) {
+    if (!r_) return;
     nftnl_rule_set_str(r_.get(), NFTNL_RULE_TABLE, table.c_str());
     nftnl_rule_set_str(r_.get(), NFTNL_RULE_CHAIN, chain.c_str());
     nftnl_rule_set_u32(r_.get(), NFTNL_RULE_FAMILY, family);
   }
   // meta and ct: a key, loaded into or stored from a register.
   Rule& keyed(const char* name, std::uint16_t key_attr, std::uint32_t key, std::uint16_t reg_attr, std::uint32_t reg) {
-    auto* e = nftnl_expr_alloc(name);
-    nftnl_expr_set_u32(e, key_attr, key);
-    nftnl_expr_set_u32(e, reg_attr, reg);
-    return add(e);
+    return add(name, [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, key_attr, key);
+      nftnl_expr_set_u32(e, reg_attr, reg);
+    });
   }
   Rule& meta(std::uint32_t key, std::uint32_t dreg) { return keyed("meta", NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_DREG, dreg); }
   Rule& meta_set(std::uint32_t key, std::uint32_t sreg) {
     return keyed("meta", NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_SREG, sreg);
   }
   Rule& cmp_bytes(std::uint32_t sreg, std::uint32_t op, const void* v, std::uint32_t len) {
-    auto* e = nftnl_expr_alloc("cmp");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-    nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, v, len);
-    return add(e);
+    return add("cmp", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+      nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, v, len);
+    });
   }
   Rule& cmp8(std::uint32_t sreg, std::uint32_t op, std::uint8_t v) { return cmp_bytes(sreg, op, &v, 1); }
   Rule& cmp32(std::uint32_t sreg, std::uint32_t op, std::uint32_t v) { return cmp_bytes(sreg, op, &v, 4); }
   Rule& range8(std::uint32_t sreg, std::uint8_t from, std::uint8_t to) {
-    auto* e = nftnl_expr_alloc("range");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, sreg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
-    nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, &from, 1);
-    nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, &to, 1);
-    return add(e);
+    return add("range", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, sreg);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+      nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, &from, 1);
+      nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, &to, 1);
+    });
   }
   Rule& payload(std::uint32_t base, std::uint32_t off, std::uint32_t len, std::uint32_t dreg) {
-    auto* e = nftnl_expr_alloc("payload");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-    return add(e);
+    return add("payload", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+    });
   }
-  Rule& bitwise_bytes(std::uint32_t reg, const std::uint8_t* mask, std::uint32_t len) {
-    std::uint8_t zero[16] = {};
-    auto* e = nftnl_expr_alloc("bitwise");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
-    return add(e);
+  // reg = reg & mask ^ xor_, over `len` bytes.
+  Rule& bitwise_bytes(std::uint32_t reg, const void* mask, const void* xor_, std::uint32_t len) {
+    return add("bitwise", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+      nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+      nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor_, len);
+    });
   }
-  Rule& bitwise(std::uint32_t reg, std::uint32_t mask, std::uint32_t xor_) {
-    auto* e = nftnl_expr_alloc("bitwise");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-    nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor_, 4);
-    return add(e);
-  }
+  Rule& bitwise(std::uint32_t reg, std::uint32_t mask, std::uint32_t xor_) { return bitwise_bytes(reg, &mask, &xor_, 4); }
   Rule& lookup(std::uint32_t sreg, const std::string& set, bool inverted = false, bool vmap = false) {
-    auto* e = nftnl_expr_alloc("lookup");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
-    nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
-    if (vmap) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
-    if (inverted) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
-    return add(e);
+    return add("lookup", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+      nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
+      if (vmap) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+      if (inverted) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+    });
   }
   // A data map: the value found replaces the key in the register.
   Rule& map(std::uint32_t reg, const std::string& set) {
-    auto* e = nftnl_expr_alloc("lookup");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, reg);
-    nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, reg);
-    return add(e);
+    return add("lookup", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, reg);
+      nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, reg);
+    });
   }
   Rule& ct_mark(std::uint32_t dreg) { return keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_MARK, NFTNL_EXPR_CT_DREG, dreg); }
   Rule& ct_mark_set(std::uint32_t sreg) { return keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_MARK, NFTNL_EXPR_CT_SREG, sreg); }
   Rule& imm32(std::uint32_t reg, std::uint32_t v) {
-    auto* e = nftnl_expr_alloc("immediate");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
-    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &v, 4);
-    return add(e);
+    return add("immediate", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
+      nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &v, 4);
+    });
   }
   // ct mark set 0: the scratch register is handed back clean.
   Rule& ct_mark_clear() { return imm32(kR1, 0).ct_mark_set(kR1); }
@@ -120,46 +113,61 @@ class Rule {
     return meta_set(NFT_META_MARK, kR1);
   }
   Rule& verdict(int code, const char* chain = nullptr) {
-    auto* e = nftnl_expr_alloc("immediate");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<std::uint32_t>(code));
-    if (chain) nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
-    return add(e);
+    return add("immediate", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<std::uint32_t>(code));
+      if (chain) nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+    });
   }
   Rule& limit(std::uint64_t rate, std::uint32_t burst) {
-    auto* e = nftnl_expr_alloc("limit");
-    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, rate);
-    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, 1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, burst);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
-    return add(e);
+    return add("limit", [&](nftnl_expr* e) {
+      nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, rate);
+      nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, 1);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, burst);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+    });
   }
   Rule& log(std::uint16_t group, const char* prefix) {
-    auto* e = nftnl_expr_alloc("log");
-    nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
-    nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
-    nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD, 1);  // deliver each alert at once
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, 128);   // headers are enough
-    return add(e);
+    return add("log", [&](nftnl_expr* e) {
+      nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+      nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+      nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD, 1);  // deliver each alert at once
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, 128);   // headers are enough
+    });
   }
-  Rule& counter() { return add(nftnl_expr_alloc("counter")); }
+  Rule& counter() {
+    return add("counter", [](nftnl_expr*) {});
+  }
   // fib daddr type local: the packet is for this node itself.
   Rule& to_local() {
-    auto* e = nftnl_expr_alloc("fib");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, kR1);
-    add(e);
+    add("fib", [&](nftnl_expr* e) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, kR1);
+    });
     return cmp32(kR1, NFT_CMP_EQ, RTN_LOCAL);
   }
-  RulePtr take() { return std::move(r_); }
+  // The finished rule; null when an allocation failed.
+  NftRulePtr take() {
+    if (failed_) r_.reset();
+    return std::move(r_);
+  }
 
  private:
-  Rule& add(nftnl_expr* e) {
-    nftnl_rule_add_expr(r_.get(), e);
+  // One expression: allocated, filled by `fill`, appended (the rule owns it from then on).
+  template <typename Fill>
+  Rule& add(const char* name, Fill&& fill) {
+    NftExprPtr e(r_ ? nftnl_expr_alloc(name) : nullptr);
+    if (!e) {
+      failed_ = true;
+      return *this;
+    }
+    fill(e.get());
+    nftnl_rule_add_expr(r_.get(), e.release());
     return *this;
   }
-  RulePtr r_;
+  NftRulePtr r_;
+  bool failed_ = false;
 };
 
 struct Family {
@@ -175,10 +183,10 @@ Rule& addr(Rule& r, const Family& f, bool src) {
   return r.payload(NFT_PAYLOAD_NETWORK_HEADER, src ? f.saddr_off : f.daddr_off, f.addr_len, kR1);
 }
 
-void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out);
+void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out);
 
 // Neither end is a workload: not ours to judge.
-void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out) {
   for (const auto* f : {&kV4, &kV6}) {
     Rule r(cfg.table, c);
     family(r, *f);
@@ -188,7 +196,7 @@ void not_ours_rules(const topology::RulesetConfig& cfg, const std::string& c, st
   }
 }
 
-void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   {  // IPv6 neighbour discovery and MLD are untracked; they must always pass
     Rule r(cfg.table, c);
@@ -248,7 +256,7 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 
 // Source mark . destination id . proto . port (or . icmp type): a hit hands
 // both marks back clean and accepts; a miss goes to `judge`.
-void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out) {
+void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
   auto ids = [&](Rule& r) -> Rule& { return r.meta(NFT_META_MARK, kR1).bitwise(kR1, mask, 0).ct_mark(kR9); };
@@ -270,7 +278,7 @@ void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 // No edge matched: failsafe ports pass; clear our mark bits; the stricter
 // workload end decides. `taken` judges the same way once it has let other
 // traffic pass and counted, alerting with the reason in the log prefix.
-void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<RulePtr>& out,
+void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out,
                  const std::string& suffix = "") {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   if (!suffix.empty()) {
@@ -301,7 +309,7 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 // The guard (anti-spoofing), the same in the inet table (routed container ports: the packet's iif is
 // the host-side veth) and in the bridge table (bridged ports: only the bridge family sees the port; the
 // inet hooks see the bridge). Only ports of kind veth are container ports; everything else passes.
-void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<RulePtr>& out) {
+void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<NftRulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
   char veth[16] = "veth";
   // inet: `meta nfproto`, as nft itself encodes the dependency; bridge: `meta protocol` (the ethertype).
@@ -331,8 +339,9 @@ void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
       r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).cmp_bytes(kR1, NFT_CMP_EQ, zero, 16);
     } else {
       // fe80::/10, encoded as nft encodes a prefix: the whole address, masked.
-      std::uint8_t ll[16] = {0xfe, 0x80}, mask[16] = {0xff, 0xc0};
-      r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).bitwise_bytes(kR1, mask, 16).cmp_bytes(kR1, NFT_CMP_EQ, ll, 16);
+      std::uint8_t ll[16] = {0xfe, 0x80}, mask[16] = {0xff, 0xc0}, zero[16] = {};
+      r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).bitwise_bytes(kR1, mask, zero, 16);
+      r.cmp_bytes(kR1, NFT_CMP_EQ, ll, 16);
     }
     r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR1).lookup(kR1, "gnd6");
     push(r.verdict(NF_ACCEPT));
@@ -368,8 +377,9 @@ int hook_of(ChainKind kind) {
   return kind == ChainKind::prerouting || kind == ChainKind::guard ? NF_INET_PRE_ROUTING : -1;
 }
 
-std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint32_t fam) {
-  std::vector<RulePtr> out;
+Result<std::vector<NftRulePtr>> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec,
+                                           std::uint32_t fam) {
+  std::vector<NftRulePtr> out;
   const auto& t = cfg.table;
   const auto& c = spec.name;
   const std::uint32_t mask = cfg.mark_mask, keep = ~cfg.mark_mask;
@@ -412,6 +422,8 @@ std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const Chain
       break;
     }
   }
+  for (const auto& r : out)
+    if (!r) return alloc_error("the rules of nftables chain " + c);
   return out;
 }
 

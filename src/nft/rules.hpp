@@ -5,19 +5,14 @@
 #include <memory>
 #include <vector>
 
+#include "common/handles.hpp"
 #include "nft/elements.hpp"
-
-struct nftnl_rule;
 
 namespace topowall::nft {
 
-struct RuleDel {
-  void operator()(nftnl_rule* r) const;
-};
-using RulePtr = std::unique_ptr<nftnl_rule, RuleDel>;
-
-// `family`: NFPROTO_INET, or NFPROTO_BRIDGE for the guard's mirror table.
-std::vector<RulePtr> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& chain, std::uint32_t family = 1);
+// `family`: NFPROTO_INET, or NFPROTO_BRIDGE for the guard's mirror table. An Error only when an
+// allocation failed.
+[[nodiscard]] Result<std::vector<NftRulePtr>> build_rules(const topology::RulesetConfig& cfg, const ChainSpec& chain, std::uint32_t family = 1);
 // NF_INET_* hook of a base chain, or -1.
 int hook_of(ChainKind kind);
 

@@ -22,106 +22,140 @@ namespace {
 
 constexpr std::size_t kElemsPerMessage = 512;
 
-template <typename T, void (*Free)(const T*)>
-struct Handle {
-  T* p;
-  explicit Handle(T* x) : p(x) {}
-  ~Handle() { Free(p); }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-};
-using Table = Handle<nftnl_table, nftnl_table_free>;
-using Set = Handle<nftnl_set, nftnl_set_free>;
-using Chain = Handle<nftnl_chain, nftnl_chain_free>;
-using Udata = Handle<nftnl_udata_buf, nftnl_udata_buf_free>;
+// A libnftnl object naming a table and, unless "", its own name (a set's, a chain's, a rule's
+// chain): the start of a message, or a query. Null: out of memory.
+template <typename T>
+CPtr<T> named(T* (*alloc)(), int (*set_str)(T*, std::uint16_t, const char*), std::uint16_t table_attr,
+              const std::string& table, std::uint16_t name_attr, const std::string& name) {
+  CPtr<T> o(alloc());
+  if (!o) return o;
+  set_str(o.get(), table_attr, table.c_str());
+  if (!name.empty()) set_str(o.get(), name_attr, name.c_str());
+  return o;
+}
+
+NftSetPtr set_ref(const std::string& table, const std::string& set) {
+  return named(nftnl_set_alloc, nftnl_set_set_str, NFTNL_SET_TABLE, table, NFTNL_SET_NAME, set);
+}
+NftChainPtr chain_ref(const std::string& table, const std::string& chain) {
+  return named(nftnl_chain_alloc, nftnl_chain_set_str, NFTNL_CHAIN_TABLE, table, NFTNL_CHAIN_NAME, chain);
+}
+NftRulePtr rule_ref(const std::string& table, const std::string& chain) {
+  return named(nftnl_rule_alloc, nftnl_rule_set_str, NFTNL_RULE_TABLE, table, NFTNL_RULE_CHAIN, chain);
+}
+NftTablePtr table_ref(const std::string& table) {
+  return named(nftnl_table_alloc, nftnl_table_set_str, NFTNL_TABLE_NAME, table, NFTNL_TABLE_NAME, "");
+}
+
+// One request; every reply message is parsed into a fresh T (`alloc`, `parse`) and, if it parses, handed
+// to `fn`. An object that cannot be allocated ends it with an Error; the kernel's errors (ENOENT too) pass.
+template <typename T, typename Fn>
+[[nodiscard]] Status query(NftSocket& sock, std::uint16_t type, std::uint16_t flags,
+                           const std::function<void(nlmsghdr*)>& fill, T* (*alloc)(), int (*parse)(const nlmsghdr*, T*),
+                           Fn&& fn) {
+  std::optional<Error> failed;
+  auto st = sock.request(type, NFPROTO_INET, flags, fill, [&](const nlmsghdr* m) {
+    if (failed) return;
+    CPtr<T> obj(alloc());
+    if (!obj) {
+      failed = alloc_error("an nftables object for a kernel reply");
+      return;
+    }
+    if (parse(m, obj.get()) >= 0) fn(obj.get());
+  });
+  if (!st) return st;
+  if (failed) return *failed;
+  return ok_status();
+}
+
+// One element: its key (an interval end flagged), and for a map its value (a mark or a verdict).
+NftSetElemPtr make_element(const SetSpec& spec, const Bytes& key, const Bytes& data, bool del) {
+  NftSetElemPtr e(nftnl_set_elem_alloc());
+  if (!e) return e;
+  auto klen = static_cast<std::uint32_t>(spec.interval ? key.size() - 1 : key.size());
+  nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), klen);
+  if (spec.interval && !key.back()) nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+  if (!del && !data.empty() && spec.data == DataKind::mark) {
+    nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_DATA, data.data(), static_cast<std::uint32_t>(data.size()));
+  } else if (!del && !data.empty()) {
+    std::string v(data.begin(), data.end());
+    nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, v.rfind("jump ", 0) == 0 ? NFT_JUMP : NFT_GOTO);
+    nftnl_set_elem_set_str(e.get(), NFTNL_SET_ELEM_CHAIN, v.substr(5).c_str());
+  }
+  return e;
+}
 
 void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
                   const std::vector<std::pair<Bytes, Bytes>>& elems, bool del, std::uint16_t fam = NFPROTO_INET) {
   for (std::size_t i = 0; i < elems.size(); i += kElemsPerMessage) {
-    Set s(nftnl_set_alloc());
-    nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
+    auto s = set_ref(table, spec.name);
+    if (!s) return b.fail(alloc_error("an nftables set object"));
     for (std::size_t j = i; j < std::min(elems.size(), i + kElemsPerMessage); ++j) {
-      const auto& [key, data] = elems[j];
-      auto* e = nftnl_set_elem_alloc();
-      auto klen = static_cast<std::uint32_t>(spec.interval ? key.size() - 1 : key.size());
-      nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), klen);
-      if (spec.interval && !key.back()) nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-      if (!del && !data.empty() && spec.data == DataKind::mark) {
-        nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data.data(), static_cast<std::uint32_t>(data.size()));
-      } else if (!del && !data.empty()) {
-        std::string v(data.begin(), data.end());
-        nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, v.rfind("jump ", 0) == 0 ? NFT_JUMP : NFT_GOTO);
-        nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, v.substr(5).c_str());
-      }
-      nftnl_set_elem_add(s.p, e);
+      auto e = make_element(spec, elems[j].first, elems[j].second, del);
+      if (!e) return b.fail(alloc_error("an nftables set element"));
+      nftnl_set_elem_add(s.get(), e.release());
     }
-    auto* nlh = b.msg(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, fam, del ? 0 : NLM_F_CREATE);
-    nftnl_set_elems_nlmsg_build_payload(nlh, s.p);
-    b.done();
+    b.add(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, fam, del ? 0 : NLM_F_CREATE,
+          [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); });
   }
 }
 
 void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint32_t id, std::uint16_t fam = NFPROTO_INET) {
-  Set s(nftnl_set_alloc());
-  nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
-  nftnl_set_set_str(s.p, NFTNL_SET_NAME, spec.name.c_str());
-  nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, fam);
-  nftnl_set_set_u32(s.p, NFTNL_SET_KEY_LEN, spec.key_len);
-  nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, spec.key_type);
+  auto s = set_ref(table, spec.name);
+  // Marks are host-endian; nft reads that from the set's user data (as it
+  // writes it), and would print a lone mark key or mark value swapped without.
+  NftUdataPtr ud(nftnl_udata_buf_alloc(64));
+  if (!s || !ud) return b.fail(alloc_error("an nftables set object"));
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, fam);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, spec.key_len);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.key_type);
   std::uint32_t flags = spec.interval ? NFT_SET_INTERVAL : 0;
   if (spec.data == DataKind::verdict) {
     flags |= NFT_SET_MAP;
-    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 0);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, 0);
   } else if (spec.data == DataKind::mark) {
     flags |= NFT_SET_MAP;
-    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_TYPE, 19);  // nft's "mark" datatype
-    nftnl_set_set_u32(s.p, NFTNL_SET_DATA_LEN, 4);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, 19);  // nft's "mark" datatype
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, 4);
   }
-  nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, flags);
-  nftnl_set_set_u32(s.p, NFTNL_SET_ID, id);
-  // Marks are host-endian; nft reads that from the set's user data (as it
-  // writes it), and would print a lone mark key or mark value swapped without.
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
   constexpr std::uint32_t kHostEndian = 1, kBigEndian = 2, kMarkType = 19, kIfIndexType = 20;
-  Udata ud(nftnl_udata_buf_alloc(64));
-  if (spec.key_type == kMarkType || spec.key_type == kIfIndexType) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
-  else if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_KEYBYTEORDER, kBigEndian);
-  if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.p, NFTNL_UDATA_SET_DATABYTEORDER, kHostEndian);
-  if (nftnl_udata_buf_len(ud.p) > 0)
-    nftnl_set_set_data(s.p, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.p), nftnl_udata_buf_len(ud.p));
-  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_NEWSET, fam, NLM_F_CREATE), s.p);
-  b.done();
+  if (spec.key_type == kMarkType || spec.key_type == kIfIndexType) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
+  else if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kBigEndian);
+  if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, kHostEndian);
+  if (nftnl_udata_buf_len(ud.get()) > 0)
+    nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
+  b.add(NFT_MSG_NEWSET, fam, NLM_F_CREATE, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s.get()); });
 }
 
 void put_chain(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint16_t fam = NFPROTO_INET) {
-  Chain c(nftnl_chain_alloc());
-  nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, cfg.table.c_str());
-  nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, spec.name.c_str());
-  nftnl_chain_set_u32(c.p, NFTNL_CHAIN_FAMILY, fam);
+  auto c = chain_ref(cfg.table, spec.name);
+  if (!c) return b.fail(alloc_error("an nftables chain object"));
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, fam);
   if (int hook = hook_of(spec.kind); hook >= 0) {
-    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, static_cast<std::uint32_t>(hook));
-    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, spec.kind == ChainKind::guard ? cfg.guard_priority : cfg.priority);
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "filter");
-    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, static_cast<std::uint32_t>(hook));
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.kind == ChainKind::guard ? cfg.guard_priority : cfg.priority);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
   }
-  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE), c.p);
-  b.done();
+  b.add(NFT_MSG_NEWCHAIN, fam, NLM_F_CREATE, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c.get()); });
 }
 
 void put_rules(Batch& b, const topology::RulesetConfig& cfg, const ChainSpec& spec, std::uint16_t fam = NFPROTO_INET) {
-  for (auto& r : build_rules(cfg, spec, fam)) {
-    nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_NEWRULE, fam, NLM_F_CREATE | NLM_F_APPEND), r.get());
-    b.done();
-  }
+  auto rules = build_rules(cfg, spec, fam);
+  if (!rules) return b.fail(rules.error());
+  for (auto& r : *rules)
+    b.add(NFT_MSG_NEWRULE, fam, NLM_F_CREATE | NLM_F_APPEND, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, r.get()); });
 }
 
 void put_table(Batch& b, const std::string& name, std::uint16_t fam, std::uint16_t type, const std::string& tag = "") {
-  Table t(nftnl_table_alloc());
-  nftnl_table_set_str(t.p, NFTNL_TABLE_NAME, name.c_str());
-  if (!tag.empty()) nftnl_table_set_data(t.p, NFTNL_TABLE_USERDATA, tag.data(), static_cast<std::uint32_t>(tag.size()));
-  nftnl_table_nlmsg_build_payload(b.msg(type, fam, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0), t.p);
-  b.done();
+  auto t = table_ref(name);
+  if (!t) return b.fail(alloc_error("an nftables table object"));
+  if (!tag.empty()) nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, tag.data(), static_cast<std::uint32_t>(tag.size()));
+  b.add(type, fam, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0,
+        [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
 }
 
 // The bridge-family twin of the guard, rebuilt whole (it holds O(local endpoints) elements): add (a
@@ -149,32 +183,50 @@ void put_bridge_guard(Batch& b, const topology::RulesetConfig& cfg, const Layout
 }
 
 void flush_chain(Batch& b, const std::string& table, const std::string& name) {
-  RulePtr r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, name.c_str());
-  nftnl_rule_nlmsg_build_payload(b.msg(NFT_MSG_DELRULE, NFPROTO_INET, 0), r.get());
-  b.done();
+  auto r = rule_ref(table, name);
+  if (!r) return b.fail(alloc_error("an nftables rule object"));
+  b.add(NFT_MSG_DELRULE, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, r.get()); });
 }
 
 void del_chain(Batch& b, const std::string& table, const std::string& name) {
   flush_chain(b, table, name);  // a chain must be empty to go
-  Chain c(nftnl_chain_alloc());
-  nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, table.c_str());
-  nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, name.c_str());
-  nftnl_chain_nlmsg_build_payload(b.msg(NFT_MSG_DELCHAIN, NFPROTO_INET, 0), c.p);
-  b.done();
+  auto c = chain_ref(table, name);
+  if (!c) return b.fail(alloc_error("an nftables chain object"));
+  b.add(NFT_MSG_DELCHAIN, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c.get()); });
 }
 
 void del_set(Batch& b, const std::string& table, const std::string& name) {
-  Set s(nftnl_set_alloc());
-  nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table.c_str());
-  nftnl_set_set_str(s.p, NFTNL_SET_NAME, name.c_str());
-  nftnl_set_nlmsg_build_payload(b.msg(NFT_MSG_DELSET, NFPROTO_INET, 0), s.p);
-  b.done();
+  auto s = set_ref(table, name);
+  if (!s) return b.fail(alloc_error("an nftables set object"));
+  b.add(NFT_MSG_DELSET, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s.get()); });
 }
 
-std::size_t expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
-  return build_rules(cfg, spec).size();
+// One element of a dumped set, as Layout holds it: the key (with the interval-end byte) and the value.
+std::pair<Bytes, Bytes> element_of(const SetSpec& spec, nftnl_set_elem* e) {
+  std::uint32_t kl = 0;
+  auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
+  Bytes key(k, k + kl), data;
+  if (spec.interval) {
+    bool end = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+               (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END);
+    key.push_back(end ? 0 : 1);
+  }
+  if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
+    auto v = verdict_text(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT) == static_cast<std::uint32_t>(NFT_JUMP),
+                          nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN));
+    data.assign(v.begin(), v.end());
+  } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
+    std::uint32_t dl = 0;
+    auto* dp = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &dl));
+    data.assign(dp, dp + dl);
+  }
+  return {std::move(key), std::move(data)};
+}
+
+[[nodiscard]] Result<std::size_t> expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
+  auto rules = build_rules(cfg, spec);
+  if (!rules) return rules.error();
+  return rules->size();
 }
 
 }  // namespace
@@ -187,17 +239,15 @@ std::string structure_tag(const topology::RulesetConfig& c) {
 
 Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table) {
   std::optional<std::string> tag;
-  Table want(nftnl_table_alloc());
-  nftnl_table_set_str(want.p, NFTNL_TABLE_NAME, table.c_str());
-  auto st = sock_.request(
-      NFT_MSG_GETTABLE, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, want.p); },
-      [&](const nlmsghdr* m) {
-        Table t(nftnl_table_alloc());
-        if (nftnl_table_nlmsg_parse(m, t.p) < 0) return;
+  auto want = table_ref(table);
+  if (!want) return alloc_error("an nftables table object");
+  auto st = query(
+      sock_, NFT_MSG_GETTABLE, 0, [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, want.get()); },
+      nftnl_table_alloc, nftnl_table_nlmsg_parse, [&](nftnl_table* t) {
         tag = std::string();
-        if (nftnl_table_is_set(t.p, NFTNL_TABLE_USERDATA)) {
+        if (nftnl_table_is_set(t, NFTNL_TABLE_USERDATA)) {
           std::uint32_t len = 0;
-          auto* d = static_cast<const char*>(nftnl_table_get_data(t.p, NFTNL_TABLE_USERDATA, &len));
+          auto* d = static_cast<const char*>(nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len));
           tag = std::string(d, len);
         }
       });
@@ -209,15 +259,14 @@ Result<std::optional<std::string>> NftWriter::read_tag(const std::string& table)
 }
 
 Result<bool> NftWriter::has_element(const std::string& table, const std::string& set, const Bytes& key) {
-  Set q(nftnl_set_alloc());
-  nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
-  nftnl_set_set_str(q.p, NFTNL_SET_NAME, set.c_str());
-  auto* e = nftnl_set_elem_alloc();
-  nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key.data(), static_cast<std::uint32_t>(key.size()));
-  nftnl_set_elem_add(q.p, e);
+  auto q = set_ref(table, set);
+  NftSetElemPtr e(nftnl_set_elem_alloc());
+  if (!q || !e) return alloc_error("an nftables set element query");
+  nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key.data(), static_cast<std::uint32_t>(key.size()));
+  nftnl_set_elem_add(q.get(), e.release());
   bool found = false;
   auto st = sock_.request(
-      NFT_MSG_GETSETELEM, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.p); },
+      NFT_MSG_GETSETELEM, NFPROTO_INET, 0, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
       [&](const nlmsghdr*) { found = true; });
   if (!st) {
     if (st.error().code == ENOENT) return false;
@@ -226,6 +275,68 @@ Result<bool> NftWriter::has_element(const std::string& table, const std::string&
   return found;
 }
 
+namespace {
+
+// The chains of `table` into `have` (specs from `want` where it names them), and how many rules each holds.
+[[nodiscard]] Status read_chains(NftSocket& sock, const std::string& table, const Layout& want, Layout& have,
+                                 std::map<std::string, std::size_t>& rules) {
+  auto cq = chain_ref(table, "");
+  auto rq = rule_ref(table, "");
+  if (!cq || !rq) return alloc_error("an nftables chain or rule query");
+  auto st = query(
+      sock, NFT_MSG_GETCHAIN, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, cq.get()); },
+      nftnl_chain_alloc, nftnl_chain_nlmsg_parse, [&](nftnl_chain* c) {
+        if (table != nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)) return;
+        std::string name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+        ChainSpec spec{name, ChainKind::check};
+        for (const auto& w : want.chains)
+          if (w.name == name) spec = w;
+        have.chains.push_back(spec);
+        if (spec.kind == ChainKind::src) have.id_objects.insert(spec.id);
+        rules[name];
+      });
+  if (!st) return st;
+  return query(
+      sock, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
+      nftnl_rule_alloc, nftnl_rule_nlmsg_parse, [&](nftnl_rule* r) {
+        if (table == nftnl_rule_get_str(r, NFTNL_RULE_TABLE)) ++rules[nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)];
+      });
+}
+
+[[nodiscard]] Status read_set_names(NftSocket& sock, const std::string& table, std::vector<std::string>& names) {
+  auto q = set_ref(table, "");
+  if (!q) return alloc_error("an nftables set query");
+  return query(
+      sock, NFT_MSG_GETSET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, q.get()); },
+      nftnl_set_alloc, nftnl_set_nlmsg_parse, [&](nftnl_set* s) {
+        if (table == nftnl_set_get_str(s, NFTNL_SET_TABLE)) names.push_back(nftnl_set_get_str(s, NFTNL_SET_NAME));
+      });
+}
+
+[[nodiscard]] Status read_elements(NftSocket& sock, const std::string& table, const SetSpec& spec, ElementMap& elems) {
+  auto q = set_ref(table, spec.name);
+  if (!q) return alloc_error("an nftables set query");
+  std::optional<Error> failed;
+  auto st = query(
+      sock, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
+      nftnl_set_alloc, nftnl_set_elems_nlmsg_parse, [&](nftnl_set* got) {
+        NftSetElemsIterPtr it(nftnl_set_elems_iter_create(got));
+        if (!it) {
+          failed = alloc_error("an nftables set element iterator");
+          return;
+        }
+        for (auto* e = nftnl_set_elems_iter_next(it.get()); e; e = nftnl_set_elems_iter_next(it.get())) {
+          auto [key, data] = element_of(spec, e);
+          elems[key] = data;
+        }
+      });
+  if (!st) return st;
+  if (failed) return *failed;
+  return ok_status();
+}
+
+}  // namespace
+
 Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetModel& want_model) {
   const auto& table = want_model.cfg.table;
   auto tag = read_tag(table);
@@ -233,94 +344,24 @@ Result<std::optional<Layout>> NftWriter::read_kernel(const topology::RulesetMode
   if (!*tag) return std::optional<Layout>{};
   const auto want = layout(want_model);
   Layout have;
-  // Chains and their rule counts.
   std::map<std::string, std::size_t> rules;
-  {
-    Chain q(nftnl_chain_alloc());
-    nftnl_chain_set_str(q.p, NFTNL_CHAIN_TABLE, table.c_str());
-    auto st = sock_.request(
-        NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, q.p); },
-        [&](const nlmsghdr* m) {
-          Chain c(nftnl_chain_alloc());
-          if (nftnl_chain_nlmsg_parse(m, c.p) < 0) return;
-          if (table != nftnl_chain_get_str(c.p, NFTNL_CHAIN_TABLE)) return;
-          std::string name = nftnl_chain_get_str(c.p, NFTNL_CHAIN_NAME);
-          ChainSpec spec{name, ChainKind::check};
-          for (const auto& w : want.chains)
-            if (w.name == name) spec = w;
-          have.chains.push_back(spec);
-          if (spec.kind == ChainKind::src) have.id_objects.insert(spec.id);
-          rules[name];
-        });
-    if (!st) return st.error();
-    RulePtr rq(nftnl_rule_alloc());
-    nftnl_rule_set_str(rq.get(), NFTNL_RULE_TABLE, table.c_str());
-    st = sock_.request(
-        NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
-        [&](const nlmsghdr* m) {
-          RulePtr r(nftnl_rule_alloc());
-          if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
-          if (table == nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) ++rules[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)];
-        });
-    if (!st) return st.error();
-  }
+  if (auto st = read_chains(sock_, table, want, have, rules); !st) return st.error();
   // A chain whose rules differ in number from ours was edited by hand: drop it
   // from `have` so that it is deleted and rebuilt.
   for (const auto& c : have.chains)
-    for (const auto& w : want.chains)
-      if (w.name == c.name && rules[c.name] != expected_rules(want_model.cfg, w)) have.damaged.insert(c.name);
-  // Sets and their elements.
+    for (const auto& w : want.chains) {
+      if (w.name != c.name) continue;
+      auto n = expected_rules(want_model.cfg, w);
+      if (!n) return n.error();
+      if (rules[c.name] != *n) have.damaged.insert(c.name);
+    }
   std::vector<std::string> set_names;
-  {
-    Set q(nftnl_set_alloc());
-    nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
-    auto st = sock_.request(
-        NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, q.p); },
-        [&](const nlmsghdr* m) {
-          Set s(nftnl_set_alloc());
-          if (nftnl_set_nlmsg_parse(m, s.p) < 0) return;
-          if (table == nftnl_set_get_str(s.p, NFTNL_SET_TABLE)) set_names.push_back(nftnl_set_get_str(s.p, NFTNL_SET_NAME));
-        });
-    if (!st) return st.error();
-  }
+  if (auto st = read_set_names(sock_, table, set_names); !st) return st.error();
   for (const auto& name : set_names) {
     auto ws = want.sets.find(name);
     SetSpec spec = ws != want.sets.end() ? ws->second : SetSpec{name};
     have.sets[name] = spec;
-    auto& elems = have.elements[name];
-    Set q(nftnl_set_alloc());
-    nftnl_set_set_str(q.p, NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(q.p, NFTNL_SET_NAME, name.c_str());
-    auto st = sock_.request(
-        NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP,
-        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.p); },
-        [&](const nlmsghdr* m) {
-          Set got(nftnl_set_alloc());
-          if (nftnl_set_elems_nlmsg_parse(m, got.p) < 0) return;
-          auto* it = nftnl_set_elems_iter_create(got.p);
-          for (auto* e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it)) {
-            std::uint32_t kl = 0;
-            auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
-            Bytes key(k, k + kl), data;
-            if (spec.interval) {
-              bool end = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
-                         (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END);
-              key.push_back(end ? 0 : 1);
-            }
-            if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
-              auto v = verdict_text(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT) == static_cast<std::uint32_t>(NFT_JUMP),
-                                    nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN));
-              data.assign(v.begin(), v.end());
-            } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
-              std::uint32_t dl = 0;
-              auto* dp = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &dl));
-              data.assign(dp, dp + dl);
-            }
-            elems[key] = data;
-          }
-          nftnl_set_elems_iter_destroy(it);
-        });
-    if (!st) return st.error();
+    if (auto st = read_elements(sock_, table, spec, have.elements[name]); !st) return st.error();
   }
   return std::optional<Layout>(std::move(have));
 }
@@ -378,19 +419,9 @@ Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, con
   Batch b(sock_.seq());
   // Delete and recreate in one transaction: packets meet the old table or
   // the new one, never neither.
-  if (exists) {
-    Table del(nftnl_table_alloc());
-    nftnl_table_set_str(del.p, NFTNL_TABLE_NAME, t.c_str());
-    nftnl_table_nlmsg_build_payload(b.msg(NFT_MSG_DELTABLE, NFPROTO_INET, 0), del.p);
-    b.done();
-  }
-  Table table(nftnl_table_alloc());
-  nftnl_table_set_str(table.p, NFTNL_TABLE_NAME, t.c_str());
-  auto tag = structure_tag(m.cfg);
-  nftnl_table_set_data(table.p, NFTNL_TABLE_USERDATA, tag.data(), static_cast<std::uint32_t>(tag.size()));
+  if (exists) put_table(b, t, NFPROTO_INET, NFT_MSG_DELTABLE);
   // No NFT_TABLE_F_OWNER: the ruleset must outlive the agent.
-  nftnl_table_nlmsg_build_payload(b.msg(NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE), table.p);
-  b.done();
+  put_table(b, t, NFPROTO_INET, NFT_MSG_NEWTABLE, structure_tag(m.cfg));
   std::uint32_t set_id = 1;
   for (const auto& name : want.set_order) put_set(b, t, want.sets.at(name), set_id++);
   for (const auto& c : want.chains) put_chain(b, m.cfg, c);
@@ -491,18 +522,15 @@ WriterStats NftWriter::stats() const {
 // Packets counted by the counters of one chain's rules.
 Result<std::uint64_t> NftWriter::counter_packets(const std::string& table, const std::string& chain) const {
   std::uint64_t packets = 0;
-  RulePtr rq(nftnl_rule_alloc());
-  nftnl_rule_set_str(rq.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(rq.get(), NFTNL_RULE_CHAIN, chain.c_str());
-  auto st = sock_.request(
-      NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
-      [&](const nlmsghdr* m) {
-        RulePtr r(nftnl_rule_alloc());
-        if (nftnl_rule_nlmsg_parse(m, r.get()) < 0) return;
-        if (table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE) || chain != nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN))
+  auto rq = rule_ref(table, chain);
+  if (!rq) return alloc_error("an nftables rule query");
+  auto st = query(
+      sock_, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
+      nftnl_rule_alloc, nftnl_rule_nlmsg_parse, [&](nftnl_rule* r) {
+        if (table != nftnl_rule_get_str(r, NFTNL_RULE_TABLE) || chain != nftnl_rule_get_str(r, NFTNL_RULE_CHAIN))
           return;
         nftnl_expr_foreach(
-            r.get(),
+            r,
             [](nftnl_expr* e, void* out) {
               if (std::string(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
                 *static_cast<std::uint64_t*>(out) += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);

@@ -15,34 +15,34 @@ namespace topowall::nft {
 
 class NftWriter final : public RulesetWriter {
  public:
-  Status open() { return sock_.open(); }
-  Result<ApplyReport> apply(const topology::RulesetModel& model) override;
-  Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
+  [[nodiscard]] Status open() { return sock_.open(); }
+  [[nodiscard]] Result<ApplyReport> apply(const topology::RulesetModel& model) override;
+  [[nodiscard]] Result<ApplyReport> apply_patch(const topology::RulesetModel& model, const std::vector<IpAddr>& addrs,
                                   const std::vector<topology::AllowKey>& keys) override;
-  Status remove() override;
-  Status remove_table(const std::string& table);
+  [[nodiscard]] Status remove() override;
+  [[nodiscard]] Status remove_table(const std::string& table);
   // Includes kernel counters, read with one small rule dump.
   WriterStats stats() const override;
   void invalidate() override { applied_.reset(); }
-  Result<bool> changed_since_commit() override;
+  [[nodiscard]] Result<bool> changed_since_commit() override;
 
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.
-  Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
-  Result<std::optional<std::string>> read_tag(const std::string& table);
+  [[nodiscard]] Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
+  [[nodiscard]] Result<std::optional<std::string>> read_tag(const std::string& table);
   // Whether one element is in a set now (a single GET, no dump).
-  Result<bool> has_element(const std::string& table, const std::string& set, const Bytes& key);
+  [[nodiscard]] Result<bool> has_element(const std::string& table, const std::string& set, const Bytes& key);
 
  private:
-  Result<ApplyReport> full_replace(const topology::RulesetModel& m, const Layout& want, bool exists);
+  [[nodiscard]] Result<ApplyReport> full_replace(const topology::RulesetModel& m, const Layout& want, bool exists);
   // `bridge`: rebuild the bridge-family guard from this layout in the same batch.
-  Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid,
+  [[nodiscard]] Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid,
                 const Layout* bridge = nullptr);
-  Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
+  [[nodiscard]] Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
 
   void note_commit() {
     if (auto g = sock_.genid()) committed_gen_ = *g;
   }
-  Result<std::uint64_t> counter_packets(const std::string& table, const std::string& chain) const;
+  [[nodiscard]] Result<std::uint64_t> counter_packets(const std::string& table, const std::string& chain) const;
 
   mutable NftSocket sock_;  // mutable: stats() reads kernel counters
   std::optional<Layout> applied_;

@@ -15,22 +15,11 @@
 #include <memory>
 #include <thread>
 
+#include "common/handles.hpp"
+
 namespace topowall::rtnl {
 
 namespace {
-
-struct SockDel {
-  void operator()(nl_sock* s) const { nl_socket_free(s); }
-};
-struct CacheDel {
-  void operator()(nl_cache* c) const { nl_cache_free(c); }
-};
-struct LinkDel {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-};
-struct MsgDel {
-  void operator()(nl_msg* m) const { nlmsg_free(m); }
-};
 
 std::optional<AddressRecord> from_object(rtnl_addr* a) {
   nl_addr* local = rtnl_addr_get_local(a);
@@ -57,7 +46,7 @@ void parse_cb(nl_object* obj, void* arg) {
 std::optional<AddressRecord> decode_address(const nlmsghdr* nlh) {
   if (nlh->nlmsg_type != RTM_NEWADDR && nlh->nlmsg_type != RTM_DELADDR) return std::nullopt;
   // nlmsg_convert copies, so the recorded bytes stay untouched.
-  std::unique_ptr<nl_msg, MsgDel> msg(nlmsg_convert(const_cast<nlmsghdr*>(nlh)));
+  NlMsgPtr msg(nlmsg_convert(const_cast<nlmsghdr*>(nlh)));
   if (!msg) return std::nullopt;
   nlmsg_set_proto(msg.get(), NETLINK_ROUTE);  // picks libnl's address parser
   std::optional<AddressRecord> out;
@@ -96,17 +85,25 @@ Status run_in_netns(const std::string& path, const std::function<Status()>& fn) 
   return result;
 }
 
+namespace {
+// A libnl route socket, connected in the calling thread's namespace.
+[[nodiscard]] Result<NlSockPtr> route_socket() {
+  NlSockPtr sock(nl_socket_alloc());
+  if (!sock) return alloc_error("a libnl socket");
+  if (int e = nl_connect(sock.get(), NETLINK_ROUTE); e < 0) return Error{std::string("rtnetlink connect: ") + nl_geterror(e)};
+  return sock;
+}
+}  // namespace
+
 Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path) {
   std::vector<AddressRecord> out;
   auto st = run_in_netns(netns_path, [&]() -> Status {
-    std::unique_ptr<nl_sock, SockDel> sock(nl_socket_alloc());
-    if (!sock) return Error{"libnl: out of memory"};
-    if (int e = nl_connect(sock.get(), NETLINK_ROUTE); e < 0)
-      return Error{std::string("rtnetlink connect: ") + nl_geterror(e)};
+    auto sock = route_socket();
+    if (!sock) return sock.error();
     nl_cache* raw = nullptr;
-    if (int e = rtnl_addr_alloc_cache(sock.get(), &raw); e < 0)
+    if (int e = rtnl_addr_alloc_cache(sock->get(), &raw); e < 0)
       return Error{std::string("rtnetlink address dump: ") + nl_geterror(e)};
-    std::unique_ptr<nl_cache, CacheDel> cache(raw);
+    NlCachePtr cache(raw);
     for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o))
       if (auto r = from_object(reinterpret_cast<rtnl_addr*>(o))) out.push_back(*r);
     return ok_status();
@@ -114,15 +111,6 @@ Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path)
   if (!st) return st.error();
   return out;
 }
-
-namespace {
-Result<std::unique_ptr<nl_sock, SockDel>> route_socket() {
-  std::unique_ptr<nl_sock, SockDel> sock(nl_socket_alloc());
-  if (!sock) return Error{"libnl: out of memory"};
-  if (int e = nl_connect(sock.get(), NETLINK_ROUTE); e < 0) return Error{std::string("rtnetlink connect: ") + nl_geterror(e)};
-  return sock;
-}
-}  // namespace
 
 Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path) {
   std::map<int, std::uint32_t> claimed;  // as the namespace says
@@ -132,7 +120,7 @@ Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path) {
     nl_cache* raw = nullptr;
     if (int e = rtnl_link_alloc_cache(sock->get(), AF_UNSPEC, &raw); e < 0)
       return Error{std::string("rtnetlink link dump: ") + nl_geterror(e)};
-    std::unique_ptr<nl_cache, CacheDel> cache(raw);
+    NlCachePtr cache(raw);
     for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
       auto* l = reinterpret_cast<rtnl_link*>(o);
       const char* type = rtnl_link_get_type(l);
@@ -151,7 +139,7 @@ Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path) {
   for (const auto& [inner, host] : claimed) {
     rtnl_link* raw = nullptr;
     if (rtnl_link_get_kernel(sock->get(), static_cast<int>(host), nullptr, &raw) < 0 || !raw) continue;
-    std::unique_ptr<rtnl_link, LinkDel> l(raw);
+    RtnlLinkPtr l(raw);
     const char* type = rtnl_link_get_type(l.get());
     if (type && std::strcmp(type, "veth") == 0 && rtnl_link_get_link(l.get()) == inner) out[inner] = host;
   }

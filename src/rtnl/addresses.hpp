@@ -32,18 +32,18 @@ std::vector<IpAddr> usable(const std::vector<AddressRecord>& recs);
 
 // Run `fn` on a thread that has entered the namespace at `netns_path` ("" = ours).
 // Sockets opened inside stay bound to that namespace after the thread leaves.
-Status run_in_netns(const std::string& netns_path, const std::function<Status()>& fn);
+[[nodiscard]] Status run_in_netns(const std::string& netns_path, const std::function<Status()>& fn);
 
 // All addresses in the namespace.
-Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path);
+[[nodiscard]] Result<std::vector<AddressRecord>> list_addresses(const std::string& netns_path);
 
 // Container ifindex -> the host-side port (its veth peer, ifindex in the agent's namespace) for every
 // veth of the namespace whose peer lives in another namespace and, checked from the host side, is a
 // veth pointing back at it. Interfaces of other kinds have no entry.
-Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path);
+[[nodiscard]] Result<std::map<int, std::uint32_t>> list_ports(const std::string& netns_path);
 
 // A socket inside the namespace subscribed to address changes; readable when one happens.
-Result<UniqueFd> open_address_monitor(const std::string& netns_path);
+[[nodiscard]] Result<UniqueFd> open_address_monitor(const std::string& netns_path);
 // Drain a monitor socket without blocking; returns how many messages were read.
 int drain_monitor(int fd);
 

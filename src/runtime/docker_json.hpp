@@ -12,7 +12,7 @@ namespace topowall::runtime {
 
 // GET /containers/{id}/json -> endpoint. Errors name the missing or malformed field; a container
 // sharing the node's network namespace is refused too. Never throws.
-Result<EndpointInfo> parse_inspect(const nlohmann::json& j);
+[[nodiscard]] Result<EndpointInfo> parse_inspect(const nlohmann::json& j);
 // State.Running; false when absent or malformed.
 bool is_running(const nlohmann::json& inspect);
 // Run with the node's network namespace (docker and podman both report NetworkMode "host"): its

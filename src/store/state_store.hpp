@@ -13,17 +13,17 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
   // nullopt when there is no state yet (a fresh state directory).
-  virtual Result<std::optional<nlohmann::json>> load() = 0;
-  virtual Status save(const nlohmann::json& doc) = 0;
+  [[nodiscard]] virtual Result<std::optional<nlohmann::json>> load() = 0;
+  [[nodiscard]] virtual Status save(const nlohmann::json& doc) = 0;
 };
 
 // <dir>/state.json, written as temp file + fsync + rename + fsync(dir).
 class FileStateStore final : public StateStore {
  public:
   explicit FileStateStore(std::string dir);
-  Status prepare();  // create the directory (0700) if needed
-  Result<std::optional<nlohmann::json>> load() override;
-  Status save(const nlohmann::json& doc) override;
+  [[nodiscard]] Status prepare();  // create the directory (0700) if needed
+  [[nodiscard]] Result<std::optional<nlohmann::json>> load() override;
+  [[nodiscard]] Status save(const nlohmann::json& doc) override;
   std::string path() const { return dir_ + "/state.json"; }
 
  private:
@@ -32,8 +32,8 @@ class FileStateStore final : public StateStore {
 
 class MemoryStateStore final : public StateStore {
  public:
-  Result<std::optional<nlohmann::json>> load() override { return doc; }
-  Status save(const nlohmann::json& d) override {
+  [[nodiscard]] Result<std::optional<nlohmann::json>> load() override { return doc; }
+  [[nodiscard]] Status save(const nlohmann::json& d) override {
     doc = d;
     ++saves;
     return ok_status();

@@ -53,8 +53,9 @@ struct PodmanLab : ::testing::Test {
     // Earlier tests' connections on this subnet linger in conntrack; the
     // agent's start-up dump must not learn them.
     auto net = *topowall::Cidr::parse(kSubnet + ".0/24");
-    (void)topowall::conntrack::delete_conntrack(
+    auto cleared = topowall::conntrack::delete_conntrack(
         [&](const topowall::FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+    ASSERT_TRUE(cleared) << cleared.error().message;
     ASSERT_EQ(sh("podman network create --disable-dns --subnet " + kSubnet + ".0/24 " + kNet), 0);
     dir = "/tmp/topowall-e2e-" + std::to_string(getpid());
     sh("rm -rf " + dir);

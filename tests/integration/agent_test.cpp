@@ -37,7 +37,8 @@ struct AgentLab : ::testing::Test {
     // Connections of earlier tests on these addresses linger in conntrack
     // (TIME_WAIT): the agent's start-up dump would learn them.
     auto net = *Cidr::parse("10.231.3.0/24");
-    (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+    auto cleared = conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+    ASSERT_TRUE(cleared) << cleared.error().message;
     store = std::make_unique<store::MemoryStateStore>();
   }
   void TearDown() override {
@@ -218,7 +219,7 @@ TEST_F(AgentLab, RevokingAnEdgeCutsItsEstablishedConnections) {
   start_agent();
   // An established connection a -> b:8080, held open.
   UniqueFd listener, client, accepted;
-  (void)rtnl::run_in_netns(lab->ns_path("b"), [&]() -> Status {
+  in_netns(lab->ns_path("b"), [&]() -> Status {
     listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     int one = 1;
     setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -229,7 +230,7 @@ TEST_F(AgentLab, RevokingAnEdgeCutsItsEstablishedConnections) {
     listen(listener.get(), 4);
     return ok_status();
   });
-  (void)rtnl::run_in_netns(lab->ns_path("a"), [&]() -> Status {
+  in_netns(lab->ns_path("a"), [&]() -> Status {
     client.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -344,7 +345,8 @@ TEST_F(AgentLab, AnAddressThatChangesOwnerKeepsNoConnection) {
   const auto reused = *IpAddr::parse(lab->ip("b"));
   auto entries = [&] {
     int n = 0;
-    (void)conntrack::dump_conntrack([&](const FlowTuple& f) { n += f.src == reused && f.dport == 7070; });
+    auto st = conntrack::dump_conntrack([&](const FlowTuple& f) { n += f.src == reused && f.dport == 7070; });
+    EXPECT_TRUE(st) << st.error().message;
     return n;
   };
   ASSERT_GE(entries(), 1) << "the connection is in conntrack";

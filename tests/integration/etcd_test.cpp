@@ -283,7 +283,8 @@ TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
   Lab lab("twc", "10.231.7", {"aweb", "bdb"}, 2317);
   ASSERT_TRUE(lab.ok());
   auto net = *Cidr::parse("10.231.7.0/24");
-  (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  auto cleared = conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  ASSERT_TRUE(cleared) << cleared.error().message;
   NodeTables tables("c");
   boost::asio::io_context io;
   auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twc-a", Mode::learn);
@@ -341,7 +342,8 @@ TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
   Lab lab("twd", "10.231.8", {"aweb", "bdb"}, 2318);
   ASSERT_TRUE(lab.ok());
   auto net = *Cidr::parse("10.231.8.0/24");
-  (void)conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  auto cleared = conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); });
+  ASSERT_TRUE(cleared) << cleared.error().message;
   NodeTables tables("d");
   boost::asio::io_context io;
   {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include "rtnl/addresses.hpp"
 
@@ -34,6 +35,10 @@ std::string sh_out(const std::string& cmd) {
 }
 
 bool is_root() { return geteuid() == 0; }
+
+void in_netns(const std::string& ns_path, const std::function<Status()>& fn) {
+  if (auto st = rtnl::run_in_netns(ns_path, fn); !st) throw std::runtime_error("lab: " + st.error().message);
+}
 
 std::string Lab::missing() {
   if (!is_root()) return "needs root: namespaces, bridges, conntrack, nftables";
@@ -115,7 +120,7 @@ Lab::~Lab() {
 }
 
 Server::Server(const std::string& ns_path, int port, bool udp) : udp_(udp) {
-  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+  in_netns(ns_path, [&]() -> Status {
     fd_.reset(::socket(AF_INET6, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
     int one = 1, zero = 0;
     setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -153,7 +158,7 @@ Server::~Server() {
 
 bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, int timeout_ms) {
   bool connected = false;
-  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+  in_netns(ns_path, [&]() -> Status {
     bool v6 = ip.find(':') != std::string::npos;
     UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_storage ss{};
@@ -190,7 +195,7 @@ bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, in
 
 bool udp_send(const std::string& ns_path, const std::string& ip, int port) {
   bool sent = false;
-  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+  in_netns(ns_path, [&]() -> Status {
     UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -204,7 +209,7 @@ bool udp_send(const std::string& ns_path, const std::string& ip, int port) {
 
 bool udp_send_from(const std::string& ns_path, const std::string& src, const std::string& dst, int port) {
   bool sent = false;
-  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+  in_netns(ns_path, [&]() -> Status {
     UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     int one = 1;
     // What a container with NET_RAW or NET_ADMIN can do: send from any source address.

@@ -11,12 +11,16 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "topowall/result.hpp"
 
 namespace topowall::testing {
 
 int sh(const std::string& cmd);                 // run a shell command, return its exit status
 std::string sh_out(const std::string& cmd);     // ... and capture stdout
 bool is_root();
+// Run `fn` inside a lab namespace; a namespace that cannot be entered (or `fn` failing) throws, so
+// that it never reads as a blocked connection.
+void in_netns(const std::string& ns_path, const std::function<Status()>& fn);
 
 class Lab {
  public:

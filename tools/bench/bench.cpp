@@ -56,6 +56,13 @@ void out(const std::string& s) {
   std::fflush(stdout);
 }
 
+// A step whose failure spoils the figures: said in the report (its "FAILED" fails the smoke test).
+template <typename T>
+bool checked(const Result<T>& r, const std::string& what) {
+  if (!r) out(fmt::format("\n{} FAILED: {}\n", what, r.error().message));
+  return r.ok();
+}
+
 double secs(Clk::duration d) { return std::chrono::duration<double>(d).count(); }
 
 double percentile(std::vector<double> v, double p) {
@@ -76,7 +83,7 @@ struct ConnResult {
 
 ConnResult connect_loop(const std::string& ns_path, const std::string& ip, int port, double duration, double pace = 0) {
   ConnResult r;
-  (void)rtnl::run_in_netns(ns_path, [&]() -> Status {
+  checked(rtnl::run_in_netns(ns_path, [&]() -> Status {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -103,7 +110,7 @@ ConnResult connect_loop(const std::string& ns_path, const std::string& ip, int p
     }
     r.seconds = secs(Clk::now() - t0);
     return ok_status();
-  });
+  }), "enter the lab namespace");
   return r;
 }
 
@@ -266,12 +273,12 @@ void datapath(const Options& o) {
                   [] { sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct"); }, {}});
   std::map<std::size_t, topology::RulesetModel> models;
   nft::NftWriter w;
-  (void)w.open();
+  checked(w.open(), "open the nftables socket");
   const auto edge_sizes = o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000, 100000};
   for (std::size_t edges : edge_sizes) {
     models[edges] = synthetic("twb_tw", endpoints, edges, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b"));
     cfgs.push_back({fmt::format("(c) topowall enforcing, {} edges, {} endpoints", edges, endpoints),
-                    [&, edges] { return static_cast<bool>(w.apply(models[edges])); }, [&] { (void)w.remove(); }, {}});
+                    [&, edges] { return static_cast<bool>(w.apply(models[edges])); }, [&] { checked(w.remove(), "remove the table"); }, {}});
   }
   // (b) again right after the (c)s: each round's ratio uses the (b)s around it.
   cfgs.push_back({"(b') conntrack only again, after the (c) runs of the round", [&] { return nft_file(ct_table); },
@@ -346,9 +353,9 @@ void datapath(const Options& o) {
     (void)nft_file(ct_table);
     double bulk_ct = iperf(lab, 3);
     sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct");
-    (void)w.apply(models[edge_sizes.back()]);
+    checked(w.apply(models[edge_sizes.back()]), "apply (bulk TCP)");
     double bulk_tw = iperf(lab, 3);
-    (void)w.remove();
+    checked(w.remove(), "remove the table");
     out(fmt::format("\nBulk TCP (iperf3, 3 s): (b) {:.2f} Gbit/s, (c) at 100k edges {:.2f} Gbit/s, ratio {:.2f}\n", bulk_ct,
                     bulk_tw, bulk_ct > 0 ? bulk_tw / bulk_ct : 0));
   }
@@ -361,16 +368,18 @@ void hold(const Options& o) {
   if (!lab.ok()) return;
   Server server(lab.ns_path("b"), 8080);
   nft::NftWriter w;
-  (void)w.open();
+  checked(w.open(), "open the nftables socket");
   sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null; nft delete table bridge twb_tw 2>/dev/null; nft delete table inet twb_tw 2>/dev/null");
-  if (o.hold == "tw") (void)w.apply(synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b")));
+  if (o.hold == "tw")
+    checked(w.apply(synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b"))),
+            "apply");
   if (o.hold == "ct")
     (void)nft_file("table inet twb_ct {\n chain forward {\n  type filter hook forward priority -5; policy accept;\n"
                    "  ct state established,related accept\n }\n}\n");
   if (o.hold == "naive") (void)nft_file(naive_ruleset("twb_naive", 10000, lab.ip("a"), lab.ip("b"), 8080, "10.232.0.0/24"));
   auto r = connect_parallel(lab.ns_path("a"), lab.ip("b"), 8080, 10, std::max(2u, std::thread::hardware_concurrency()));
   fmt::print("{}: {:.0f} connections/s\n", o.hold, r.rate());
-  (void)w.remove();
+  checked(w.remove(), "remove the table");
   sh("nft delete table bridge twb_ct 2>/dev/null; nft delete table inet twb_ct 2>/dev/null; nft delete table bridge twb_naive 2>/dev/null; nft delete table inet twb_naive 2>/dev/null");
 }
 
@@ -385,7 +394,7 @@ void programming(const Options& o) {
   pid_t pid = fork();
   if (pid == 0) {
     nft::NftWriter w;
-    (void)w.open();
+    checked(w.open(), "open the nftables socket");
     auto t0 = Clk::now();
     auto r = w.apply(m);
     double t = secs(Clk::now() - t0);
@@ -423,42 +432,42 @@ void programming(const Options& o) {
   for (std::size_t n : o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 100000}) {
     sh("nft delete table bridge twb_prog 2>/dev/null; nft delete table inet twb_prog");
     nft::NftWriter w;
-    (void)w.open();
+    checked(w.open(), "open the nftables socket");
     auto model = synthetic("twb_prog", endpoints, n, "10.233.0.2", "10.233.0.3", 8080);
-    (void)w.apply(model);
+    checked(w.apply(model), "apply");
     const int iters = o.smoke ? 20 : 300;
     std::vector<double> edge_ms, ep_ms, wl_ms;
     for (int i = 0; i < iters; ++i) {
       topology::AllowKey k{16 + static_cast<std::uint32_t>(i % 50), 17, 6, static_cast<std::uint16_t>(60001 + i % 4000)};
       auto t0 = Clk::now();
       model.allow.insert(k);
-      (void)w.apply_patch(model, {}, {k});
+      checked(w.apply_patch(model, {}, {k}), "apply a patch");
       edge_ms.push_back(secs(Clk::now() - t0) * 1000);
       model.allow.erase(k);
-      (void)w.apply_patch(model, {}, {k});
+      checked(w.apply_patch(model, {}, {k}), "apply a patch");
       auto a = IpAddr::v4(0x0ae90000 + static_cast<std::uint32_t>(i));
       t0 = Clk::now();
       model.ep4[a] = 16 + static_cast<std::uint32_t>(i % 100);
-      (void)w.apply_patch(model, {a}, {});
+      checked(w.apply_patch(model, {a}, {}), "apply a patch");
       ep_ms.push_back(secs(Clk::now() - t0) * 1000);
       model.ep4.erase(a);
-      (void)w.apply_patch(model, {a}, {});
+      checked(w.apply_patch(model, {a}, {}), "apply a patch");
       // A workload's first endpoint: its sets, chains and dispatch entries
       // (the one change that adds jump verdicts, so the kernel re-validates).
       const std::uint32_t id = 100000 + static_cast<std::uint32_t>(i);
       t0 = Clk::now();
       model.ids.insert(id);
       model.ep4[a] = id;
-      (void)w.apply_patch(model, {a}, {});
+      checked(w.apply_patch(model, {a}, {}), "apply a patch");
       wl_ms.push_back(secs(Clk::now() - t0) * 1000);
       model.ep4.erase(a);
-      (void)w.apply_patch(model, {a}, {});
+      checked(w.apply_patch(model, {a}, {}), "apply a patch");
     }
     out(fmt::format("| one approved edge | {} | {:.3f} ms | {:.3f} ms |\n", n, percentile(edge_ms, 0.5), percentile(edge_ms, 0.99)));
     out(fmt::format("| one new endpoint | {} | {:.3f} ms | {:.3f} ms |\n", n, percentile(ep_ms, 0.5), percentile(ep_ms, 0.99)));
     out(fmt::format("| one new workload (its first endpoint) | {} | {:.3f} ms | {:.3f} ms |\n", n, percentile(wl_ms, 0.5),
                     percentile(wl_ms, 0.99)));
-    (void)w.remove();
+    checked(w.remove(), "remove the table");
   }
   out("\nTarget: p99 ≤ 2 ms, flat in size. Endpoints reach the kernel as data-map elements (address -> id), so\n"
       "adding one costs the same at any size; a new workload adds jump verdicts (id -> its chains), which makes\n"
@@ -602,7 +611,7 @@ void container_start(const Options& o) {
     return;
   }
   nft::NftWriter probe;
-  (void)probe.open();
+  checked(probe.open(), "open the nftables socket");
   std::vector<double> lat;
   const int n = o.smoke ? 3 : 30;
   for (int i = 0; i < n; ++i) {
@@ -676,7 +685,7 @@ void alerts(const Options& o) {
   read_line(1000);  // {"watching": true}
   std::vector<double> lat;
   const int n = o.smoke ? 20 : 300;
-  (void)rtnl::run_in_netns(lab.ns_path("a"), [&]() -> Status {
+  checked(rtnl::run_in_netns(lab.ns_path("a"), [&]() -> Status {
     for (int i = 0; i < n; ++i) {
       int port = 20000 + i;
       int s = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -699,7 +708,7 @@ void alerts(const Options& o) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));  // stay under the log rate limit
     }
     return ok_status();
-  });
+  }), "enter the lab namespace");
   ::close(fd);
   out(fmt::format("{} blocked SYNs, each to a new port: alert received for {}.\n\n", n, lat.size()));
   out(fmt::format("| p50 | p99 | target p99 |\n| ---: | ---: | ---: |\n| {:.2f} ms | {:.2f} ms | ≤ 20 ms ({}) |\n",
@@ -711,7 +720,7 @@ void alerts(const Options& o) {
   auto t0 = Clk::now();
   std::uint64_t sent = 0;
   const double dur = o.smoke ? 0.5 : 3.0;
-  (void)rtnl::run_in_netns(lab.ns_path("a"), [&]() -> Status {
+  checked(rtnl::run_in_netns(lab.ns_path("a"), [&]() -> Status {
     sockaddr_in dst{};
     dst.sin_family = AF_INET;
     inet_pton(AF_INET, lab.ip("b").c_str(), &dst.sin_addr);
@@ -723,7 +732,7 @@ void alerts(const Options& o) {
       ++sent;
     }
     return ok_status();
-  });
+  }), "enter the lab namespace");
   double wall = secs(Clk::now() - t0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   double cpu = agent.cpu_seconds() - cpu0;
