@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -36,6 +37,13 @@ std::string sh_out(const std::string& cmd) {
 
 bool is_root() { return geteuid() == 0; }
 
+bool write_sysctl(const std::string& path, const std::string& value) {
+  std::ofstream out(path);
+  out << value << "\n";
+  out.close();
+  return !out.fail() && sh_out("cat " + path).rfind(value, 0) == 0;
+}
+
 void in_netns(const std::string& ns_path, const std::function<Status()>& fn) {
   if (auto st = rtnl::run_in_netns(ns_path, fn); !st) throw std::runtime_error("lab: " + st.error().message);
 }
@@ -46,7 +54,7 @@ std::string Lab::missing() {
     const std::string path = std::string("/proc/sys/net/bridge/") + knob;
     if (access(path.c_str(), F_OK) != 0) sh("modprobe br_netfilter");
     if (access(path.c_str(), F_OK) != 0) return "br_netfilter is not loaded and cannot be (modprobe br_netfilter)";
-    if (sh_out("cat " + path).rfind('1', 0) != 0 && sh("echo 1 > " + path) != 0) return path + " is off and cannot be set";
+    if (sh_out("cat " + path).rfind('1', 0) != 0 && !write_sysctl(path, "1")) return path + " is off and cannot be set";
   }
   return {};
 }

@@ -18,6 +18,8 @@ namespace topowall::testing {
 int sh(const std::string& cmd);                 // run a shell command, return its exit status
 std::string sh_out(const std::string& cmd);     // ... and capture stdout
 bool is_root();
+// Write a /proc/sys knob (not through sh(): its output redirect would swallow `echo 1 > knob`).
+bool write_sysctl(const std::string& path, const std::string& value);
 // Run `fn` inside a lab namespace; a namespace that cannot be entered (or `fn` failing) throws, so
 // that it never reads as a blocked connection.
 void in_netns(const std::string& ns_path, const std::function<Status()>& fn);
