@@ -19,7 +19,6 @@ namespace {
 constexpr std::size_t kMaxHeld = 100000;
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kGenerationCheck = std::chrono::seconds(10);
-constexpr auto kMaxRetryDelay = std::chrono::seconds(10);
 
 std::uint64_t inode_of(const std::string& path) {
   struct stat st{};
@@ -51,14 +50,16 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
+      programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
       ticker_(io),
-      retry_apply_(io),
       aggregator_(cfg_.alert_window),
       alert_limiter_(cfg_.alert_rate),
       pending_log_limiter_(cfg_.alert_rate) {
   endpoints_.set_external_networks(cfg_.external);
   // A workload named like an external network would share its id, and so its edges.
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
+  programmer_.set_ready([this] { return discovery_synced(); });
+  programmer_.set_on_applied([this] { dirty_ = true; });
 }
 
 Agent::~Agent() {
@@ -111,7 +112,7 @@ Status Agent::start() {
     ad_.addresses->watch("host", "", [this](const AddressSnapshot& s) {
       if (s.addrs == endpoints_.host_addresses()) return;
       endpoints_.set_host_addresses(s.addrs);
-      request_apply();
+      programmer_.request_full();
     });
 
   // 4. Discovery: runtime API and/or named namespaces.
@@ -139,9 +140,9 @@ Status Agent::start() {
   // tables (deleted, flushed, edited) are restored as soon as their transaction is notified.
   check_bridge_netfilter();
   if (ad_.ruleset_watch)
-    if (auto st = ad_.ruleset_watch->start([this](const std::string& why) { repair_ruleset(why); }); !st)
+    if (auto st = ad_.ruleset_watch->start([this](const std::string& why) { programmer_.repair(why); }); !st)
       return Error{"watching the ruleset: " + st.error().message};
-  request_apply();
+  programmer_.request_full();
 
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](boost::system::error_code ec) {
@@ -152,7 +153,7 @@ Status Agent::start() {
 
 void Agent::stop() {
   ticker_.cancel();
-  retry_apply_.cancel();
+  programmer_.stop();
   if (ad_.alerts) ad_.alerts->stop();
   if (ad_.flows) ad_.flows->stop();
   if (ad_.runtime) ad_.runtime->stop();
@@ -185,7 +186,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
     switch (ev.kind) {
       case DiscoveryEvent::Kind::synced:
         (src == Source::runtime ? runtime_synced_ : netns_synced_) = true;
-        request_apply();
+        programmer_.request_full();
         return;
       case DiscoveryEvent::Kind::remove:
         remove_endpoint(ev.id);
@@ -193,7 +194,7 @@ void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
       case DiscoveryEvent::Kind::upsert: break;
     }
     ++counters_.endpoint_upserts;
-    if (ev.seen != std::chrono::steady_clock::time_point{}) awaiting_.push_back(ev.seen);
+    if (ev.seen != std::chrono::steady_clock::time_point{}) programmer_.note_event(ev.seen);
     const auto& id = ev.info.id;
     auto& raw = raw_[id];
     bool fresh = raw.info.id.empty() || raw.info.netns_path != ev.info.netns_path;
@@ -271,7 +272,7 @@ void Agent::apply_endpoint(const std::string& id) {
   moved.insert(moved.end(), reported.begin(), reported.end());
   if (changed) {
     dirty_ = true;
-    touch(moved);      // a new endpoint is enforced within this loop turn
+    programmer_.touch(moved);      // a new endpoint is enforced within this loop turn
     flush_deferred();  // held flows may now resolve
   }
 }
@@ -290,7 +291,7 @@ void Agent::remove_endpoint(const std::string& id) {
 
 void Agent::drop_local(const std::string& id) {
   auto freed = endpoints_.remove(id);
-  touch(freed);
+  programmer_.touch(freed);
   if (ad_.cluster) ad_.cluster->withdraw(id);
   // A remote claim that a local endpoint overrode may now stand.
   for (const auto& [rid, r] : remote_)
@@ -312,7 +313,7 @@ void Agent::on_cluster(const ClusterEvent& ev) {
         return;
       case ClusterEvent::Kind::remove:
         remote_.erase(id);
-        touch(endpoints_.remove(id));
+        programmer_.touch(endpoints_.remove(id));
         return;
       case ClusterEvent::Kind::upsert:
         // The codec refuses `host` and `world`; names only this node reserves are refused here.
@@ -320,7 +321,7 @@ void Agent::on_cluster(const ClusterEvent& ev) {
           spdlog::warn("cluster endpoint {} refused: workload name '{}' is reserved on this node", id,
                        ev.endpoint.workload);
           remote_.erase(id);
-          touch(endpoints_.remove(id));
+          programmer_.touch(endpoints_.remove(id));
           return;
         }
         remote_[id] = ev.endpoint;
@@ -363,7 +364,7 @@ void Agent::apply_decision(const ClusterDecision& d) {
   }
   spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
   dirty_ = true;
-  touch(k);  // programmed within this loop turn, a replay's decisions in one transaction; a removal also
+  programmer_.touch(k);  // programmed within this loop turn, a replay's decisions in one transaction; a removal also
              // cuts the connections it allowed
 }
 
@@ -393,7 +394,7 @@ void Agent::apply_remote(const std::string& id) {
     on_new_workload(r.workload, Clock::now());
     state_.graph.note_workload(r.workload, {}, Clock::now());
   }
-  touch(endpoints_.upsert(r.workload, std::move(info)));
+  programmer_.touch(endpoints_.upsert(r.workload, std::move(info)));
   dirty_ = true;
   flush_deferred();  // held flows may now resolve
 }
@@ -431,7 +432,7 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   const auto k = *topology::edge_for(flow, endpoints_);
   if (outcome == topology::Outcome::pending_new) return log_pending(k);
   spdlog::info("learned {}", k.to_string());
-  touch(k);  // programs just this edge
+  programmer_.touch(k);  // programs just this edge
   if (!watchers_.empty())
     publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
              {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
@@ -462,18 +463,13 @@ void Agent::tick() {
       check_bridge_netfilter();
       check_workload_windows(Clock::now());
       expire_approvals(Clock::now());
-      collect_ids(Clock::now());
+      programmer_.collect_ids(Clock::now(), cfg_.id_reuse_after);
     }
     for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
-    if (ad_.writer && last_model_ && now - last_gen_check_ >= kGenerationCheck) {
+    if (now - last_gen_check_ >= kGenerationCheck) {
       last_gen_check_ = now;
-      if (auto moved = ad_.writer->changed_since_commit(); moved && *moved) {
-        ++counters_.ruleset_checks;
-        ad_.writer->invalidate();
-        reconcile_ = true;
-        request_apply();
-      }
+      programmer_.check_generation();
     }
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
@@ -489,20 +485,6 @@ void Agent::tick() {
   });
 }
 
-void Agent::collect_ids(TimePoint now) {
-  std::set<std::string> live;
-  for (const auto& [w, unused] : endpoints_.workloads()) live.insert(w);
-  for (const auto& n : endpoints_.external_networks()) live.insert(n.name);
-  auto released = state_.ids.collect(live, now, cfg_.id_reuse_after, topology::mark_capacity(cfg_.ruleset.mark_mask));
-  if (released.empty()) return;
-  // A full compile drops every element of the released ids in one transaction, before any reuse.
-  counters_.ids_released += released.size();
-  spdlog::info("{} workload ids released or moved into the mark bits (no address for {}s, or overflowed; e.g. {})",
-               released.size(), cfg_.id_reuse_after.count(), released.front());
-  dirty_ = true;
-  request_apply();
-}
-
 void Agent::check_learn_window(TimePoint now) {
   if (!state_.learn_until || now < *state_.learn_until) return;
   if (state_.modes.global == Mode::learn) {
@@ -512,7 +494,7 @@ void Agent::check_learn_window(TimePoint now) {
   }
   state_.learn_until.reset();
   dirty_ = true;
-  request_apply();
+  programmer_.request_full();
 }
 
 void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
@@ -521,8 +503,8 @@ void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_fo
   if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
   dirty_ = true;
   (void)persist();
-  full_apply_ = true;
-  apply_now();  // one transaction, before the caller hears back
+  programmer_.request_full();
+  programmer_.apply_now();  // one transaction, before the caller hears back
   spdlog::info("mode set to {}", to_string(m));
 }
 
@@ -555,13 +537,12 @@ json Agent::status_json() const {
     j["cluster_synced"] = cluster_synced_;
     j["remote_endpoints"] = remote_.size();
   }
-  j["ruleset_applied"] = last_model_.has_value() && !reconcile_;
-  j["ruleset_degraded"] = counters_.degraded;
+  j["ruleset_applied"] = programmer_.in_sync();
+  j["ruleset_degraded"] = programmer_.counters().degraded;
   j["bridge_netfilter"] = counters_.bridge_netfilter;
   // Runtime event received -> its endpoint in the kernel (inspect included).
-  j["event_to_enforced_ms"] = json{{"p50", pct(event_to_enforced_ms_, 0.5)},
-                                   {"p99", pct(event_to_enforced_ms_, 0.99)},
-                                   {"samples", event_to_enforced_ms_.size()}};
+  const auto& lat = programmer_.event_to_enforced_ms();
+  j["event_to_enforced_ms"] = json{{"p50", pct(lat, 0.5)}, {"p99", pct(lat, 0.99)}, {"samples", lat.size()}};
   j["counters"] = counters_json();
   j["alerts_rate_limited_by_workload"] = alert_limiter_.limited_by_key();
   return j;
@@ -580,7 +561,7 @@ json Agent::counters_json() const {
                 {"endpoint_upserts", counters_.endpoint_upserts},
                 {"endpoint_removes", counters_.endpoint_removes},
                 {"persist_errors", counters_.persist_errors},
-                {"handler_errors", counters_.handler_errors}};
+                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors}};
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;
@@ -613,17 +594,18 @@ json Agent::counters_json() const {
     counters["control_slow_closed"] = server_->stats().slow_closed;
     counters["control_output_bytes"] = server_->stats().output_bytes;
   }
-  counters["ruleset_applies"] = counters_.applies;
-  counters["ruleset_apply_errors"] = counters_.apply_errors;
-  counters["conntrack_deleted"] = counters_.conntrack_deleted;
+  const auto& pc = programmer_.counters();
+  counters["ruleset_applies"] = pc.applies;
+  counters["ruleset_apply_errors"] = pc.apply_errors;
+  counters["conntrack_deleted"] = pc.conntrack_deleted;
   counters["alerts"] = counters_.alerts;
   counters["alerts_suppressed"] = aggregator_.suppressed();
   counters["alerts_rate_limited"] = alert_limiter_.limited();
-  counters["ids_over_capacity"] = counters_.ids_over_capacity;
-  counters["ids_released"] = counters_.ids_released;
-  counters["ruleset_repairs"] = counters_.ruleset_repairs;
+  counters["ids_over_capacity"] = pc.ids_over_capacity;
+  counters["ids_released"] = pc.ids_released;
+  counters["ruleset_repairs"] = pc.ruleset_repairs;
   counters["address_claims_refused"] = counters_.address_claims_refused;
-  counters["ruleset_checks"] = counters_.ruleset_checks;
+  counters["ruleset_checks"] = pc.ruleset_checks;
   counters["guard_spoofed"] = counters_.spoofed;
   counters["guard_unclassified"] = counters_.unclassified;
   if (ad_.writer) {
@@ -708,7 +690,7 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
   if (method == "workloads") return ok(workloads_json());
   if (method == "flows.pending") return ok(topology::pending_to_json(state_.graph));
   if (method == "rules.show") {
-    auto m = last_model_ ? *last_model_
+    auto m = programmer_.applied() ? *programmer_.applied()
                          : topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
     return ok(topology::render_nft(m));
   }
@@ -747,8 +729,8 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
     share_decision(k, "removed", nullptr);
     dirty_ = true;
     (void)persist();
-    touch(k);
-    apply_now();  // also removes the connections it allowed
+    programmer_.touch(k);
+    programmer_.apply_now();  // also removes the connections it allowed
     return ok(json{{"removed", k.to_string()}});
   }
   if (method == "mode.set") {
@@ -766,8 +748,8 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
       if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
       dirty_ = true;
       (void)persist();
-      full_apply_ = true;
-      apply_now();
+      programmer_.request_full();
+      programmer_.apply_now();
     } else {
       set_global_mode(*mode, learn_for);
     }
@@ -777,115 +759,6 @@ json Agent::dispatch(const std::string& method, const json& params, const contro
 }
 
 // --- ruleset -----------------------------------------------------------------
-
-void Agent::touch(const std::vector<IpAddr>& addrs) {
-  if (addrs.empty()) return;
-  touched_addrs_.insert(touched_addrs_.end(), addrs.begin(), addrs.end());
-  full_apply_ = full_apply_ || touched_addrs_.size() > 4096;
-  request_apply_posted();
-}
-
-void Agent::touch(const topology::EdgeKey& edge) {
-  touched_edges_.push_back(edge);
-  full_apply_ = full_apply_ || touched_edges_.size() > 4096;
-  request_apply_posted();
-}
-
-void Agent::request_apply() {
-  full_apply_ = true;
-  request_apply_posted();
-}
-
-void Agent::request_apply_posted() {
-  if (apply_posted_ || !ad_.writer) return;
-  apply_posted_ = true;
-  // Coalesce a burst of changes (a relist, a learning burst) into one transaction.
-  boost::asio::post(io_, [this] {
-    apply_posted_ = false;
-    apply_now();
-  });
-}
-
-namespace {
-// Did `after` take away anything `before` allowed?
-bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& after) {
-  for (const auto& k : before.allow)
-    if (!after.allow.count(k)) return true;
-  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}})
-    for (const auto& [ip, id] : *b) {
-      auto it = a->find(ip);
-      if (it == a->end() || it->second != id) return true;
-    }
-  for (auto id : after.enforced)
-    if (!before.enforced.count(id)) return true;
-  // A new address: connections of its previous life must go (see sweep_conntrack).
-  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}})
-    for (const auto& [ip, id] : *a)
-      if (!b->count(ip)) return true;
-  return false;
-}
-}  // namespace
-
-void Agent::apply_now() {
-  if (!ad_.writer) return;
-  if (!discovery_synced()) return;  // re-requested when discovery syncs
-  if (!full_apply_ && !reconcile_ && last_model_ &&
-      topology::patchable({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, touched_addrs_)) {
-    apply_patch();
-    return;
-  }
-  try {
-    touched_addrs_.clear();
-    touched_edges_.clear();
-    full_apply_ = false;
-    auto model = topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
-    if (last_model_ && model == *last_model_ && !reconcile_) return;
-    if (!model.over_capacity.empty() && (!last_model_ || last_model_->over_capacity != model.over_capacity)) {
-      counters_.ids_over_capacity = model.over_capacity.size();
-      spdlog::error("{} workloads have ids beyond the mark bits (--mark-mask {:#x}); they are not judged: {}",
-                    model.over_capacity.size(), cfg_.ruleset.mark_mask, *model.over_capacity.begin());
-    }
-    ++counters_.applies;
-    auto r = ad_.writer->apply(model);
-    if (!r) return apply_failed(r.error());
-    reconcile_ = false;
-    note_applied();
-    auto before = std::move(last_model_);
-    last_model_ = std::move(model);
-    dirty_ = true;  // ids may have been allocated
-    if (before && shrank(*before, *last_model_)) sweep_conntrack(*before, *last_model_);
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    spdlog::error("apply failed: {}", e.what());
-  }
-}
-
-void Agent::note_applied() {
-  counters_.degraded = false;
-  retry_delay_ = std::chrono::milliseconds(250);
-  auto now = std::chrono::steady_clock::now();
-  for (auto t : awaiting_) {
-    event_to_enforced_ms_.push_back(std::chrono::duration<double, std::milli>(now - t).count());
-    if (event_to_enforced_ms_.size() > 256) event_to_enforced_ms_.pop_front();
-  }
-  awaiting_.clear();
-}
-
-void Agent::apply_failed(const Error& e) {
-  // The kernel state is unknown now: retry with a full reconcile, backing off, and say so (status,
-  // /healthz 503, the metric) until it succeeds.
-  ++counters_.apply_errors;
-  counters_.degraded = true;
-  full_apply_ = true;
-  reconcile_ = true;
-  if (ad_.writer) ad_.writer->invalidate();
-  spdlog::error("programming nftables failed: {}; retrying in {} ms", e.message, retry_delay_.count());
-  retry_apply_.expires_after(retry_delay_);
-  retry_delay_ = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(kMaxRetryDelay), retry_delay_ * 2);
-  retry_apply_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) apply_now();
-  });
-}
 
 void Agent::check_bridge_netfilter() {
   bool on = true;
@@ -908,112 +781,6 @@ void Agent::check_bridge_netfilter() {
                   "with --set-bridge-netfilter; until then /healthz answers 503", off);
   if (on && !counters_.bridge_netfilter) spdlog::info("bridge netfilter is on: bridged traffic is judged again");
   counters_.bridge_netfilter = on;
-}
-
-void Agent::repair_ruleset(const std::string& why) {
-  if (!ad_.writer || !last_model_) return;  // nothing programmed yet: the first apply reconciles anyway
-  ++counters_.ruleset_repairs;
-  spdlog::error("ruleset tampering: {} (table {}); restoring it", why, cfg_.ruleset.table);
-  ad_.writer->invalidate();
-  reconcile_ = true;
-  request_apply();
-}
-
-void Agent::apply_patch() {
-  // The common case (an endpoint came or went, an edge was learned or decided)
-  // costs O(change), whatever the size of the graph.
-  try {
-    auto addrs = std::move(touched_addrs_);
-    auto edges = std::move(touched_edges_);
-    touched_addrs_.clear();
-    touched_edges_.clear();
-    std::vector<topology::AllowKey> keys_before;
-    auto key_of = [&](const topology::EdgeKey& k) -> std::optional<topology::AllowKey> {
-      auto s = state_.ids.find(k.src), d = state_.ids.find(k.dst);
-      if (!s || !d) return std::nullopt;
-      return topology::AllowKey{s, d, static_cast<std::uint8_t>(k.proto), k.port};
-    };
-    // What these addresses and edges allowed before, to spot revocations.
-    std::map<IpAddr, std::uint32_t> owner_before;
-    for (const auto& a : addrs) {
-      const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;
-      if (auto it = ep.find(a); it != ep.end()) owner_before[a] = it->second;
-    }
-    std::vector<topology::AllowKey> removed;
-    for (const auto& k : edges)
-      if (auto ak = key_of(k); ak && last_model_->allow.count(*ak)) keys_before.push_back(*ak);
-    topology::patch(*last_model_, {state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, addrs, edges);
-    std::vector<topology::AllowKey> keys;
-    for (const auto& k : edges)
-      if (auto ak = key_of(k)) keys.push_back(*ak);
-    for (const auto& k : keys_before)
-      if (!last_model_->allow.count(k)) removed.push_back(k);
-    ++counters_.applies;
-    auto r = ad_.writer->apply_patch(*last_model_, addrs, keys);
-    if (!r) return apply_failed(r.error());
-    note_applied();
-    dirty_ = true;
-    // An address that changed owner (added, removed, moved) keeps no connection of its old life, to a
-    // workload or to the world, allowed or not (as Calico Felix does): the new owner starts clean.
-    std::set<IpAddr> moved;
-    for (const auto& a : addrs) {
-      const auto& ep = a.is_v4() ? last_model_->ep4 : last_model_->ep6;
-      auto now = ep.find(a);
-      auto was = owner_before.find(a);
-      std::uint32_t now_id = now == ep.end() ? 0 : now->second, was_id = was == owner_before.end() ? 0 : was->second;
-      if (now_id != was_id) moved.insert(a);
-    }
-    if ((!removed.empty() || !moved.empty()) && ad_.conntrack_delete) {
-      std::set<topology::AllowKey> gone(removed.begin(), removed.end());
-      const auto& m = *last_model_;
-      auto doomed = [&](const FlowTuple& f) {
-        if (moved.count(f.src) || moved.count(f.dst)) return true;
-        auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
-        if (topology::evaluate(m, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop) return false;
-        const auto& ep = f.src.is_v4() ? m.ep4 : m.ep6;
-        auto s = ep.find(f.src), d = ep.find(f.dst);
-        for (const auto& k : gone)
-          if (k.proto == static_cast<std::uint8_t>(f.proto) && k.port == port &&
-              (s == ep.end() || s->second == k.src) && (d == ep.end() || d->second == k.dst))
-            return true;
-        return false;
-      };
-      auto n = ad_.conntrack_delete(doomed);
-      if (n) {
-        counters_.conntrack_deleted += *n;
-        if (*n) spdlog::info("removed {} established connections that lost their permission", *n);
-      }
-    }
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    full_apply_ = true;
-    spdlog::error("apply failed: {}", e.what());
-  }
-}
-
-void Agent::sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after) {
-  if (!ad_.conntrack_delete) return;
-  // Established connections must not outlive their permission: drop every
-  // entry the old rules let through that the new rules would not.
-  auto owner_changed = [&](const IpAddr& a) {
-    const auto& b = a.is_v4() ? before.ep4 : before.ep6;
-    const auto& n = a.is_v4() ? after.ep4 : after.ep6;
-    auto bi = b.find(a), ni = n.find(a);
-    return (bi == b.end()) != (ni == n.end()) || (bi != b.end() && bi->second != ni->second);
-  };
-  auto doomed = [&](const FlowTuple& f) {
-    if (owner_changed(f.src) || owner_changed(f.dst)) return true;  // see apply_patch
-    auto port = is_icmp(f.proto) ? f.icmp_type : f.dport;
-    return topology::evaluate(after, f.src, f.dst, f.proto, port) == topology::Verdict::alert_drop &&
-           topology::evaluate(before, f.src, f.dst, f.proto, port) != topology::Verdict::alert_drop;
-  };
-  auto n = ad_.conntrack_delete(doomed);
-  if (!n) {
-    spdlog::warn("removing revoked connections failed: {}", n.error().message);
-    return;
-  }
-  counters_.conntrack_deleted += *n;
-  if (*n) spdlog::info("removed {} established connections that lost their permission", *n);
 }
 
 // --- alerts ------------------------------------------------------------------
@@ -1124,7 +891,7 @@ void Agent::check_workload_windows(TimePoint now) {
                  to_string(state_.modes.of(it->first)));
     it = state_.workload_learn_until.erase(it);
     dirty_ = true;
-    request_apply();
+    programmer_.request_full();
   }
   if (cfg_.auto_promote_after.count() <= 0) return;
   // Last sign of learning per workload: its first sighting or its newest edge (one pass).
@@ -1141,7 +908,7 @@ void Agent::check_workload_windows(TimePoint now) {
     state_.modes.overrides[w] = Mode::enforce;
     state_.workload_learn_until.erase(w);
     dirty_ = true;
-    request_apply();
+    programmer_.request_full();
   }
 }
 
@@ -1152,7 +919,7 @@ void Agent::expire_approvals(TimePoint now) {
   for (auto it = state_.graph.edges().begin(); it != state_.graph.edges().end();) {
     if (it->second.expires && *it->second.expires <= now) {
       spdlog::info("approval expired: {}", it->first.to_string());
-      touch(it->first);
+      programmer_.touch(it->first);
       it = state_.graph.edges().erase(it);
       any = true;
     } else {
@@ -1210,12 +977,12 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
     done.push_back(k.to_string());
-    touch(k);
+    programmer_.touch(k);
     share_decision(k, std::string(to_string(state)), &e);
   }
   dirty_ = true;
   (void)persist();
-  apply_now();  // live in the kernel before the operator hears back
+  programmer_.apply_now();  // live in the kernel before the operator hears back
   return ok(json{{to_string(state), done}});
 }
 
@@ -1238,8 +1005,8 @@ json Agent::explain(const json& params) const {
     r["reason"] = std::move(why);
     return ok(r);
   };
-  if (!last_model_) return unknown("no ruleset in the kernel yet");
-  const auto& m = *last_model_;
+  if (!programmer_.applied()) return unknown("no ruleset in the kernel yet");
+  const auto& m = *programmer_.applied();
   topology::Judgement j;
   if (sip && dip) {
     if (sip->family != dip->family) return control::error_response("bad_params", "src and dst are of different families");
@@ -1286,8 +1053,8 @@ json Agent::import_graph(const json& params) {
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
   dirty_ = true;
   (void)persist();
-  full_apply_ = true;
-  apply_now();
+  programmer_.request_full();
+  programmer_.apply_now();
   return ok(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
 }
 

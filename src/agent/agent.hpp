@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
 #include "topowall/alert_source.hpp"
@@ -75,7 +76,7 @@ struct Adapters {
   std::unique_ptr<RulesetWatch> ruleset_watch;   // may be null: changes by others found by the periodic check only
   std::vector<std::unique_ptr<alerts::Sink>> sinks;
   // Deletes conntrack entries a predicate dooms; null in tests without a kernel.
-  std::function<Result<std::size_t>(const std::function<bool(const FlowTuple&)>&)> conntrack_delete;
+  ConntrackDelete conntrack_delete;
 };
 
 struct AgentCounters {
@@ -85,20 +86,12 @@ struct AgentCounters {
   std::uint64_t deferred_overflow = 0;
   std::uint64_t persist_errors = 0;
   std::uint64_t handler_errors = 0;
-  std::uint64_t applies = 0;
-  std::uint64_t apply_errors = 0;
-  std::uint64_t conntrack_deleted = 0;
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;
-  std::uint64_t ids_over_capacity = 0;
-  std::uint64_t ids_released = 0;
   std::uint64_t address_claims_refused = 0;  // a namespace showing an address the runtime gave another
-  std::uint64_t ruleset_repairs = 0;   // our tables changed by someone else, restored
-  std::uint64_t ruleset_checks = 0;    // periodic generation checks that led to a reconcile
   std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
   std::uint64_t unclassified = 0;      // packets the guard dropped from unclassified ports (logged ones)
   std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
-  bool degraded = false;               // the last ruleset programming failed; retrying
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
 
@@ -122,8 +115,8 @@ class Agent {
   void flush_deferred();  // process every held flow now
   Status persist();
   // Compile and program the ruleset now (normally coalesced per loop turn).
-  void apply_now();
-  const std::optional<topology::RulesetModel>& applied_model() const { return last_model_; }
+  void apply_now() { programmer_.apply_now(); }
+  const std::optional<topology::RulesetModel>& applied_model() const { return programmer_.applied(); }
 
  private:
   enum class Source { runtime, netns };
@@ -140,21 +133,11 @@ class Agent {
   void learn(const FlowTuple& flow, bool resync);
   void tick();
   void check_learn_window(TimePoint now);
-  void collect_ids(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
-  void request_apply();                // something other than addresses/edges changed
-  void request_apply_posted();
-  void apply_patch();
-  void apply_failed(const Error& e);
-  void repair_ruleset(const std::string& why);
   void on_guard_logged(const LoggedPacket& p);
   void raise(const topology::Alert& a);
   bool assigned_elsewhere(const std::string& id, const IpAddr& a);
   void check_bridge_netfilter();
-  void note_applied();
-  void touch(const std::vector<IpAddr>& addrs);
-  void touch(const topology::EdgeKey& edge);
-  void sweep_conntrack(const topology::RulesetModel& before, const topology::RulesetModel& after);
   void on_logged(const LoggedPacket& p);
   void emit(const topology::Alert& a);
   void note_pending(const topology::EdgeKey& key, TimePoint when);
@@ -181,6 +164,7 @@ class Agent {
   topology::EndpointTable endpoints_;
   topology::Learner learner_;
   std::unique_ptr<control::Server> server_;
+  RulesetProgrammer programmer_;
   boost::asio::steady_timer ticker_;
 
   struct Raw {
@@ -201,27 +185,14 @@ class Agent {
   std::deque<Held> held_;
   bool runtime_synced_ = false, netns_synced_ = false;
   bool dirty_ = false;
-  bool apply_posted_ = false;
-  // What changed since the last apply; a full compile when anything else did.
-  std::vector<IpAddr> touched_addrs_;
-  std::vector<topology::EdgeKey> touched_edges_;
-  bool full_apply_ = true;
-  bool reconcile_ = false;  // the kernel may differ from last_model_ (tampering, a failed apply): compare
   std::set<std::pair<std::string, IpAddr>> refused_claims_;  // logged once each
-  std::optional<topology::RulesetModel> last_model_;
-  boost::asio::steady_timer retry_apply_;
   topology::AlertAggregator aggregator_;
   topology::KeyedRateLimiter alert_limiter_;
   topology::KeyedRateLimiter pending_log_limiter_;
   std::vector<control::PushFn> watchers_;
-  // Runtime events waiting for their endpoint to be programmed, and the
-  // latencies (ms) of the last ones that were.
-  std::vector<std::chrono::steady_clock::time_point> awaiting_;
-  std::deque<double> event_to_enforced_ms_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point last_slow_tick_{};
   std::chrono::steady_clock::time_point last_gen_check_{};
-  std::chrono::milliseconds retry_delay_{250};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;
 };

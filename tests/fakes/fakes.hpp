@@ -73,9 +73,21 @@ class FakeAddressWatcher : public AddressWatcher {
 class FakeWriter : public RulesetWriter {
  public:
   Result<ApplyReport> apply(const topology::RulesetModel& m) override {
+    if (fail > 0) {
+      --fail;
+      return Error{"refused by the fake kernel"};
+    }
     models.push_back(m);
     return ApplyReport{};
   }
+  Result<ApplyReport> apply_patch(const topology::RulesetModel& m, const std::vector<IpAddr>& addrs,
+                                  const std::vector<topology::AllowKey>& keys) override {
+    ++patches;
+    return RulesetWriter::apply_patch(m, addrs, keys);
+  }
+  void invalidate() override { ++invalidated; }
+  int fail = 0;  // refuse this many transactions
+  int patches = 0, invalidated = 0;
   Status remove() override { return ok_status(); }
   WriterStats stats() const override { return {}; }
   const topology::RulesetModel& last() const { return models.back(); }

@@ -1,0 +1,100 @@
+// The ruleset programmer on a fake kernel: coalescing, patch vs full, retry with backoff, tamper repair.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "agent/programmer.hpp"
+#include "fakes.hpp"
+
+using namespace topowall;
+using fakes::ip;
+
+namespace {
+struct Programmer : ::testing::Test {
+  Programmer() : prog(io, cfg, &writer, nullptr, state, eps) {
+    EndpointInfo w;
+    w.id = "w1";
+    w.addresses = {ip("10.0.0.2")};
+    (void)eps.upsert("web", w);
+  }
+  void run(int ms = 20) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(ms));
+  }
+  boost::asio::io_context io;
+  topology::RulesetConfig cfg;
+  fakes::FakeWriter writer;
+  topology::State state;
+  topology::EndpointTable eps;
+  agent::RulesetProgrammer prog;
+};
+}  // namespace
+
+TEST_F(Programmer, ABurstOfChangesIsOneTransaction) {
+  prog.request_full();
+  for (int i = 0; i < 50; ++i) prog.touch(topology::EdgeKey{"web", "api", Proto::tcp, static_cast<std::uint16_t>(i)});
+  EXPECT_TRUE(writer.models.empty()) << "nothing before the loop turns";
+  run();
+  EXPECT_EQ(writer.models.size(), 1u);
+  EXPECT_TRUE(prog.in_sync());
+}
+
+TEST_F(Programmer, NothingIsProgrammedBeforeDiscoveryIsReady) {
+  bool ready = false;
+  prog.set_ready([&] { return ready; });
+  prog.request_full();
+  run();
+  EXPECT_TRUE(writer.models.empty()) << "a restarted agent must not take away what the kernel enforces";
+  ready = true;
+  prog.apply_now();
+  EXPECT_EQ(writer.models.size(), 1u);
+}
+
+TEST_F(Programmer, AddressChangesOfAKnownWorkloadArePatched) {
+  prog.apply_now();
+  ASSERT_EQ(writer.models.size(), 1u);
+  EndpointInfo w2;
+  w2.id = "w2";
+  w2.addresses = {ip("10.0.0.3")};
+  prog.touch(eps.upsert("web", w2));
+  run();
+  EXPECT_EQ(writer.patches, 1);
+  EXPECT_EQ(prog.applied()->ep4.count(ip("10.0.0.3")), 1u);
+  // A workload without an id yet needs its edges: a full compile.
+  EndpointInfo a;
+  a.id = "a1";
+  a.addresses = {ip("10.0.0.4")};
+  prog.touch(eps.upsert("api", a));
+  run();
+  EXPECT_EQ(writer.patches, 1);
+  EXPECT_EQ(writer.models.size(), 3u);
+}
+
+TEST_F(Programmer, AFailedTransactionIsDegradedThenRetriedWithBackoff) {
+  writer.fail = 2;
+  prog.apply_now();
+  EXPECT_TRUE(prog.counters().degraded);
+  EXPECT_FALSE(prog.in_sync());
+  EXPECT_EQ(writer.invalidated, 1) << "the kernel's state is unknown: reconcile next time";
+  run(200);
+  EXPECT_EQ(prog.counters().apply_errors, 1u) << "first retry after 250 ms, not before";
+  run(400);
+  EXPECT_EQ(prog.counters().apply_errors, 2u);
+  EXPECT_TRUE(writer.models.empty());
+  run(600);  // the second retry waits 500 ms
+  ASSERT_EQ(writer.models.size(), 1u);
+  EXPECT_FALSE(prog.counters().degraded);
+  EXPECT_TRUE(prog.in_sync());
+}
+
+TEST_F(Programmer, TamperingIsRepairedByAReconcile) {
+  prog.repair("before anything was applied");
+  EXPECT_EQ(prog.counters().ruleset_repairs, 0u);
+  prog.apply_now();
+  prog.repair("table deleted by pid 42");
+  EXPECT_FALSE(prog.in_sync());
+  run();
+  EXPECT_EQ(prog.counters().ruleset_repairs, 1u);
+  EXPECT_EQ(writer.models.size(), 2u) << "an unchanged model is still rewritten: the kernel lost it";
+  EXPECT_TRUE(prog.in_sync());
+}
