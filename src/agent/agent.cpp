@@ -52,14 +52,14 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
       ticker_(io),
-      aggregator_(cfg_.alert_window),
-      alert_limiter_(cfg_.alert_rate),
+      alerts_(cfg_.alert_window, cfg_.alert_rate, std::move(ad_.sinks), endpoints_, state_.graph),
       pending_log_limiter_(cfg_.alert_rate) {
   endpoints_.set_external_networks(cfg_.external);
   // A workload named like an external network would share its id, and so its edges.
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
   programmer_.set_ready([this] { return discovery_synced(); });
   programmer_.set_on_applied([this] { dirty_ = true; });
+  alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
 }
 
 Agent::~Agent() {
@@ -132,7 +132,7 @@ Status Agent::start() {
 
   // 6. Alerts from the ruleset's log.
   if (ad_.alerts)
-    if (auto st = ad_.alerts->start([this](const LoggedPacket& p) { on_logged(p); }); !st)
+    if (auto st = ad_.alerts->start([this](const LoggedPacket& p) { alerts_.on_logged(p); }); !st)
       return Error{"alerts: " + st.error().message};
 
   // 7. Rules: programmed once discovery has synced, never before, so a
@@ -433,8 +433,8 @@ void Agent::learn(const FlowTuple& flow, bool resync) {
   if (outcome == topology::Outcome::pending_new) return log_pending(k);
   spdlog::info("learned {}", k.to_string());
   programmer_.touch(k);  // programs just this edge
-  if (!watchers_.empty())
-    publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
+  if (alerts_.watched())
+    alerts_.publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
              {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
 }
 
@@ -465,7 +465,7 @@ void Agent::tick() {
       expire_approvals(Clock::now());
       programmer_.collect_ids(Clock::now(), cfg_.id_reuse_after);
     }
-    for (const auto& a : aggregator_.flush(Clock::now())) emit(a);
+    alerts_.flush(Clock::now());
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
     if (now - last_gen_check_ >= kGenerationCheck) {
       last_gen_check_ = now;
@@ -544,7 +544,7 @@ json Agent::status_json() const {
   const auto& lat = programmer_.event_to_enforced_ms();
   j["event_to_enforced_ms"] = json{{"p50", pct(lat, 0.5)}, {"p99", pct(lat, 0.99)}, {"samples", lat.size()}};
   j["counters"] = counters_json();
-  j["alerts_rate_limited_by_workload"] = alert_limiter_.limited_by_key();
+  j["alerts_rate_limited_by_workload"] = alerts_.rate_limited_by_workload();
   return j;
 }
 
@@ -561,7 +561,7 @@ json Agent::counters_json() const {
                 {"endpoint_upserts", counters_.endpoint_upserts},
                 {"endpoint_removes", counters_.endpoint_removes},
                 {"persist_errors", counters_.persist_errors},
-                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors}};
+                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors + alerts_.counters().handler_errors}};
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;
@@ -598,16 +598,17 @@ json Agent::counters_json() const {
   counters["ruleset_applies"] = pc.applies;
   counters["ruleset_apply_errors"] = pc.apply_errors;
   counters["conntrack_deleted"] = pc.conntrack_deleted;
-  counters["alerts"] = counters_.alerts;
-  counters["alerts_suppressed"] = aggregator_.suppressed();
-  counters["alerts_rate_limited"] = alert_limiter_.limited();
+  const auto& ac = alerts_.counters();
+  counters["alerts"] = ac.alerts;
+  counters["alerts_suppressed"] = alerts_.suppressed();
+  counters["alerts_rate_limited"] = alerts_.rate_limited();
   counters["ids_over_capacity"] = pc.ids_over_capacity;
   counters["ids_released"] = pc.ids_released;
   counters["ruleset_repairs"] = pc.ruleset_repairs;
   counters["address_claims_refused"] = counters_.address_claims_refused;
   counters["ruleset_checks"] = pc.ruleset_checks;
-  counters["guard_spoofed"] = counters_.spoofed;
-  counters["guard_unclassified"] = counters_.unclassified;
+  counters["guard_spoofed"] = ac.spoofed;
+  counters["guard_unclassified"] = ac.unclassified;
   if (ad_.writer) {
     auto ws = ad_.writer->stats();
     counters["nft_full_applies"] = ws.full_applies;
@@ -621,9 +622,7 @@ json Agent::counters_json() const {
     counters["nflog_enobufs"] = as.enobufs;
     counters["nflog_errors"] = as.errors;
   }
-  std::uint64_t sink_drops = 0;
-  for (const auto& s : ad_.sinks) sink_drops += s->dropped();
-  counters["alert_sink_drops"] = sink_drops;
+  counters["alert_sink_drops"] = alerts_.sink_drops();
   return counters;
 }
 
@@ -668,8 +667,7 @@ json Agent::handle(const json& req, const control::Peer& peer, const control::Pu
   try {
     if (*m == "flows.watch") {
       if (!push) return control::error_response("bad_params", "flows.watch needs a streaming connection");
-      if (watchers_.size() >= 64) return control::error_response("busy", "too many watchers (64); close one");
-      watchers_.push_back(push);
+      if (!alerts_.watch(push)) return control::error_response("busy", "too many watchers (64); close one");
       push(ok(json{{"watching", true}}));
       return nullptr;  // the answer is the stream
     }
@@ -785,69 +783,6 @@ void Agent::check_bridge_netfilter() {
 
 // --- alerts ------------------------------------------------------------------
 
-// The guard's drops: never pending, never learned; the alert names the container behind the port and
-// whom its source address belongs to ("a sent as c").
-void Agent::on_guard_logged(const LoggedPacket& p) {
-  topology::Alert a;
-  a.time = p.when;
-  a.blocked = true;
-  a.reason = p.reason == "spoof" ? "spoofed" : "unclassified";
-  ++(p.reason == "spoof" ? counters_.spoofed : counters_.unclassified);
-  a.edge.src = "unclassified";
-  for (const auto& [id, ep] : endpoints_.endpoints())
-    for (const auto& [addr, port] : ep.info.ports)
-      if (port == p.indev) a.edge.src = ep.workload;
-  a.as = endpoints_.resolve(p.flow.src);
-  a.edge.dst = endpoints_.resolve(p.flow.dst);
-  a.edge.proto = p.flow.proto;
-  a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
-  a.src_addr = p.flow.src.to_string();
-  a.dst_addr = p.flow.dst.to_string();
-  raise(a);
-}
-
-// One alert: to the live watchers at once, to the sinks through the aggregator.
-void Agent::raise(const topology::Alert& a) {
-  ++counters_.alerts;
-  if (!watchers_.empty()) {
-    auto j = topology::alert_to_json(a);
-    j["event"] = "alert";
-    publish(j);
-  }
-  if (auto first = aggregator_.on_packet(a)) emit(*first);
-}
-
-void Agent::on_logged(const LoggedPacket& p) {
-  try {
-    if (p.reason == "spoof" || p.reason == "unclassified") return on_guard_logged(p);
-    auto key = topology::edge_for(p.flow, endpoints_);
-    if (!key) return;
-    if (const auto* e = state_.graph.find(*key); e && e->state == topology::EdgeState::denied) {
-      ++counters_.alerts;  // denied flows stay blocked quietly: no pending entry
-      return;
-    }
-    // Dropped packets never reach conntrack: the log is their only witness.
-    if (p.dropped) note_pending(*key, p.when);
-    topology::Alert a;
-    a.time = p.when;
-    a.edge = *key;
-    a.src_addr = p.flow.src.to_string();
-    a.dst_addr = p.flow.dst.to_string();
-    a.blocked = p.dropped;
-    if (p.reason == "ctmark") a.reason = "ctmark_taken";
-    raise(a);
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    spdlog::error("alert handling failed: {}", e.what());
-  }
-}
-
-void Agent::emit(const topology::Alert& a) {
-  // Per source workload: a scanner spends its own bucket, never the other workloads' alerts.
-  if (!alert_limiter_.allow(a.edge.src, Clock::now())) return;
-  for (auto& s : ad_.sinks) s->send(a);
-}
-
 void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
   auto seen = state_.graph.observe_pending(key, when, cfg_.pending_limits);
   counters_.pending_evicted += seen.evicted;
@@ -859,13 +794,6 @@ void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
 void Agent::log_pending(const topology::EdgeKey& key) {
   if (pending_log_limiter_.allow(key.src, Clock::now())) spdlog::warn("flow outside the graph: {}", key.to_string());
   else spdlog::debug("flow outside the graph: {}", key.to_string());
-}
-
-void Agent::publish(const json& event) {
-  json line = event;
-  line["time"] = topology::format_time(Clock::now());
-  // A watcher whose connection closed is dropped here.
-  std::erase_if(watchers_, [&](const control::PushFn& push) { return !push(line); });
 }
 
 // --- per-workload learning --------------------------------------------------

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "agent/alert_pipeline.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
@@ -86,11 +87,7 @@ struct AgentCounters {
   std::uint64_t deferred_overflow = 0;
   std::uint64_t persist_errors = 0;
   std::uint64_t handler_errors = 0;
-  std::uint64_t alerts = 0;
-  std::uint64_t alerts_suppressed = 0;
   std::uint64_t address_claims_refused = 0;  // a namespace showing an address the runtime gave another
-  std::uint64_t spoofed = 0;           // packets the guard dropped as spoofed (logged ones)
-  std::uint64_t unclassified = 0;      // packets the guard dropped from unclassified ports (logged ones)
   std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
@@ -134,18 +131,13 @@ class Agent {
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
-  void on_guard_logged(const LoggedPacket& p);
-  void raise(const topology::Alert& a);
   bool assigned_elsewhere(const std::string& id, const IpAddr& a);
   void check_bridge_netfilter();
-  void on_logged(const LoggedPacket& p);
-  void emit(const topology::Alert& a);
   void note_pending(const topology::EdgeKey& key, TimePoint when);
   void log_pending(const topology::EdgeKey& key);
   void on_new_workload(const std::string& name, TimePoint now);
   void check_workload_windows(TimePoint now);
   void expire_approvals(TimePoint now);
-  void publish(const nlohmann::json& event);
   nlohmann::json decide_flows(const nlohmann::json& params, topology::EdgeState state);
   nlohmann::json explain(const nlohmann::json& params) const;
   nlohmann::json import_graph(const nlohmann::json& params);
@@ -166,6 +158,7 @@ class Agent {
   std::unique_ptr<control::Server> server_;
   RulesetProgrammer programmer_;
   boost::asio::steady_timer ticker_;
+  AlertPipeline alerts_;
 
   struct Raw {
     EndpointInfo info;            // as discovery reported it
@@ -186,10 +179,7 @@ class Agent {
   bool runtime_synced_ = false, netns_synced_ = false;
   bool dirty_ = false;
   std::set<std::pair<std::string, IpAddr>> refused_claims_;  // logged once each
-  topology::AlertAggregator aggregator_;
-  topology::KeyedRateLimiter alert_limiter_;
   topology::KeyedRateLimiter pending_log_limiter_;
-  std::vector<control::PushFn> watchers_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point last_slow_tick_{};
   std::chrono::steady_clock::time_point last_gen_check_{};

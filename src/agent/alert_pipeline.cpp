@@ -1,0 +1,100 @@
+#include "agent/alert_pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "topowall/topology/identity.hpp"
+#include "topowall/topology/schema.hpp"
+
+namespace topowall::agent {
+
+AlertPipeline::AlertPipeline(std::chrono::seconds window, topology::Rate rate,
+                             std::vector<std::unique_ptr<alerts::Sink>> sinks, const topology::EndpointTable& endpoints,
+                             const topology::Graph& graph)
+    : aggregator_(window), limiter_(rate), sinks_(std::move(sinks)), endpoints_(endpoints), graph_(graph) {}
+
+void AlertPipeline::on_logged(const LoggedPacket& p) {
+  try {
+    if (p.reason == "spoof" || p.reason == "unclassified") return on_guard(p);
+    auto key = topology::edge_for(p.flow, endpoints_);
+    if (!key) return;
+    if (const auto* e = graph_.find(*key); e && e->state == topology::EdgeState::denied) {
+      ++counters_.alerts;  // denied flows stay blocked quietly: no pending entry
+      return;
+    }
+    if (p.dropped) on_blocked_(*key, p.when);
+    topology::Alert a;
+    a.time = p.when;
+    a.edge = *key;
+    a.src_addr = p.flow.src.to_string();
+    a.dst_addr = p.flow.dst.to_string();
+    a.blocked = p.dropped;
+    if (p.reason == "ctmark") a.reason = "ctmark_taken";
+    raise(a);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("alert handling failed: {}", e.what());
+  }
+}
+
+// The guard's drops: never pending, never learned; the alert names the container behind the port and
+// whom its source address belongs to ("a sent as c").
+void AlertPipeline::on_guard(const LoggedPacket& p) {
+  topology::Alert a;
+  a.time = p.when;
+  a.blocked = true;
+  a.reason = p.reason == "spoof" ? "spoofed" : "unclassified";
+  ++(p.reason == "spoof" ? counters_.spoofed : counters_.unclassified);
+  a.edge.src = "unclassified";
+  for (const auto& [id, ep] : endpoints_.endpoints())
+    for (const auto& [addr, port] : ep.info.ports)
+      if (port == p.indev) a.edge.src = ep.workload;
+  a.as = endpoints_.resolve(p.flow.src);
+  a.edge.dst = endpoints_.resolve(p.flow.dst);
+  a.edge.proto = p.flow.proto;
+  a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
+  a.src_addr = p.flow.src.to_string();
+  a.dst_addr = p.flow.dst.to_string();
+  raise(a);
+}
+
+// One alert: to the live watchers at once, to the sinks through the aggregator.
+void AlertPipeline::raise(const topology::Alert& a) {
+  ++counters_.alerts;
+  if (!watchers_.empty()) {
+    auto j = topology::alert_to_json(a);
+    j["event"] = "alert";
+    publish(j);
+  }
+  if (auto first = aggregator_.on_packet(a)) emit(*first);
+}
+
+void AlertPipeline::flush(TimePoint now) {
+  for (const auto& a : aggregator_.flush(now)) emit(a);
+}
+
+void AlertPipeline::emit(const topology::Alert& a) {
+  // Per source workload: a scanner spends its own bucket, never the other workloads' alerts.
+  if (!limiter_.allow(a.edge.src, Clock::now())) return;
+  for (auto& s : sinks_) s->send(a);
+}
+
+bool AlertPipeline::watch(control::PushFn push) {
+  if (watchers_.size() >= kMaxWatchers) return false;
+  watchers_.push_back(std::move(push));
+  return true;
+}
+
+void AlertPipeline::publish(const nlohmann::json& event) {
+  nlohmann::json line = event;
+  line["time"] = topology::format_time(Clock::now());
+  // A watcher whose connection closed is dropped here.
+  std::erase_if(watchers_, [&](const control::PushFn& push) { return !push(line); });
+}
+
+std::uint64_t AlertPipeline::sink_drops() const {
+  std::uint64_t n = 0;
+  for (const auto& s : sinks_) n += s->dropped();
+  return n;
+}
+
+}  // namespace topowall::agent
