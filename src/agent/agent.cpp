@@ -42,7 +42,6 @@ double pct(std::deque<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-json ok(json result) { return json{{"v", control::kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
 }  // namespace
 
 Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
@@ -59,6 +58,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
   programmer_.set_ready([this] { return discovery_synced(); });
   programmer_.set_on_applied([this] { dirty_ = true; });
+  register_methods();
   alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
 }
 
@@ -162,7 +162,7 @@ void Agent::stop() {
   if (server_) server_->stop();
   if (dirty_) {
     flush_deferred();
-    (void)persist();
+    (void)persist();  // a failure is logged and counted there; nothing is left to retry it
   }
 }
 
@@ -473,7 +473,7 @@ void Agent::tick() {
     }
     if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
       last_save_ = now;
-      (void)persist();
+      (void)persist();  // a failure is logged and counted there, and retried next second
     }
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
@@ -502,7 +502,6 @@ void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_fo
   state_.learn_until.reset();
   if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
   dirty_ = true;
-  (void)persist();
   programmer_.request_full();
   programmer_.apply_now();  // one transaction, before the caller hears back
   spdlog::info("mode set to {}", to_string(m));
@@ -561,7 +560,8 @@ json Agent::counters_json() const {
                 {"endpoint_upserts", counters_.endpoint_upserts},
                 {"endpoint_removes", counters_.endpoint_removes},
                 {"persist_errors", counters_.persist_errors},
-                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors + alerts_.counters().handler_errors}};
+                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
+                                       alerts_.counters().handler_errors + api_.handler_errors()}};
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;
@@ -656,104 +656,91 @@ json Agent::workloads_json() const {
 }
 
 json Agent::handle(const json& req, const control::Peer& peer, const control::PushFn& push) {
-  auto v = req.find("v");
-  if (v != req.end() && (!v->is_number_integer() || v->get<int>() != control::kProtocolVersion))
-    return control::error_response("bad_version", "protocol version " + v->dump() + " is not supported; this agent speaks v" +
-                                                      std::to_string(control::kProtocolVersion));
-  auto m = req.find("method");
-  if (m == req.end() || !m->is_string()) return control::error_response("malformed", "request needs a string field 'method'");
-  json params = req.value("params", json::object());
-  if (!params.is_object()) return control::error_response("malformed", "'params' must be an object");
-  try {
-    if (*m == "flows.watch") {
-      if (!push) return control::error_response("bad_params", "flows.watch needs a streaming connection");
-      if (!alerts_.watch(push)) return control::error_response("busy", "too many watchers (64); close one");
-      push(ok(json{{"watching", true}}));
-      return nullptr;  // the answer is the stream
-    }
-    return dispatch(m->get<std::string>(), params, peer);
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    return control::error_response("internal", e.what());
-  }
+  return api_.handle(req, peer, push);
 }
 
-json Agent::dispatch(const std::string& method, const json& params, const control::Peer& peer) {
-  auto need_write = [&]() -> std::optional<json> {
-    if (peer.may_write) return std::nullopt;
-    return control::error_response("forbidden", "changing state needs root or the control group (uid " +
-                                                    std::to_string(peer.uid) + " is neither)");
-  };
-  if (method == "status") return ok(status_json());
-  if (method == "workloads") return ok(workloads_json());
-  if (method == "flows.pending") return ok(topology::pending_to_json(state_.graph));
-  if (method == "rules.show") {
-    auto m = programmer_.applied() ? *programmer_.applied()
-                         : topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset);
-    return ok(topology::render_nft(m));
+// One line per method: the names, rights and streaming are declared once (topowall/control_methods.hpp).
+void Agent::register_methods() {
+  using namespace control;
+  api_.add(kStatus, [this](const json&) { return ok(status_json()); });
+  api_.add(kWorkloads, [this](const json&) { return ok(workloads_json()); });
+  api_.add(kFlowsPending, [this](const json&) { return ok(topology::pending_to_json(state_.graph)); });
+  api_.add(kRulesShow, [this](const json&) { return rules_show(); });
+  api_.add(kTopologyExport, [this](const json& p) { return export_topology(p); });
+  api_.add(kExplain, [this](const json& p) { return explain(p); });
+  api_.add(kTopologyDiff, [this](const json& p) { return diff_graph(p); });
+  api_.add(kFlowsApprove, [this](const json& p) { return decide_flows(p, topology::EdgeState::approved); });
+  api_.add(kFlowsDeny, [this](const json& p) { return decide_flows(p, topology::EdgeState::denied); });
+  api_.add(kTopologyImport, [this](const json& p) { return import_graph(p); });
+  api_.add(kEdgesRemove, [this](const json& p) { return remove_edge(p); });
+  api_.add(kModeSet, [this](const json& p) { return set_mode(p); });
+  api_.add_stream(kFlowsWatch, [this](const json&, const control::PushFn& push) -> json {
+    if (!alerts_.watch(push)) return control::error_response("busy", "too many watchers (64); close one");
+    push(ok(json{{"watching", true}}));
+    return nullptr;  // the answer is the stream
+  });
+}
+
+// A change is answered only once it is saved: a live change the state file lacks would be lost on restart.
+json Agent::committed(json result) {
+  dirty_ = true;
+  if (auto st = persist(); !st)
+    return control::error_response("not_saved", "the change is live but saving the state failed (" + st.error().message +
+                                                    "); it is retried every second: check the state directory");
+  return ok(std::move(result));
+}
+
+json Agent::rules_show() {
+  if (const auto& m = programmer_.applied()) return ok(topology::render_nft(*m));
+  return ok(topology::render_nft(
+      topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset)));
+}
+
+json Agent::export_topology(const json& params) const {
+  auto fmt = params.value("format", std::string("json"));
+  if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
+  if (fmt == "dot") return ok(topology::export_dot(state_.graph));
+  if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
+  if (fmt == "networkpolicy")
+    return ok(topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]));
+  return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy)");
+}
+
+json Agent::remove_edge(const json& params) {
+  topology::EdgeKey k;
+  k.src = params.value("src", "");
+  k.dst = params.value("dst", "");
+  auto proto = parse_proto(params.value("proto", ""));
+  auto port = uint_param(params, "port");
+  if (!proto || !port || *port > 65535) return control::error_response("bad_params", "edges.remove needs src, dst, proto and port");
+  k.proto = *proto;
+  k.port = static_cast<std::uint16_t>(*port);
+  if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
+  spdlog::info("edge revoked: {}", k.to_string());
+  share_decision(k, "removed", nullptr);
+  programmer_.touch(k);
+  programmer_.apply_now();  // also removes the connections it allowed
+  return committed(json{{"removed", k.to_string()}});
+}
+
+json Agent::set_mode(const json& params) {
+  auto mode = parse_mode(params.value("mode", std::string()));
+  if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
+  std::optional<std::chrono::seconds> learn_for;
+  if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
+  auto workload = params.value("workload", std::string());
+  if (workload.empty()) {
+    set_global_mode(*mode, learn_for);
+    return committed(status_json());
   }
-  if (method == "topology.export") {
-    auto fmt = params.value("format", std::string("json"));
-    if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
-    if (fmt == "dot") return ok(topology::export_dot(state_.graph));
-    if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
-    if (fmt == "networkpolicy")
-      return ok(topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]));
-    return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy)");
-  }
-  if (method == "explain") return explain(params);
-  if (method == "topology.diff") return diff_graph(params);
-  if (method == "flows.approve" || method == "flows.deny") {
-    if (auto e = need_write()) return *e;
-    return decide_flows(params, method == "flows.approve" ? topology::EdgeState::approved : topology::EdgeState::denied);
-  }
-  if (method == "topology.import") {
-    if (auto e = need_write()) return *e;
-    return import_graph(params);
-  }
-  if (method == "edges.remove") {
-    if (auto e = need_write()) return *e;
-    topology::EdgeKey k;
-    k.src = params.value("src", "");
-    k.dst = params.value("dst", "");
-    auto proto = parse_proto(params.value("proto", ""));
-    auto port = uint_param(params, "port");
-    if (!proto || !port || *port > 65535)
-      return control::error_response("bad_params", "edges.remove needs src, dst, proto and port");
-    k.proto = *proto;
-    k.port = static_cast<std::uint16_t>(*port);
-    if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
-    spdlog::info("edge revoked: {}", k.to_string());
-    share_decision(k, "removed", nullptr);
-    dirty_ = true;
-    (void)persist();
-    programmer_.touch(k);
-    programmer_.apply_now();  // also removes the connections it allowed
-    return ok(json{{"removed", k.to_string()}});
-  }
-  if (method == "mode.set") {
-    if (auto e = need_write()) return *e;
-    auto mode = parse_mode(params.value("mode", std::string()));
-    if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
-    std::optional<std::chrono::seconds> learn_for;
-    if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
-    auto workload = params.value("workload", std::string());
-    if (!workload.empty()) {
-      if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
-      if (params.value("clear", false)) state_.modes.overrides.erase(workload);
-      else state_.modes.overrides[workload] = *mode;
-      state_.workload_learn_until.erase(workload);
-      if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
-      dirty_ = true;
-      (void)persist();
-      programmer_.request_full();
-      programmer_.apply_now();
-    } else {
-      set_global_mode(*mode, learn_for);
-    }
-    return ok(status_json());
-  }
-  return control::error_response("unknown_method", "unknown method '" + method + "'");
+  if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
+  if (params.value("clear", false)) state_.modes.overrides.erase(workload);
+  else state_.modes.overrides[workload] = *mode;
+  state_.workload_learn_until.erase(workload);
+  if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
+  programmer_.request_full();
+  programmer_.apply_now();
+  return committed(status_json());
 }
 
 // --- ruleset -----------------------------------------------------------------
@@ -908,10 +895,8 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     programmer_.touch(k);
     share_decision(k, std::string(to_string(state)), &e);
   }
-  dirty_ = true;
-  (void)persist();
   programmer_.apply_now();  // live in the kernel before the operator hears back
-  return ok(json{{to_string(state), done}});
+  return committed(json{{to_string(state), done}});
 }
 
 // The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),
@@ -979,11 +964,9 @@ json Agent::import_graph(const json& params) {
   for (auto& [k, p] : pending)
     if (!state_.graph.find(k)) state_.graph.restore_pending(k, p);
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
-  dirty_ = true;
-  (void)persist();
   programmer_.request_full();
   programmer_.apply_now();
-  return ok(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
+  return committed(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
 }
 
 json Agent::diff_graph(const json& params) const {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/alert_pipeline.hpp"
+#include "agent/control_api.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
@@ -147,7 +148,12 @@ class Agent {
   nlohmann::json status_json() const;
   nlohmann::json counters_json() const;
   nlohmann::json workloads_json() const;
-  nlohmann::json dispatch(const std::string& method, const nlohmann::json& params, const control::Peer& peer);
+  void register_methods();
+  nlohmann::json committed(nlohmann::json result);
+  nlohmann::json rules_show();
+  nlohmann::json export_topology(const nlohmann::json& params) const;
+  nlohmann::json remove_edge(const nlohmann::json& params);
+  nlohmann::json set_mode(const nlohmann::json& params);
 
   boost::asio::io_context& io_;
   AgentConfig cfg_;
@@ -159,6 +165,7 @@ class Agent {
   RulesetProgrammer programmer_;
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
+  ControlApi api_;
 
   struct Raw {
     EndpointInfo info;            // as discovery reported it

@@ -34,12 +34,14 @@ class MemoryStateStore final : public StateStore {
  public:
   [[nodiscard]] Result<std::optional<nlohmann::json>> load() override { return doc; }
   [[nodiscard]] Status save(const nlohmann::json& d) override {
+    if (full) return Error{"no space left on device (test)"};
     doc = d;
     ++saves;
     return ok_status();
   }
   std::optional<nlohmann::json> doc;
   int saves = 0;
+  bool full = false;  // saving fails, as on a full disk
 };
 
 }  // namespace topowall::store
