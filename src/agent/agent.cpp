@@ -579,6 +579,12 @@ json Agent::counters_json() const {
     counters["runtime_errors"] = rs.errors;
     counters["runtime_reconnects"] = rs.reconnects;
     counters["runtime_host_network"] = rs.host_network;
+    counters["runtime_inspects"] = rs.inspects;
+  }
+  if (ad_.netns) {
+    auto ns = ad_.netns->stats();
+    counters["netns_events"] = ns.events;
+    counters["netns_errors"] = ns.errors;
   }
   if (ad_.cluster) {
     auto cs = ad_.cluster->stats();
@@ -614,6 +620,7 @@ json Agent::counters_json() const {
     counters["nft_full_applies"] = ws.full_applies;
     counters["nft_element_changes"] = ws.element_changes;
     counters["nft_errors"] = ws.errors;
+    counters["nft_noop_applies"] = ws.noop_applies;
     counters["ctmark_taken"] = ws.ctmark_taken;
   }
   if (ad_.alerts) {
@@ -621,6 +628,7 @@ json Agent::counters_json() const {
     counters["nflog_packets"] = as.packets;
     counters["nflog_enobufs"] = as.enobufs;
     counters["nflog_errors"] = as.errors;
+    counters["nflog_undecodable"] = as.undecodable;
   }
   counters["alert_sink_drops"] = alerts_.sink_drops();
   return counters;

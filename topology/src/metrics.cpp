@@ -1,5 +1,7 @@
 #include "topowall/topology/metrics.hpp"
 
+#include "topowall/topology/counters.hpp"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -9,72 +11,6 @@ namespace topowall::topology {
 namespace {
 
 using nlohmann::json;
-
-// What each counter means; the rest get a generic line (still exported).
-const std::map<std::string, std::string>& help() {
-  static const std::map<std::string, std::string> h = {
-      {"flows", "new flows seen (conntrack NEW events and dump entries)"},
-      {"flows_not_ours", "flows with no known endpoint at either end"},
-      {"new_edges", "edges learned"},
-      {"pending_flows", "flows outside the graph recorded as pending"},
-      {"pending_evicted", "least recently seen pending flows evicted to stay within the per-source and total limits"},
-      {"deferred_flows", "flows held until discovery could name their ends"},
-      {"deferred_overflow", "held flows dropped because the hold queue was full (degraded)"},
-      {"endpoint_upserts", "endpoints added or changed"},
-      {"endpoint_removes", "endpoints removed"},
-      {"persist_errors", "failed writes of the state file (degraded)"},
-      {"handler_errors", "exceptions caught in event handlers (degraded)"},
-      {"conntrack_messages", "ctnetlink messages received"},
-      {"conntrack_flows", "conntrack flows decoded"},
-      {"conntrack_enobufs", "conntrack event overruns; each is followed by a resync (degraded)"},
-      {"conntrack_resyncs", "conntrack table dumps (start-up and after overruns)"},
-      {"conntrack_resync_entries", "entries read from conntrack dumps"},
-      {"conntrack_errors", "conntrack socket errors (degraded)"},
-      {"conntrack_undecodable", "conntrack messages that are not a flow the graph models"},
-      {"conntrack_rcvbuf_bytes", "receive buffer of the conntrack event socket, bytes (it grows after each overrun)"},
-      {"runtime_events", "container runtime events received"},
-      {"runtime_errors", "container runtime API errors (degraded)"},
-      {"runtime_reconnects", "reconnections to the container runtime API (degraded)"},
-      {"runtime_host_network", "containers sharing the node's network namespace, not made endpoints (they are host)"},
-      {"control_requests", "control socket requests"},
-      {"control_rejected", "control socket requests refused (malformed, too large, busy, rate-limited)"},
-      {"control_paused", "times a control client's requests stopped being read because its unread answers reached the bound"},
-      {"control_slow_closed", "control streams (flows watch) closed because their client did not read"},
-      {"control_output_bytes", "bytes of answers queued on control connections, not yet read by their clients"},
-      {"ruleset_applies", "ruleset programming runs"},
-      {"ruleset_apply_errors", "failed ruleset programming runs, retried (degraded)"},
-      {"conntrack_deleted", "connections removed from conntrack because they lost their permission"},
-      {"alerts", "alerts raised (before folding and rate limiting)"},
-      {"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
-      {"alerts_rate_limited", "alerts not sent to the sinks because their source workload exceeded its rate"},
-      {"ids_over_capacity", "workloads beyond the mark mask's id capacity (degraded)"},
-      {"ids_released", "workload ids released after --id-reuse-after without an address, for reuse"},
-      {"ruleset_repairs", "times another process changed our tables and they were restored (degraded)"},
-      {"address_claims_refused", "addresses a container showed that the runtime assigned to another (ignored)"},
-      {"ruleset_checks", "periodic ruleset generation checks that found a change and reconciled"},
-      {"guard_spoofed", "logged packets the guard dropped: a container sent from an address not its own"},
-      {"guard_unclassified", "logged packets the guard dropped: from a container port not classified yet"},
-      {"nft_full_applies", "whole-table nftables transactions"},
-      {"nft_element_changes", "incremental nftables element changes"},
-      {"nft_errors", "nftables transactions the kernel refused (degraded)"},
-      {"ctmark_taken", "new connections whose conntrack mark another component had set, judged as no edge"},
-      {"nflog_packets", "logged packets received"},
-      {"nflog_enobufs", "NFLOG overruns: logged packets lost (degraded)"},
-      {"nflog_errors", "NFLOG socket errors (degraded)"},
-      {"alert_sink_drops", "alerts a sink failed to deliver (degraded)"},
-      {"cluster_publishes", "writes of this node's endpoints to the cluster store"},
-      {"cluster_events", "other nodes' endpoint changes received"},
-      {"cluster_errors", "failed cluster store requests, retried (degraded)"},
-      {"cluster_resyncs", "full reads of the cluster's endpoints (start and after a lost watch or lease)"},
-  };
-  return h;
-}
-
-// Levels, not running totals.
-const std::set<std::string>& gauges() {
-  static const std::set<std::string> g = {"conntrack_rcvbuf_bytes", "control_output_bytes"};
-  return g;
-}
 
 void metric(std::string& out, const std::string& name, const char* type, const std::string& help_text,
             const std::string& samples) {
@@ -181,10 +117,11 @@ std::string prometheus_text(const json& status) {
     for (const auto& [key, v] : status["counters"].items()) {
       auto value = number(v);
       if (value.empty()) continue;
-      const bool is_gauge = gauges().count(key) > 0;
+      // Declared once (counters.hpp); an undeclared one is still exported, as a counter named by its key.
+      const auto* info = find_counter(key);
+      const bool is_gauge = info && info->gauge;
       const auto name = "topowall_" + metric_name(key) + (is_gauge ? "" : "_total");
-      auto h = help().find(key);
-      metric(out, name, is_gauge ? "gauge" : "counter", h != help().end() ? h->second : key,
+      metric(out, name, is_gauge ? "gauge" : "counter", info ? std::string(info->help) : key,
              fmt::format("{} {}\n", name, value));
     }
   }

@@ -5,6 +5,7 @@
 
 #include "agent/agent.hpp"
 #include "fakes.hpp"
+#include "topowall/topology/counters.hpp"
 #include "topowall/topology/metrics.hpp"
 
 using namespace topowall;
@@ -425,24 +426,27 @@ TEST_F(AgentFixture, OneScannerCannotHideAnotherWorkloadsAlerts) {
   EXPECT_EQ(st["counters"]["alerts"], 1001) << "every alert is still counted";
 }
 
-// Every counter in `status` has its meaning on /metrics (a help sentence, not just its name).
-TEST_F(AgentFixture, EveryCounterHasItsHelpLine) {
+// Every counter in `status` is declared once (topology/counters.hpp), with its meaning on /metrics, and
+// every declared one is exported (with every adapter present).
+TEST_F(AgentFixture, EveryCounterIsDeclaredOnceAndExported) {
   ad.alerts = std::make_unique<fakes::FakeAlertSource>();
   ad.writer = std::make_unique<fakes::FakeWriter>();
   ad.cluster = std::make_unique<fakes::FakeCluster>();
+  ad.netns = std::make_unique<fakes::FakeDiscovery>();
   agent::AgentConfig cfg;
   cfg.socket_path = "/tmp/topowall-agent-test-" + std::to_string(getpid()) + ".sock";
   auto a = make(cfg);
   ASSERT_TRUE(a->start());
   const auto st = call(*a, "status")["result"];
   const auto text = topology::prometheus_text(st);
-  ASSERT_GT(st["counters"].size(), 40u);
-  for (const auto& [key, v] : st["counters"].items()) {
-    const auto at = text.find("# HELP topowall_" + key);
-    ASSERT_NE(at, std::string::npos) << key;
-    const auto line = text.substr(at, text.find('\n', at) - at);
-    const auto help = line.substr(line.find(' ', line.find(key)) + 1);  // the key itself when it has none
-    EXPECT_NE(help.find(' '), std::string::npos) << key << " has no help line in topology/src/metrics.cpp";
+  std::set<std::string> shown, declared;
+  for (const auto& [key, v] : st["counters"].items()) shown.insert(key);
+  for (const auto& c : topology::counter_table()) declared.insert(std::string(c.name));
+  EXPECT_EQ(shown, declared) << "status.counters and topology/src/counters.cpp differ";
+  for (const auto& c : topology::counter_table()) {
+    const auto name = "topowall_" + std::string(c.name) + (c.gauge ? "" : "_total");
+    EXPECT_NE(text.find("# HELP " + name + " " + std::string(c.help) + "\n"), std::string::npos) << c.name;
+    EXPECT_NE(text.find("# TYPE " + name + (c.gauge ? " gauge" : " counter")), std::string::npos) << c.name;
   }
   a->stop();
 }

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "topowall/topology/counters.hpp"
 #include "topowall/topology/metrics.hpp"
 
 using namespace topowall::topology;
@@ -91,4 +95,25 @@ TEST(Metrics, NewCountersHaveTheirMeaningAndPerWorkloadRateLimits) {
     EXPECT_NE(meaning.find(' '), std::string::npos) << name;
   }
   EXPECT_NE(text.find("# TYPE topowall_control_output_bytes gauge\n"), std::string::npos);
+}
+
+// docs/PROTOCOL.md's counters section is the declared table, word for word. After changing the table,
+// regenerate it with TOPOWALL_UPDATE_DOCS=1 and review the diff.
+TEST(Counters, TheProtocolDocumentListsExactlyTheDeclaredCounters) {
+  const std::string path = std::string(TOPOWALL_SOURCE_DIR) + "/docs/PROTOCOL.md";
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto doc = ss.str();
+  const std::string begin = "<!-- counters: generated from topology/src/counters.cpp -->\n", end = "<!-- counters end -->";
+  auto b = doc.find(begin), e = doc.find(end);
+  ASSERT_NE(b, std::string::npos) << "no counters section marker in " << path;
+  ASSERT_NE(e, std::string::npos);
+  b += begin.size();
+  if (getenv("TOPOWALL_UPDATE_DOCS")) {
+    doc.replace(b, e - b, counters_markdown());
+    std::ofstream(path) << doc;
+    return;
+  }
+  EXPECT_EQ(doc.substr(b, e - b), counters_markdown());
 }
