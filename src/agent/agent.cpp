@@ -1,6 +1,5 @@
 #include "agent/agent.hpp"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -20,10 +19,6 @@ constexpr std::size_t kMaxHeld = 100000;
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kGenerationCheck = std::chrono::seconds(10);
 
-std::uint64_t inode_of(const std::string& path) {
-  struct stat st{};
-  return !path.empty() && stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
-}
 
 // Non-negative integer, whether it arrived signed or unsigned.
 std::optional<std::uint64_t> as_uint(const json& j) {
@@ -49,6 +44,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
+      registry_(endpoints_, cfg_.identity, ad_.addresses.get(), ad_.cluster.get()),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
       ticker_(io),
       alerts_(cfg_.alert_window, cfg_.alert_rate, std::move(ad_.sinks), endpoints_, state_.graph),
@@ -57,6 +53,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   // A workload named like an external network would share its id, and so its edges.
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
   programmer_.set_ready([this] { return discovery_synced(); });
+  wire_registry();
   programmer_.set_on_applied([this] { dirty_ = true; });
   register_methods();
   alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
@@ -116,10 +113,11 @@ Status Agent::start() {
     });
 
   // 4. Discovery: runtime API and/or named namespaces.
-  if (ad_.runtime) ad_.runtime->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::runtime); });
-  else runtime_synced_ = true;
-  if (ad_.netns) ad_.netns->start([this](const DiscoveryEvent& e) { on_discovery(e, Source::netns); });
-  else netns_synced_ = true;
+  using Src = EndpointRegistry::Source;
+  if (ad_.runtime) registry_.expect(Src::runtime);
+  if (ad_.netns) registry_.expect(Src::netns);
+  if (ad_.runtime) ad_.runtime->start([this](const DiscoveryEvent& e) { registry_.on_discovery(e, Src::runtime); });
+  if (ad_.netns) ad_.netns->start([this](const DiscoveryEvent& e) { registry_.on_discovery(e, Src::netns); });
   // Other nodes' endpoints, so cross-node peers are named, not `world` (a healthy etcd answers in
   // milliseconds, well within the hold for flows whose ends are not yet known).
   if (ad_.cluster) ad_.cluster->start([this](const ClusterEvent& e) { on_cluster(e); });
@@ -166,7 +164,7 @@ void Agent::stop() {
   }
 }
 
-bool Agent::discovery_synced() const { return runtime_synced_ && netns_synced_; }
+bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
   auto st = ad_.store->save(topology::state_to_json(state_));
@@ -181,160 +179,37 @@ Status Agent::persist() {
 
 // --- discovery ------------------------------------------------------------
 
-void Agent::on_discovery(const DiscoveryEvent& ev, Source src) {
-  try {
-    switch (ev.kind) {
-      case DiscoveryEvent::Kind::synced:
-        (src == Source::runtime ? runtime_synced_ : netns_synced_) = true;
-        programmer_.request_full();
-        return;
-      case DiscoveryEvent::Kind::remove:
-        remove_endpoint(ev.id);
-        return;
-      case DiscoveryEvent::Kind::upsert: break;
-    }
-    ++counters_.endpoint_upserts;
-    if (ev.seen != std::chrono::steady_clock::time_point{}) programmer_.note_event(ev.seen);
-    const auto& id = ev.info.id;
-    auto& raw = raw_[id];
-    bool fresh = raw.info.id.empty() || raw.info.netns_path != ev.info.netns_path;
-    raw.info = ev.info;
-    raw.source = src;
-    raw.ns_inode = inode_of(ev.info.netns_path);
-    apply_endpoint(id);
-    if (fresh && ad_.addresses && !ev.info.netns_path.empty())
-      ad_.addresses->watch(id, ev.info.netns_path, [this, id](const AddressSnapshot& a) { on_addresses(id, a); });
-    // A container's namespace may also be a named one: the container wins.
-    if (src == Source::runtime)
-      for (auto& [oid, r] : raw_)
-        if (r.source == Source::netns && r.ns_inode && r.ns_inode == raw.ns_inode) drop_local(oid);
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    spdlog::error("discovery event failed: {}", e.what());
-  }
-}
-
-void Agent::on_addresses(const std::string& id, const AddressSnapshot& snap) {
-  auto it = raw_.find(id);
-  if (it == raw_.end()) return;
-  it->second.in_netns = snap.addrs;
-  it->second.ports = snap.ports;
-  apply_endpoint(id);
-}
-
-bool Agent::netns_shadowed(const std::string& id) const {
-  const auto& r = raw_.at(id);
-  if (r.source != Source::netns || !r.ns_inode) return false;
-  for (const auto& [oid, o] : raw_)
-    if (o.source == Source::runtime && o.ns_inode == r.ns_inode) return true;
-  return false;
-}
-
-// An address seen inside a namespace that the runtime assigned to another endpoint: a container with
-// NET_ADMIN added it to claim that endpoint's address. The runtime's word wins; the claim is counted.
-bool Agent::assigned_elsewhere(const std::string& id, const IpAddr& a) {
-  for (const auto& [oid, o] : raw_)
-    if (oid != id && std::find(o.info.addresses.begin(), o.info.addresses.end(), a) != o.info.addresses.end()) {
-      if (refused_claims_.insert({id, a}).second) {
-        ++counters_.address_claims_refused;
-        spdlog::warn("endpoint {} shows address {}, which the runtime assigned to {}: ignored", id.substr(0, 12),
-                     a.to_string(), oid.substr(0, 12));
-      }
-      return true;
-    }
-  return false;
-}
-
-void Agent::apply_endpoint(const std::string& id) {
-  const auto& raw = raw_.at(id);
-  if (netns_shadowed(id)) return;
-  EndpointInfo info = raw.info;
-  for (const auto& a : raw.in_netns)
-    if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end() && !assigned_elsewhere(id, a))
-      info.addresses.push_back(a);
-  info.ports = raw.ports;
-  auto workload = topology::workload_identity(info, cfg_.identity);
-  const auto* prev = endpoints_.find(id);
-  bool changed = !prev || prev->workload != workload || prev->info.addresses != info.addresses ||
-                 prev->info.ports != info.ports;
-  if (!prev) spdlog::info("endpoint {} ({}) joined workload {}", info.name, id.substr(0, 12), workload);
-  if (!state_.graph.workloads().count(workload)) on_new_workload(workload, Clock::now());
-  state_.graph.note_workload(workload, info.labels, Clock::now());
-  if (changed && ad_.cluster) ad_.cluster->publish({"", id, workload, info.name, info.addresses});
-  std::vector<IpAddr> reported;  // an address whose port changed needs its guard element patched
-  if (prev)
-    for (const auto& [a, port] : info.ports)
-      if (auto it = prev->info.ports.find(a); it == prev->info.ports.end() || it->second != port) reported.push_back(a);
-  if (prev)
-    for (const auto& [a, port] : prev->info.ports)
-      if (!info.ports.count(a)) reported.push_back(a);
-  auto moved = endpoints_.upsert(workload, std::move(info));
-  moved.insert(moved.end(), reported.begin(), reported.end());
-  if (changed) {
+void Agent::wire_registry() {
+  RegistryHooks h;
+  h.changed = [this](const std::vector<IpAddr>& addrs) {
     dirty_ = true;
-    programmer_.touch(moved);      // a new endpoint is enforced within this loop turn
-    flush_deferred();  // held flows may now resolve
-  }
-}
-
-void Agent::remove_endpoint(const std::string& id) {
-  auto it = raw_.find(id);
-  if (it == raw_.end()) return;
-  ++counters_.endpoint_removes;
-  // Learn what is still held while the endpoint can name its flows.
-  flush_deferred();
-  if (ad_.addresses) ad_.addresses->unwatch(id);
-  if (const auto* ep = endpoints_.find(id)) spdlog::info("endpoint {} left workload {}", ep->info.name, ep->workload);
-  drop_local(id);
-  raw_.erase(it);
-}
-
-void Agent::drop_local(const std::string& id) {
-  auto freed = endpoints_.remove(id);
-  programmer_.touch(freed);
-  if (ad_.cluster) ad_.cluster->withdraw(id);
-  // A remote claim that a local endpoint overrode may now stand.
-  for (const auto& [rid, r] : remote_)
-    for (const auto& a : r.addresses)
-      if (std::find(freed.begin(), freed.end(), a) != freed.end()) {
-        apply_remote(rid);
-        break;
-      }
+    programmer_.touch(addrs);
+  };
+  h.workload_seen = [this](const std::string& w, const std::map<std::string, std::string>* labels) {
+    const bool fresh = !state_.graph.workloads().count(w);
+    if (fresh) on_new_workload(w, Clock::now());
+    if (labels || fresh) state_.graph.note_workload(w, labels ? *labels : std::map<std::string, std::string>{}, Clock::now());
+  };
+  h.before_remove = [this] { flush_deferred(); };
+  h.resolvable = [this] { flush_deferred(); };
+  h.synced = [this] { programmer_.request_full(); };
+  h.event_seen = [this](std::chrono::steady_clock::time_point t) { programmer_.note_event(t); };
+  registry_.set_hooks(std::move(h));
 }
 
 // --- cluster ----------------------------------------------------------------
 
 void Agent::on_cluster(const ClusterEvent& ev) {
-  try {
-    const auto id = "cluster:" + ev.endpoint.node + "/" + ev.endpoint.id;
-    switch (ev.kind) {
-      case ClusterEvent::Kind::synced:
-        cluster_synced_ = true;
-        return;
-      case ClusterEvent::Kind::remove:
-        remote_.erase(id);
-        programmer_.touch(endpoints_.remove(id));
-        return;
-      case ClusterEvent::Kind::upsert:
-        // The codec refuses `host` and `world`; names only this node reserves are refused here.
-        if (topology::is_reserved_name(ev.endpoint.workload, cfg_.identity)) {
-          spdlog::warn("cluster endpoint {} refused: workload name '{}' is reserved on this node", id,
-                       ev.endpoint.workload);
-          remote_.erase(id);
-          programmer_.touch(endpoints_.remove(id));
-          return;
-        }
-        remote_[id] = ev.endpoint;
-        apply_remote(id);
-        return;
-      case ClusterEvent::Kind::decision:
-        apply_decision(ev.decision);
-        return;
+  if (ev.kind == ClusterEvent::Kind::decision) {
+    try {
+      apply_decision(ev.decision);
+    } catch (const std::exception& e) {
+      ++counters_.handler_errors;
+      spdlog::error("cluster decision failed: {}", e.what());
     }
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    spdlog::error("cluster event failed: {}", e.what());
+    return;
   }
+  registry_.on_cluster(ev);
 }
 
 // An operator's decision made on another node: the same change as if made here.
@@ -376,27 +251,6 @@ void Agent::share_decision(const topology::EdgeKey& k, const std::string& state,
     if (e->expires) d.until = topology::format_time(*e->expires);
   }
   ad_.cluster->decide(d);
-}
-
-void Agent::apply_remote(const std::string& id) {
-  const auto& r = remote_.at(id);
-  EndpointInfo info;
-  info.id = id;
-  info.name = r.node + "/" + r.name;
-  // What this node discovered itself wins: another node's (stale or false) claim never moves a local address.
-  for (const auto& a : r.addresses) {
-    const auto& owner = endpoints_.owner_of(a);
-    if (owner.empty() || owner.rfind("cluster:", 0) == 0) info.addresses.push_back(a);
-  }
-  const auto* prev = endpoints_.find(id);
-  if (prev && prev->workload == r.workload && prev->info.addresses == info.addresses) return;
-  if (!state_.graph.workloads().count(r.workload)) {
-    on_new_workload(r.workload, Clock::now());
-    state_.graph.note_workload(r.workload, {}, Clock::now());
-  }
-  programmer_.touch(endpoints_.upsert(r.workload, std::move(info)));
-  dirty_ = true;
-  flush_deferred();  // held flows may now resolve
 }
 
 // --- flows ----------------------------------------------------------------
@@ -533,8 +387,8 @@ json Agent::status_json() const {
   if (ad_.runtime) j["runtime_connected"] = ad_.runtime->stats().connected;
   if (ad_.cluster) {
     j["cluster_connected"] = ad_.cluster->stats().connected;
-    j["cluster_synced"] = cluster_synced_;
-    j["remote_endpoints"] = remote_.size();
+    j["cluster_synced"] = registry_.cluster_synced();
+    j["remote_endpoints"] = registry_.remote_count();
   }
   j["ruleset_applied"] = programmer_.in_sync();
   j["ruleset_degraded"] = programmer_.counters().degraded;
@@ -557,11 +411,12 @@ json Agent::counters_json() const {
                 {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
                 {"deferred_flows", counters_.deferred_flows},
                 {"deferred_overflow", counters_.deferred_overflow},
-                {"endpoint_upserts", counters_.endpoint_upserts},
-                {"endpoint_removes", counters_.endpoint_removes},
+                {"endpoint_upserts", registry_.counters().upserts},
+                {"endpoint_removes", registry_.counters().removes},
                 {"persist_errors", counters_.persist_errors},
                 {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
-                                       alerts_.counters().handler_errors + api_.handler_errors()}};
+                                       alerts_.counters().handler_errors + api_.handler_errors() +
+                                       registry_.counters().handler_errors}};
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;
@@ -611,7 +466,7 @@ json Agent::counters_json() const {
   counters["ids_over_capacity"] = pc.ids_over_capacity;
   counters["ids_released"] = pc.ids_released;
   counters["ruleset_repairs"] = pc.ruleset_repairs;
-  counters["address_claims_refused"] = counters_.address_claims_refused;
+  counters["address_claims_refused"] = registry_.counters().claims_refused;
   counters["ruleset_checks"] = pc.ruleset_checks;
   counters["guard_spoofed"] = ac.spoofed;
   counters["guard_unclassified"] = ac.unclassified;

@@ -14,6 +14,7 @@
 
 #include "agent/alert_pipeline.hpp"
 #include "agent/control_api.hpp"
+#include "agent/endpoint_registry.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
@@ -82,13 +83,10 @@ struct Adapters {
 };
 
 struct AgentCounters {
-  std::uint64_t endpoint_upserts = 0;
-  std::uint64_t endpoint_removes = 0;
   std::uint64_t deferred_flows = 0;
   std::uint64_t deferred_overflow = 0;
   std::uint64_t persist_errors = 0;
   std::uint64_t handler_errors = 0;
-  std::uint64_t address_claims_refused = 0;  // a namespace showing an address the runtime gave another
   std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
 };
@@ -117,22 +115,14 @@ class Agent {
   const std::optional<topology::RulesetModel>& applied_model() const { return programmer_.applied(); }
 
  private:
-  enum class Source { runtime, netns };
-  void on_discovery(const DiscoveryEvent& ev, Source src);
-  void on_addresses(const std::string& id, const AddressSnapshot& snap);
-  void apply_endpoint(const std::string& id);
-  void remove_endpoint(const std::string& id);
   void on_cluster(const ClusterEvent& ev);
-  void apply_remote(const std::string& id);
   void apply_decision(const ClusterDecision& d);
   void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
-  void drop_local(const std::string& id);  // out of the table, out of the cluster, neighbours re-applied
   void on_flow(const FlowTuple& flow, bool resync);
   void learn(const FlowTuple& flow, bool resync);
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
-  bool assigned_elsewhere(const std::string& id, const IpAddr& a);
   void check_bridge_netfilter();
   void note_pending(const topology::EdgeKey& key, TimePoint when);
   void log_pending(const topology::EdgeKey& key);
@@ -143,12 +133,12 @@ class Agent {
   nlohmann::json explain(const nlohmann::json& params) const;
   nlohmann::json import_graph(const nlohmann::json& params);
   nlohmann::json diff_graph(const nlohmann::json& params) const;
-  bool netns_shadowed(const std::string& id) const;
 
   nlohmann::json status_json() const;
   nlohmann::json counters_json() const;
   nlohmann::json workloads_json() const;
   void register_methods();
+  void wire_registry();
   nlohmann::json committed(nlohmann::json result);
   nlohmann::json rules_show();
   nlohmann::json export_topology(const nlohmann::json& params) const;
@@ -162,30 +152,19 @@ class Agent {
   topology::EndpointTable endpoints_;
   topology::Learner learner_;
   std::unique_ptr<control::Server> server_;
+  EndpointRegistry registry_;
   RulesetProgrammer programmer_;
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;
 
-  struct Raw {
-    EndpointInfo info;            // as discovery reported it
-    std::vector<IpAddr> in_netns; // as rtnetlink reports it
-    std::map<IpAddr, std::uint32_t> ports;  // address -> host-side port
-    Source source = Source::runtime;
-    std::uint64_t ns_inode = 0;
-  };
-  std::map<std::string, Raw> raw_;
-  std::map<std::string, ClusterEndpoint> remote_;  // "cluster:<node>/<id>" -> as its node announced it
-  bool cluster_synced_ = false;
   struct Held {
     FlowTuple flow;
     bool resync;
     std::chrono::steady_clock::time_point until;
   };
   std::deque<Held> held_;
-  bool runtime_synced_ = false, netns_synced_ = false;
   bool dirty_ = false;
-  std::set<std::pair<std::string, IpAddr>> refused_claims_;  // logged once each
   topology::KeyedRateLimiter pending_log_limiter_;
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point last_slow_tick_{};

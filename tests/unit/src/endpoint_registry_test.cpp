@@ -1,0 +1,64 @@
+// The endpoint registry alone: merge rules of raw discovery records.
+#include <gtest/gtest.h>
+
+#include "agent/endpoint_registry.hpp"
+#include "fakes.hpp"
+
+using namespace topowall;
+using fakes::container;
+using fakes::ip;
+using Src = agent::EndpointRegistry::Source;
+
+namespace {
+struct Registry : ::testing::Test {
+  Registry() : reg(table, identity, &watcher, nullptr) {
+    agent::RegistryHooks h;
+    h.changed = [this](const std::vector<IpAddr>& a) { changed.insert(changed.end(), a.begin(), a.end()); };
+    reg.set_hooks(std::move(h));
+  }
+  DiscoveryEvent up(EndpointInfo e) { return DiscoveryEvent{DiscoveryEvent::Kind::upsert, std::move(e), {}}; }
+  topology::EndpointTable table;
+  topology::IdentityConfig identity;
+  fakes::FakeAddressWatcher watcher;
+  agent::EndpointRegistry reg;
+  std::vector<IpAddr> changed;
+};
+}  // namespace
+
+TEST_F(Registry, ANamespaceCannotTakeAnAddressTheRuntimeGaveAnother) {
+  auto web = container("w1", "web", {"10.0.0.2"});
+  web.netns_path = "/proc/self/ns/net";
+  auto evil = container("e1", "evil", {"10.0.0.9"});
+  evil.netns_path = "/proc/1/ns/mnt";  // any path: the watcher is a fake
+  reg.on_discovery(up(web), Src::runtime);
+  reg.on_discovery(up(evil), Src::runtime);
+  watcher.set("e1", {ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.77")});
+  EXPECT_EQ(table.resolve(ip("10.0.0.2")), "web") << "the runtime's word wins";
+  EXPECT_EQ(table.resolve(ip("10.0.0.77")), "evil") << "an address nobody was given may be added";
+  EXPECT_EQ(reg.counters().claims_refused, 1u);
+  watcher.set("e1", {ip("10.0.0.9"), ip("10.0.0.2")});
+  EXPECT_EQ(reg.counters().claims_refused, 1u) << "counted once per claim";
+}
+
+TEST_F(Registry, OtherNodesNeverMoveALocalAddress) {
+  reg.on_discovery(up(container("a1", "api", {"10.0.0.4"})), Src::runtime);
+  ClusterEvent ev;
+  ev.kind = ClusterEvent::Kind::upsert;
+  ev.endpoint = {"node-b", "x1", "intruder", "x", {ip("10.0.0.4"), ip("10.9.0.1")}};
+  reg.on_cluster(ev);
+  EXPECT_EQ(table.resolve(ip("10.0.0.4")), "api");
+  EXPECT_EQ(table.resolve(ip("10.9.0.1")), "intruder");
+  reg.on_discovery(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, "a1"}, Src::runtime);
+  EXPECT_EQ(table.resolve(ip("10.0.0.4")), "intruder") << "the claim stands once the local owner is gone";
+  EXPECT_EQ(reg.remote_count(), 1u);
+}
+
+TEST_F(Registry, SyncedOnlyOnceEveryExpectedSourceListed) {
+  reg.expect(Src::runtime);
+  reg.expect(Src::netns);
+  EXPECT_FALSE(reg.synced());
+  reg.on_discovery(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}}, Src::runtime);
+  EXPECT_FALSE(reg.synced());
+  reg.on_discovery(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}}, Src::netns);
+  EXPECT_TRUE(reg.synced());
+}
