@@ -22,25 +22,25 @@ constexpr int kTcpA = 18080, kTcpB = 19090, kUdp = 15353;
 // routed through the node. Not under the lab's prefix, so not discovered.
 struct World {
   World() {
-    ok = sh("ip link add twiw-p type bridge") == 0 && sh("ip link set twiw-p up") == 0 &&
-         sh("ip link add twiw-h link twiw-p type macvlan mode bridge") == 0 &&
-         sh("ip addr add 10.231.99.1/24 dev twiw-h") == 0 && sh("ip addr add fd00:2399::1/64 dev twiw-h nodad") == 0 &&
-         sh("ip link set twiw-h up") == 0 && sh("ip netns add twiw-w") == 0 &&
-         sh("ip link add twiw-m link twiw-p type macvlan mode bridge") == 0 &&
-         sh("ip link set twiw-m netns twiw-w") == 0 && sh("ip -n twiw-w link set lo up") == 0 &&
-         sh("ip -n twiw-w link set twiw-m up") == 0 && sh("ip -n twiw-w addr add 10.231.99.2/24 dev twiw-m") == 0 &&
-         sh("ip -n twiw-w addr add fd00:2399::2/64 dev twiw-m nodad") == 0 &&
-         sh("ip -n twiw-w route add default via 10.231.99.1") == 0 &&
-         sh("ip -n twiw-w -6 route add default via fd00:2399::1") == 0;
+    ok = sh("ip link add twix-p type bridge") == 0 && sh("ip link set twix-p up") == 0 &&
+         sh("ip link add twix-h link twix-p type macvlan mode bridge") == 0 &&
+         sh("ip addr add 10.231.99.1/24 dev twix-h") == 0 && sh("ip addr add fd00:2399::1/64 dev twix-h nodad") == 0 &&
+         sh("ip link set twix-h up") == 0 && sh("ip netns add twix-w") == 0 &&
+         sh("ip link add twix-m link twix-p type macvlan mode bridge") == 0 &&
+         sh("ip link set twix-m netns twix-w") == 0 && sh("ip -n twix-w link set lo up") == 0 &&
+         sh("ip -n twix-w link set twix-m up") == 0 && sh("ip -n twix-w addr add 10.231.99.2/24 dev twix-m") == 0 &&
+         sh("ip -n twix-w addr add fd00:2399::2/64 dev twix-m nodad") == 0 &&
+         sh("ip -n twix-w route add default via 10.231.99.1") == 0 &&
+         sh("ip -n twix-w -6 route add default via fd00:2399::1") == 0;
     forwarding6 = sh_out("cat /proc/sys/net/ipv6/conf/all/forwarding");
     forwarding4 = sh_out("cat /proc/sys/net/ipv4/ip_forward");
     ok = ok && write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1") && write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
   }
   ~World() {
-    sh("ip netns pids twiw-w | xargs -r kill -9");
-    sh("ip netns del twiw-w");
-    sh("ip link del twiw-h");
-    sh("ip link del twiw-p");
+    sh("ip netns pids twix-w | xargs -r kill -9");
+    sh("ip netns del twix-w");
+    sh("ip link del twix-h");
+    sh("ip link del twix-p");
     if (!forwarding6.empty()) write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", forwarding6.substr(0, 1));
     if (!forwarding4.empty()) write_sysctl("/proc/sys/net/ipv4/ip_forward", forwarding4.substr(0, 1));
   }
@@ -96,7 +96,7 @@ struct ExplainLab : AgentLab {
     places = {{"a", lab->ns_path("a"), lab->ns("a"), lab->ip("a"), lab->ip6("a")},
               {"b", lab->ns_path("b"), lab->ns("b"), lab->ip("b"), lab->ip6("b")},
               {"host", "/proc/self/ns/net", "", lab->gateway(), "fd00:2313::1"},
-              {"world", "/run/netns/twiw-w", "twiw-w", "10.231.99.2", "fd00:2399::2"}};
+              {"world", "/run/netns/twix-w", "twix-w", "10.231.99.2", "fd00:2399::2"}};
   }
   void TearDown() override {
     AgentLab::TearDown();

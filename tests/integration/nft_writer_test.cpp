@@ -304,6 +304,39 @@ TEST_F(WriterFixture, SpoofedSourcesAreDroppedWhateverTheirDestination) {
   EXPECT_GE(counter(table, "alert_drop_spoof"), 4u);
 }
 
+// ARP spoofing: c claims a's IPv4 address in gratuitous ARP, so the node would send a's traffic to c.
+// The guard's bridge twin drops ARP whose sender address is not the port's own.
+TEST_F(WriterFixture, ForgedArpCannotRedirectANeighbour) {
+  const auto a_ip = lab->ip("a");
+  auto mac_of = [&](const std::string& host) {
+    auto out = sh_out("ip -n " + lab->ns(host) + " -o link show eth0");
+    auto at = out.find("link/ether ");
+    return at == std::string::npos ? std::string() : out.substr(at + 11, 17);
+  };
+  auto node_sees = [&] {
+    auto out = sh_out("ip neigh show " + a_ip + " dev twiwbr");
+    auto at = out.find("lladdr ");
+    return at == std::string::npos ? std::string() : out.substr(at + 7, 17);
+  };
+  // c takes a's address on its own interface (NET_ADMIN) and announces it.
+  ASSERT_EQ(sh("ip -n " + lab->ns("c") + " addr add " + a_ip + "/32 dev eth0"), 0);
+  auto attack = [&] {
+    sh("ip neigh flush dev twiwbr");
+    sh("busybox ping -c1 -W1 " + a_ip);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the neighbour entry's locktime
+    EXPECT_EQ(node_sees(), mac_of("a")) << "the node resolved a correctly first";
+    sh("ip netns exec " + lab->ns("c") + " busybox arping -U -c 2 -w 2 -I eth0 -s " + a_ip + " " + a_ip);
+    return node_sees();
+  };
+  auto open = model;
+  open.cfg.guard = false;
+  ASSERT_TRUE(writer.apply(open));
+  ASSERT_EQ(attack(), mac_of("c")) << "the attack works without the guard";
+  ASSERT_TRUE(writer.apply(model));
+  EXPECT_EQ(attack(), mac_of("a")) << "c redirected a's traffic to itself";
+  EXPECT_GE(counter(table, "alert_drop_spoof"), 1u);
+}
+
 TEST_F(WriterFixture, AnUnclassifiedPortCarriesNothingUnlessTheNodeLearns) {
   lab->add_host("d", "10.231.2.9");  // a new container the agent has not classified yet
   Server host53("", 5355, true);

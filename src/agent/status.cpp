@@ -1,0 +1,173 @@
+// The agent's figures: `status`, its counters (declared in topology/src/counters.cpp) and `workloads`.
+#include <algorithm>
+
+#include "agent/agent.hpp"
+
+namespace topowall::agent {
+
+using nlohmann::json;
+
+namespace {
+double pct(std::deque<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+}  // namespace
+
+json Agent::status_json() const {
+  auto now = Clock::now();
+  json learn = {{"new_edges_per_minute", learner_.new_edge_rate(now)},
+                {"edges_last_5m", learner_.new_edge_rate(now) * 5}};
+  if (state_.learn_until) {
+    learn["until"] = topology::format_time(*state_.learn_until);
+    learn["remaining_seconds"] =
+        std::max<long long>(0, std::chrono::duration_cast<std::chrono::seconds>(*state_.learn_until - now).count());
+  }
+  json overrides = json::object();
+  for (const auto& [w, m] : state_.modes.overrides) overrides[w] = to_string(m);
+  json j{{"mode", to_string(state_.modes.global)},
+         {"mode_overrides", overrides},
+         {"workloads", endpoints_.workloads().size()},
+         {"endpoints", endpoints_.endpoints().size()},
+         {"edges", state_.graph.edges().size()},
+         {"pending", state_.graph.pending().size()},
+         {"learning", learn},
+         {"discovery_synced", discovery_synced()},
+         {"uptime_seconds",
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}};
+  if (ad_.runtime) j["runtime_connected"] = ad_.runtime->stats().connected;
+  if (ad_.cluster) {
+    j["cluster_connected"] = ad_.cluster->stats().connected;
+    j["cluster_synced"] = registry_.cluster_synced();
+    j["remote_endpoints"] = registry_.remote_count();
+  }
+  j["ruleset_applied"] = programmer_.in_sync();
+  j["ruleset_degraded"] = programmer_.counters().degraded;
+  j["bridge_netfilter"] = counters_.bridge_netfilter;
+  // Runtime event received -> its endpoint in the kernel (inspect included).
+  const auto& lat = programmer_.event_to_enforced_ms();
+  j["event_to_enforced_ms"] = json{{"p50", pct(lat, 0.5)}, {"p99", pct(lat, 0.99)}, {"samples", lat.size()}};
+  j["counters"] = counters_json();
+  j["alerts_rate_limited_by_workload"] = alerts_.rate_limited_by_workload();
+  return j;
+}
+
+// A counter for every degraded path, in one place.
+json Agent::counters_json() const {
+  const auto& ls = learner_.stats();
+  json counters{{"flows", ls.flows},
+                {"flows_not_ours", ls.not_ours},
+                {"new_edges", ls.new_edges},
+                {"pending_flows", ls.pending},
+                {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
+                {"deferred_flows", counters_.deferred_flows},
+                {"deferred_overflow", counters_.deferred_overflow},
+                {"endpoint_upserts", registry_.counters().upserts},
+                {"endpoint_removes", registry_.counters().removes},
+                {"persist_errors", counters_.persist_errors},
+                {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
+                                       alerts_.counters().handler_errors + api_.handler_errors() +
+                                       registry_.counters().handler_errors}};
+  if (ad_.flows) {
+    auto fs = ad_.flows->stats();
+    counters["conntrack_messages"] = fs.messages;
+    counters["conntrack_flows"] = fs.flows;
+    counters["conntrack_enobufs"] = fs.enobufs;
+    counters["conntrack_resyncs"] = fs.resyncs;
+    counters["conntrack_resync_entries"] = fs.resync_entries;
+    counters["conntrack_errors"] = fs.errors;
+    counters["conntrack_undecodable"] = fs.undecodable;
+    counters["conntrack_rcvbuf_bytes"] = fs.rcvbuf_bytes;
+  }
+  if (ad_.runtime) {
+    auto rs = ad_.runtime->stats();
+    counters["runtime_events"] = rs.events;
+    counters["runtime_errors"] = rs.errors;
+    counters["runtime_reconnects"] = rs.reconnects;
+    counters["runtime_host_network"] = rs.host_network;
+    counters["runtime_inspects"] = rs.inspects;
+  }
+  if (ad_.netns) {
+    auto ns = ad_.netns->stats();
+    counters["netns_events"] = ns.events;
+    counters["netns_errors"] = ns.errors;
+  }
+  if (ad_.cluster) {
+    auto cs = ad_.cluster->stats();
+    counters["cluster_publishes"] = cs.publishes;
+    counters["cluster_events"] = cs.events;
+    counters["cluster_errors"] = cs.errors;
+    counters["cluster_resyncs"] = cs.resyncs;
+  }
+  if (server_) {
+    counters["control_requests"] = server_->stats().requests;
+    counters["control_rejected"] = server_->stats().rejected;
+    counters["control_paused"] = server_->stats().paused;
+    counters["control_slow_closed"] = server_->stats().slow_closed;
+    counters["control_output_bytes"] = server_->stats().output_bytes;
+  }
+  const auto& pc = programmer_.counters();
+  counters["ruleset_applies"] = pc.applies;
+  counters["ruleset_apply_errors"] = pc.apply_errors;
+  counters["conntrack_deleted"] = pc.conntrack_deleted;
+  const auto& ac = alerts_.counters();
+  counters["alerts"] = ac.alerts;
+  counters["alerts_suppressed"] = alerts_.suppressed();
+  counters["alerts_rate_limited"] = alerts_.rate_limited();
+  counters["ids_over_capacity"] = pc.ids_over_capacity;
+  counters["ids_released"] = pc.ids_released;
+  counters["ruleset_repairs"] = pc.ruleset_repairs;
+  counters["address_claims_refused"] = registry_.counters().claims_refused;
+  counters["ruleset_checks"] = pc.ruleset_checks;
+  counters["guard_spoofed"] = ac.spoofed;
+  counters["guard_unclassified"] = ac.unclassified;
+  if (ad_.writer) {
+    auto ws = ad_.writer->stats();
+    counters["nft_full_applies"] = ws.full_applies;
+    counters["nft_element_changes"] = ws.element_changes;
+    counters["nft_errors"] = ws.errors;
+    counters["nft_noop_applies"] = ws.noop_applies;
+    counters["ctmark_taken"] = ws.ctmark_taken;
+  }
+  if (ad_.alerts) {
+    auto as = ad_.alerts->stats();
+    counters["nflog_packets"] = as.packets;
+    counters["nflog_enobufs"] = as.enobufs;
+    counters["nflog_errors"] = as.errors;
+    counters["nflog_undecodable"] = as.undecodable;
+  }
+  counters["alert_sink_drops"] = alerts_.sink_drops();
+  return counters;
+}
+
+json Agent::workloads_json() const {
+  json out = json::array();
+  for (const auto& [name, ids] : endpoints_.workloads()) {
+    json addrs = json::array(), containers = json::array();
+    json labels = json::object();
+    for (const auto& id : ids) {
+      const auto* ep = endpoints_.find(id);
+      json caddrs = json::array();
+      for (const auto& a : ep->info.addresses) {
+        addrs.push_back(a.to_string());
+        caddrs.push_back(a.to_string());
+      }
+      containers.push_back({{"id", ep->info.id},
+                            {"name", ep->info.name},
+                            {"image", ep->info.image},
+                            {"kind", ep->info.kind == EndpointKind::container ? "container" : "netns"},
+                            {"addresses", caddrs}});
+      if (labels.empty()) labels = ep->info.labels;
+    }
+    out.push_back({{"name", name},
+                   {"labels", labels},
+                   {"addresses", addrs},
+                   {"containers", containers},
+                   {"replicas", ids.size()},
+                   {"mode", to_string(state_.modes.of(name))}});
+  }
+  return out;
+}
+
+}  // namespace topowall::agent
