@@ -15,7 +15,6 @@ using topology::kHost;
 using topology::kWorld;
 
 namespace {
-constexpr std::size_t kMaxHeld = 100000;
 constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kGenerationCheck = std::chrono::seconds(10);
 
@@ -39,6 +38,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
+      intake_(learner_, endpoints_, time_, cfg_.settle),
       registry_(endpoints_, cfg_.identity, ad_.addresses.get(), ad_.cluster.get()),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
       ticker_(io),
@@ -49,6 +49,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   for (const auto& n : cfg_.external) cfg_.identity.reserved.push_back(n.name);
   programmer_.set_ready([this] { return discovery_synced(); });
   wire_registry();
+  wire_intake();
   programmer_.set_on_applied([this] { dirty_ = true; });
   register_methods();
   alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
@@ -119,7 +120,7 @@ Status Agent::start() {
 
   // 5. Flows: subscribe, then replay what conntrack already holds.
   if (ad_.flows) {
-    if (auto st = ad_.flows->start([this](const FlowTuple& f, bool r) { on_flow(f, r); }); !st) return st;
+    if (auto st = ad_.flows->start([this](const FlowTuple& f, bool r) { intake_.on_flow(f, r); }); !st) return st;
     if (auto st = ad_.flows->resync(); !st) spdlog::warn("initial conntrack dump failed: {}", st.error().message);
   }
 
@@ -250,61 +251,28 @@ void Agent::share_decision(const topology::EdgeKey& k, const std::string& state,
 
 // --- flows ----------------------------------------------------------------
 
-void Agent::on_flow(const FlowTuple& flow, bool resync) {
-  try {
-    // An end nobody owns yet may be a container whose discovery is a few
-    // milliseconds behind its first packet: hold such flows briefly.
-    bool unknown = endpoints_.resolve(flow.src) == kWorld || endpoints_.resolve(flow.dst) == kWorld;
-    if (unknown && cfg_.settle.count() > 0) {
-      ++counters_.deferred_flows;
-      if (held_.size() >= kMaxHeld) {
-        ++counters_.deferred_overflow;
-        auto h = held_.front();
-        held_.pop_front();
-        learn(h.flow, h.resync);
-      }
-      held_.push_back(Held{flow, resync, std::chrono::steady_clock::now() + cfg_.settle});
-      return;
-    }
-    learn(flow, resync);
-  } catch (const std::exception& e) {
-    ++counters_.handler_errors;
-    spdlog::error("flow handling failed: {}", e.what());
-  }
+void Agent::wire_intake() {
+  IntakeHooks h;
+  h.changed = [this] { dirty_ = true; };
+  h.pending = [this](const topology::EdgeKey& k) { log_pending(k); };
+  h.learned = [this](const topology::EdgeKey& k, const FlowTuple& flow) {
+    programmer_.touch(k);  // programs just this edge
+    if (alerts_.watched())
+      alerts_.publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)},
+                       {"port", k.port}, {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()},
+                       {"verdict", "allowed"}});
+  };
+  intake_.set_hooks(std::move(h));
 }
 
-void Agent::learn(const FlowTuple& flow, bool resync) {
-  auto outcome = learner_.observe(flow, Clock::now(), resync);
-  if (outcome == topology::Outcome::not_ours || outcome == topology::Outcome::denied) return;
-  dirty_ = true;
-  if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
-  const auto k = *topology::edge_for(flow, endpoints_);
-  if (outcome == topology::Outcome::pending_new) return log_pending(k);
-  spdlog::info("learned {}", k.to_string());
-  programmer_.touch(k);  // programs just this edge
-  if (alerts_.watched())
-    alerts_.publish({{"event", "learned"}, {"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port},
-             {"src_addr", flow.src.to_string()}, {"dst_addr", flow.dst.to_string()}, {"verdict", "allowed"}});
-}
-
-void Agent::flush_deferred() {
-  while (!held_.empty()) {
-    auto h = held_.front();
-    held_.pop_front();
-    learn(h.flow, h.resync);
-  }
-}
+void Agent::flush_deferred() { intake_.flush(); }
 
 // --- periodic work ----------------------------------------------------------
 
 void Agent::tick() {
   try {
     auto now = std::chrono::steady_clock::now();
-    while (!held_.empty() && held_.front().until <= now) {
-      auto h = held_.front();
-      held_.pop_front();
-      learn(h.flow, h.resync);
-    }
+    intake_.release_due();
     // Scans over the whole graph run once a second, not every tick.
     if (now - last_slow_tick_ >= std::chrono::seconds(1)) {
       last_slow_tick_ = now;

@@ -15,6 +15,7 @@
 #include "agent/alert_pipeline.hpp"
 #include "agent/control_api.hpp"
 #include "agent/endpoint_registry.hpp"
+#include "agent/flow_intake.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
@@ -83,8 +84,6 @@ struct Adapters {
 };
 
 struct AgentCounters {
-  std::uint64_t deferred_flows = 0;
-  std::uint64_t deferred_overflow = 0;
   std::uint64_t persist_errors = 0;
   std::uint64_t handler_errors = 0;
   std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
@@ -118,8 +117,6 @@ class Agent {
   void on_cluster(const ClusterEvent& ev);
   void apply_decision(const ClusterDecision& d);
   void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
-  void on_flow(const FlowTuple& flow, bool resync);
-  void learn(const FlowTuple& flow, bool resync);
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
@@ -139,6 +136,7 @@ class Agent {
   nlohmann::json workloads_json() const;
   void register_methods();
   void wire_registry();
+  void wire_intake();
   nlohmann::json committed(nlohmann::json result);
   nlohmann::json rules_show();
   nlohmann::json export_topology(const nlohmann::json& params) const;
@@ -150,7 +148,9 @@ class Agent {
   Adapters ad_;
   topology::State state_;
   topology::EndpointTable endpoints_;
+  RealTimeSource time_;
   topology::Learner learner_;
+  FlowIntake intake_;
   std::unique_ptr<control::Server> server_;
   EndpointRegistry registry_;
   RulesetProgrammer programmer_;
@@ -158,12 +158,6 @@ class Agent {
   AlertPipeline alerts_;
   ControlApi api_;
 
-  struct Held {
-    FlowTuple flow;
-    bool resync;
-    std::chrono::steady_clock::time_point until;
-  };
-  std::deque<Held> held_;
   bool dirty_ = false;
   topology::KeyedRateLimiter pending_log_limiter_;
   std::chrono::steady_clock::time_point last_save_{};

@@ -61,14 +61,14 @@ json Agent::counters_json() const {
                 {"new_edges", ls.new_edges},
                 {"pending_flows", ls.pending},
                 {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
-                {"deferred_flows", counters_.deferred_flows},
-                {"deferred_overflow", counters_.deferred_overflow},
+                {"deferred_flows", intake_.counters().deferred},
+                {"deferred_overflow", intake_.counters().overflow},
                 {"endpoint_upserts", registry_.counters().upserts},
                 {"endpoint_removes", registry_.counters().removes},
                 {"persist_errors", counters_.persist_errors},
                 {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
                                        alerts_.counters().handler_errors + api_.handler_errors() +
-                                       registry_.counters().handler_errors}};
+                                       registry_.counters().handler_errors + intake_.counters().handler_errors}};
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;

@@ -14,7 +14,23 @@
 #include "topowall/ruleset_writer.hpp"
 #include "topowall/runtime.hpp"
 
+#include "topowall/time_source.hpp"
+
 namespace topowall::fakes {
+
+// Simulated time: moves only when a test says so.
+class FakeTime final : public TimeSource {
+ public:
+  TimePoint now() const override { return wall; }
+  std::chrono::steady_clock::time_point monotonic() const override { return mono; }
+  void advance(std::chrono::milliseconds d) {
+    wall += d;
+    mono += d;
+  }
+  TimePoint wall = TimePoint{} + std::chrono::hours(24 * 365 * 56);
+  std::chrono::steady_clock::time_point mono = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+};
+
 
 class FakeDiscovery : public Discovery {
  public:
