@@ -19,16 +19,6 @@ constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kGenerationCheck = std::chrono::seconds(10);
 
 
-// Non-negative integer, whether it arrived signed or unsigned.
-std::optional<std::uint64_t> as_uint(const json& j) {
-  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
-  if (j.is_number_integer() && j.get<std::int64_t>() >= 0) return static_cast<std::uint64_t>(j.get<std::int64_t>());
-  return std::nullopt;
-}
-std::optional<std::uint64_t> uint_param(const json& params, const char* key) {
-  auto it = params.find(key);
-  return it == params.end() ? std::nullopt : as_uint(*it);
-}
 
 
 }  // namespace
@@ -208,47 +198,6 @@ void Agent::on_cluster(const ClusterEvent& ev) {
   registry_.on_cluster(ev);
 }
 
-// An operator's decision made on another node: the same change as if made here.
-void Agent::apply_decision(const ClusterDecision& d) {
-  const topology::EdgeKey k{d.src, d.dst, d.proto, d.port};
-  auto& g = state_.graph;
-  if (d.state == "removed") {
-    if (!g.erase(k)) return;
-  } else {
-    const auto state = d.state == "approved" ? topology::EdgeState::approved : topology::EdgeState::denied;
-    const auto expires =
-        state == topology::EdgeState::approved && !d.until.empty() ? topology::parse_time(d.until) : std::nullopt;
-    // Replayed on every reconnect: what already stands costs nothing.
-    if (const auto* cur = g.find(k);
-        cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
-      return;
-    auto& e = g.edges()[k];
-    if (auto p = g.take_pending(k)) {
-      e.count += p->count;
-      e.first_seen = p->first_seen;
-    }
-    if (e.first_seen == TimePoint{}) e.first_seen = Clock::now();
-    e.last_seen = std::max(e.last_seen, Clock::now());
-    e.state = state;
-    e.comment = d.comment;
-    e.expires = expires;
-  }
-  spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
-  dirty_ = true;
-  programmer_.touch(k);  // programmed within this loop turn, a replay's decisions in one transaction; a removal also
-             // cuts the connections it allowed
-}
-
-void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
-  if (!ad_.cluster) return;
-  ClusterDecision d{k.src, k.dst, k.proto, k.port, state, "", "", ""};
-  if (e) {
-    d.comment = e->comment;
-    if (e->expires) d.until = topology::format_time(*e->expires);
-  }
-  ad_.cluster->decide(d);
-}
-
 // --- flows ----------------------------------------------------------------
 
 void Agent::wire_intake() {
@@ -300,28 +249,6 @@ void Agent::tick() {
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
   });
-}
-
-void Agent::check_learn_window(TimePoint now) {
-  if (!state_.learn_until || now < *state_.learn_until) return;
-  if (state_.modes.global == Mode::learn) {
-    spdlog::info("learning window over: {} edges learned; switching to {}", state_.graph.edges().size(),
-                 to_string(cfg_.after_learn));
-    state_.modes.global = cfg_.after_learn;
-  }
-  state_.learn_until.reset();
-  dirty_ = true;
-  programmer_.request_full();
-}
-
-void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
-  state_.modes.global = m;
-  state_.learn_until.reset();
-  if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
-  dirty_ = true;
-  programmer_.request_full();
-  programmer_.apply_now();  // one transaction, before the caller hears back
-  spdlog::info("mode set to {}", to_string(m));
 }
 
 // --- control API -----------------------------------------------------------
@@ -377,43 +304,6 @@ json Agent::export_topology(const json& params) const {
   return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy)");
 }
 
-json Agent::remove_edge(const json& params) {
-  topology::EdgeKey k;
-  k.src = params.value("src", "");
-  k.dst = params.value("dst", "");
-  auto proto = parse_proto(params.value("proto", ""));
-  auto port = uint_param(params, "port");
-  if (!proto || !port || *port > 65535) return control::error_response("bad_params", "edges.remove needs src, dst, proto and port");
-  k.proto = *proto;
-  k.port = static_cast<std::uint16_t>(*port);
-  if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
-  spdlog::info("edge revoked: {}", k.to_string());
-  share_decision(k, "removed", nullptr);
-  programmer_.touch(k);
-  programmer_.apply_now();  // also removes the connections it allowed
-  return committed(json{{"removed", k.to_string()}});
-}
-
-json Agent::set_mode(const json& params) {
-  auto mode = parse_mode(params.value("mode", std::string()));
-  if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
-  std::optional<std::chrono::seconds> learn_for;
-  if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
-  auto workload = params.value("workload", std::string());
-  if (workload.empty()) {
-    set_global_mode(*mode, learn_for);
-    return committed(status_json());
-  }
-  if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
-  if (params.value("clear", false)) state_.modes.overrides.erase(workload);
-  else state_.modes.overrides[workload] = *mode;
-  state_.workload_learn_until.erase(workload);
-  if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
-  programmer_.request_full();
-  programmer_.apply_now();
-  return committed(status_json());
-}
-
 // --- ruleset -----------------------------------------------------------------
 
 void Agent::check_bridge_netfilter() {
@@ -452,208 +342,6 @@ void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
 void Agent::log_pending(const topology::EdgeKey& key) {
   if (pending_log_limiter_.allow(key.src, Clock::now())) spdlog::warn("flow outside the graph: {}", key.to_string());
   else spdlog::debug("flow outside the graph: {}", key.to_string());
-}
-
-// --- per-workload learning --------------------------------------------------
-
-void Agent::on_new_workload(const std::string& name, TimePoint now) {
-  if (state_.modes.global == Mode::learn || state_.modes.overrides.count(name)) return;
-  if (cfg_.new_workload_learn_for.count() <= 0) return;  // enforced at once
-  state_.modes.overrides[name] = Mode::learn;
-  state_.workload_learn_until[name] = now + cfg_.new_workload_learn_for;
-  spdlog::info("new workload {} learns on its own for {}s", name, cfg_.new_workload_learn_for.count());
-  dirty_ = true;
-}
-
-void Agent::check_workload_windows(TimePoint now) {
-  for (auto it = state_.workload_learn_until.begin(); it != state_.workload_learn_until.end();) {
-    if (now < it->second) {
-      ++it;
-      continue;
-    }
-    auto o = state_.modes.overrides.find(it->first);
-    if (o != state_.modes.overrides.end() && o->second == Mode::learn) state_.modes.overrides.erase(o);
-    spdlog::info("learning window of workload {} over; it now follows the node ({})", it->first,
-                 to_string(state_.modes.of(it->first)));
-    it = state_.workload_learn_until.erase(it);
-    dirty_ = true;
-    programmer_.request_full();
-  }
-  if (cfg_.auto_promote_after.count() <= 0) return;
-  // Last sign of learning per workload: its first sighting or its newest edge (one pass).
-  std::map<std::string, TimePoint> last;
-  for (const auto& [w, rec] : state_.graph.workloads()) last[w] = rec.first_seen;
-  for (const auto& [k, e] : state_.graph.edges())
-    for (const auto* w : {&k.src, &k.dst}) {
-      auto& t = last[*w];
-      t = std::max(t, e.first_seen);
-    }
-  for (const auto& [w, ids] : endpoints_.workloads()) {
-    if (state_.modes.of(w) != Mode::learn || now - last[w] < cfg_.auto_promote_after) continue;
-    spdlog::info("workload {} learned nothing new for {}s: promoted to enforce", w, cfg_.auto_promote_after.count());
-    state_.modes.overrides[w] = Mode::enforce;
-    state_.workload_learn_until.erase(w);
-    dirty_ = true;
-    programmer_.request_full();
-  }
-}
-
-// --- operator decisions ----------------------------------------------------
-
-void Agent::expire_approvals(TimePoint now) {
-  bool any = false;
-  for (auto it = state_.graph.edges().begin(); it != state_.graph.edges().end();) {
-    if (it->second.expires && *it->second.expires <= now) {
-      spdlog::info("approval expired: {}", it->first.to_string());
-      programmer_.touch(it->first);
-      it = state_.graph.edges().erase(it);
-      any = true;
-    } else {
-      ++it;
-    }
-  }
-  if (any) dirty_ = true;
-}
-
-json Agent::decide_flows(const json& params, topology::EdgeState state) {
-  // Select pending flows by id, or all of them, optionally by source/destination.
-  std::vector<topology::EdgeKey> chosen;
-  std::set<std::uint64_t> want;
-  if (params.contains("ids")) {
-    if (!params["ids"].is_array()) return control::error_response("bad_params", "ids must be an array of numbers");
-    for (const auto& i : params["ids"]) {
-      auto id = as_uint(i);
-      if (!id) return control::error_response("bad_params", "ids must be an array of numbers");
-      want.insert(*id);
-    }
-  }
-  const bool all = params.value("all", false);
-  const auto src = params.value("src", ""), dst = params.value("dst", "");
-  if (!params.contains("ids") && !all && src.empty() && dst.empty())
-    return control::error_response("bad_params", "name pending flow ids, or --all, --src or --dst");
-  for (const auto& [k, p] : state_.graph.pending()) {
-    // Ids pick exactly those flows; otherwise --all/--src/--dst select.
-    bool pick = params.contains("ids") ? want.count(p.id) > 0 : true;
-    if (!src.empty() && k.src != src) pick = false;
-    if (!dst.empty() && k.dst != dst) pick = false;
-    if (pick) {
-      chosen.push_back(k);
-      want.erase(p.id);
-    }
-  }
-  if (!want.empty()) {
-    // Nothing changes unless every id is known.
-    return control::error_response("not_found", "no pending flow with id " + std::to_string(*want.begin()) +
-                                                    " (see topowall flows pending)");
-  }
-  std::optional<TimePoint> expires;
-  if (auto f = uint_param(params, "for_seconds")) expires = Clock::now() + std::chrono::seconds(*f);
-  std::string comment = params.value("comment", "");
-  if (comment.size() > 1024) return control::error_response("bad_params", "comment longer than 1024 bytes");
-  json done = json::array();
-  auto now = Clock::now();
-  for (const auto& k : chosen) {
-    const auto p = *state_.graph.take_pending(k);
-    auto& e = state_.graph.edges()[k];
-    e.state = state;
-    e.count += p.count;
-    e.first_seen = p.first_seen;
-    e.last_seen = std::max(p.last_seen, now);
-    e.comment = comment;
-    e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
-    spdlog::info("flow {}: {}", to_string(state), k.to_string());
-    done.push_back(k.to_string());
-    programmer_.touch(k);
-    share_decision(k, std::string(to_string(state)), &e);
-  }
-  programmer_.apply_now();  // live in the kernel before the operator hears back
-  return committed(json{{to_string(state), done}});
-}
-
-// The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),
-// never a second reading of the graph: explain cannot disagree with the kernel.
-json Agent::explain(const json& params) const {
-  using Why = topology::Judgement::Why;
-  auto proto = parse_proto(params.value("proto", ""));
-  auto port = uint_param(params, "port");
-  if (!proto || !port || *port > 65535)
-    return control::error_response("bad_params", "explain needs src, dst, proto and port");
-  const std::string src = params.value("src", ""), dst = params.value("dst", "");
-  auto sip = IpAddr::parse(src), dip = IpAddr::parse(dst);
-  topology::EdgeKey k{sip ? endpoints_.resolve(*sip) : src, dip ? endpoints_.resolve(*dip) : dst, *proto,
-                      static_cast<std::uint16_t>(*port)};
-  json r{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
-  if (const auto* e = state_.graph.find(k)) r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
-  auto unknown = [&](std::string why) {
-    r["verdict"] = "unknown";
-    r["reason"] = std::move(why);
-    return ok(r);
-  };
-  if (!programmer_.applied()) return unknown("no ruleset in the kernel yet");
-  const auto& m = *programmer_.applied();
-  topology::Judgement j;
-  if (sip && dip) {
-    if (sip->family != dip->family) return control::error_response("bad_params", "src and dst are of different families");
-    j = topology::judge(m, *sip, *dip, *proto, k.port);
-  } else {
-    // By name: the verdict any address of that name gets; a workload without an address matches nothing.
-    auto side = [&](const std::string& name, const std::optional<IpAddr>& ip) {
-      return ip ? topology::classify(m, *ip) : topology::Side{state_.ids.find(name), endpoints_.is_workload(name)};
-    };
-    auto s = side(k.src, sip), d = side(k.dst, dip);
-    for (auto [name, id] : {std::pair{k.src, s.id}, std::pair{k.dst, d.id}})
-      if (!m.names.count(id))
-        return unknown("'" + name + "' has no address on this node or in the cluster: nothing to judge");
-    j = topology::judge_ids(m, s.id, s.endpoint, d.id, d.endpoint, *proto, k.port);
-  }
-  static constexpr const char* kVerdict[] = {"allow", "allow+alert", "drop"};
-  r["verdict"] = kVerdict[static_cast<int>(j.verdict)];
-  r["failsafe"] = j.why == Why::failsafe;
-  const bool src_w = m.enforced.count(j.src) || m.monitored.count(j.src) || endpoints_.is_workload(k.src);
-  r["mode"] = to_string(state_.modes.effective(k.src, src_w, k.dst, endpoints_.is_workload(k.dst)));
-  switch (j.why) {
-    case Why::not_ours: r["reason"] = "neither end is an endpoint this node judges (" + k.src + ", " + k.dst + ")"; break;
-    case Why::failsafe: r["reason"] = "failsafe port of the node"; break;
-    case Why::edge: r["reason"] = "edge " + k.to_string() + " is in the ruleset"; break;
-    case Why::enforced: r["reason"] = "no edge " + k.to_string() + " and an end is enforced"; break;
-    case Why::monitored: r["reason"] = "no edge " + k.to_string() + " and an end is monitored"; break;
-    case Why::learning: r["reason"] = "no edge " + k.to_string() + " yet; both ends learn"; break;
-  }
-  if (r.contains("edge") && r["edge"]["state"] == "denied") r["reason"] = "edge " + k.to_string() + " is denied";
-  return ok(r);
-}
-
-json Agent::import_graph(const json& params) {
-  if (!params.contains("graph")) return control::error_response("bad_params", "topology.import needs 'graph'");
-  // Validated as a whole first: an invalid file changes nothing.
-  auto g = topology::graph_from_json(params["graph"]);
-  if (!g) return control::error_response("invalid_graph", g.error().message);
-  auto pending = state_.graph.pending();
-  auto next = state_.graph.next_pending_id();
-  state_.graph = std::move(*g);
-  state_.graph.set_next_pending_id(next);
-  for (auto& [k, p] : pending)
-    if (!state_.graph.find(k)) state_.graph.restore_pending(k, p);
-  spdlog::info("graph imported: {} edges", state_.graph.edges().size());
-  programmer_.request_full();
-  programmer_.apply_now();
-  return committed(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
-}
-
-json Agent::diff_graph(const json& params) const {
-  if (!params.contains("graph")) return control::error_response("bad_params", "topology.diff needs 'graph'");
-  auto g = topology::graph_from_json(params["graph"]);
-  if (!g) return control::error_response("invalid_graph", g.error().message);
-  json only_file = json::array(), only_live = json::array(), changed = json::array();
-  for (const auto& [k, e] : g->edges()) {
-    const auto* live = state_.graph.find(k);
-    if (!live) only_file.push_back(k.to_string());
-    else if (live->state != e.state)
-      changed.push_back({{"edge", k.to_string()}, {"file", to_string(e.state)}, {"live", to_string(live->state)}});
-  }
-  for (const auto& [k, e] : state_.graph.edges())
-    if (!g->find(k)) only_live.push_back(k.to_string());
-  return ok(json{{"only_in_file", only_file}, {"only_live", only_live}, {"state_changed", changed}});
 }
 
 }  // namespace topowall::agent
