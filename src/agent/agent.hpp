@@ -135,6 +135,8 @@ class Agent {
   nlohmann::json counters_json() const;
   nlohmann::json workloads_json() const;
   void register_methods();
+  const topology::EdgeInfo& decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
+                                   std::optional<TimePoint> expires, TimePoint now);
   void wire_registry();
   void wire_intake();
   nlohmann::json committed(nlohmann::json result);

@@ -24,21 +24,33 @@ void Agent::apply_decision(const ClusterDecision& d) {
     if (const auto* cur = g.find(k);
         cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
       return;
-    auto& e = g.edges()[k];
-    if (auto p = g.take_pending(k)) {
-      e.count += p->count;
-      e.first_seen = p->first_seen;
-    }
-    if (e.first_seen == TimePoint{}) e.first_seen = Clock::now();
-    e.last_seen = std::max(e.last_seen, Clock::now());
-    e.state = state;
-    e.comment = d.comment;
-    e.expires = expires;
+    decide(k, state, d.comment, expires, Clock::now());
   }
   spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
   dirty_ = true;
-  programmer_.touch(k);  // programmed within this loop turn, a replay's decisions in one transaction; a removal also
-             // cuts the connections it allowed
+  // Programmed within this loop turn, a replay's decisions in one transaction; a removal also cuts the
+  // connections it allowed.
+  programmer_.touch(k);
+}
+
+// One decision on one edge, from an operator here or on another node: a pending flow becomes the edge
+// (its counts kept), an existing edge changes state. The kernel follows within the loop turn.
+const topology::EdgeInfo& Agent::decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
+                                        std::optional<TimePoint> expires, TimePoint now) {
+  auto& g = state_.graph;
+  auto& e = g.edges()[k];
+  if (auto p = g.take_pending(k)) {
+    e.count += p->count;
+    e.first_seen = p->first_seen;
+    e.last_seen = std::max(e.last_seen, p->last_seen);
+  }
+  if (e.first_seen == TimePoint{}) e.first_seen = now;
+  e.last_seen = std::max(e.last_seen, now);
+  e.state = state;
+  e.comment = comment;
+  e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
+  programmer_.touch(k);
+  return e;
 }
 
 void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
@@ -210,17 +222,9 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   json done = json::array();
   auto now = Clock::now();
   for (const auto& k : chosen) {
-    const auto p = *state_.graph.take_pending(k);
-    auto& e = state_.graph.edges()[k];
-    e.state = state;
-    e.count += p.count;
-    e.first_seen = p.first_seen;
-    e.last_seen = std::max(p.last_seen, now);
-    e.comment = comment;
-    e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
+    const auto& e = decide(k, state, comment, expires, now);
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
     done.push_back(k.to_string());
-    programmer_.touch(k);
     share_decision(k, std::string(to_string(state)), &e);
   }
   programmer_.apply_now();  // live in the kernel before the operator hears back
