@@ -24,6 +24,12 @@ namespace topowall::bench {
 using namespace topowall::testing;
 
 bool Agent::start(const Options& o, const std::vector<std::string>& extra) {
+  if (launch(o, extra)) return true;
+  out("agent did not start\n");
+  return false;
+}
+
+bool Agent::launch(const Options& o, const std::vector<std::string>& extra) {
   dir = "/tmp/topowall-bench-agent";
   sh("rm -rf " + dir);
   mkdir(dir.c_str(), 0700);

@@ -90,13 +90,9 @@ void alert_flood(const Options& o, Lab& lab, Agent& agent) {
 
 void alerts(const Options& o) {
   out("\n## 5. Alerts: blocked SYN to alert and pending entry\n\n");
-  Lab lab("twb", "10.232.2", {"a", "b"});
-  Server server(lab.ns_path("b"), 8080);
-  Agent agent;
-  if (!agent.start(o, {"--mode", "enforce", "--alert-sink", "jsonl:/dev/null"})) {
-    out("agent did not start\n");
-    return;
-  }
+  AgentLab l("10.232.2");
+  [[maybe_unused]] auto& [lab, server, agent] = l;  // the server only listens
+  if (!agent.start(o, {"--mode", "enforce", "--alert-sink", "jsonl:/dev/null"})) return;
   // The agent publishes each logged packet as it handles it, in the same step
   // that records the pending entry.
   Watch watch(agent.sock);

@@ -83,11 +83,23 @@ struct Agent {
   pid_t pid = 0;
   std::string dir, sock;
   ~Agent() { stop(); }
+  // Spawn it and wait for its ruleset in the kernel; "agent did not start" in the report when not.
   bool start(const Options& o, const std::vector<std::string>& extra);
   json status(const Options& o);
   double cpu_seconds() const;
   long rss_kib() const;
   void stop();
+
+ private:
+  bool launch(const Options& o, const std::vector<std::string>& extra);
+};
+
+// A two-host lab (a client in a, a server on b:8080) and the agent beside it.
+struct AgentLab {
+  testing::Lab lab;
+  testing::Server server;
+  Agent agent;
+  explicit AgentLab(const std::string& net) : lab("twb", net, {"a", "b"}), server(lab.ns_path("b"), 8080) {}
 };
 
 // A `flows.watch` connection: the agent publishes each event (learned flow,

@@ -61,7 +61,6 @@ void container_start(const Options& o) {
   sh("podman network create --disable-dns --subnet 10.89.79.0/24 " + kNet);
   Agent agent;
   if (!agent.start(o, {"--mode", "enforce", "--runtime-socket", runtime, "--no-discover-netns"})) {
-    out("agent did not start\n");
     remove_network();
     return;
   }

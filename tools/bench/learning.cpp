@@ -33,13 +33,9 @@ long kernel_ct_losses() {
 
 void learning(const Options& o) {
   out("\n## 3. Learning: new connections the agent sees without loss\n\n");
-  Lab lab("twb", "10.232.1", {"a", "b"});
-  Server server(lab.ns_path("b"), 8080);
-  Agent agent;
-  if (!agent.start(o, {"--mode", "learn"})) {
-    out("agent did not start\n");
-    return;
-  }
+  AgentLab l("10.232.1");
+  [[maybe_unused]] auto& [lab, server, agent] = l;  // the server only listens
+  if (!agent.start(o, {"--mode", "learn"})) return;
   out("| offered rate | generated | agent saw | lost | ENOBUFS | kernel conntrack drops | agent CPU per 10k events |\n"
       "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   double best = 0;
