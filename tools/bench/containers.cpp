@@ -155,8 +155,18 @@ int unclassified_syn_alerts(Watch& watch) {
 
 struct FirstConnection {
   Starts base, tw;
+  double base_before_p50 = 0, base_after_p50 = 0;  // the baseline's halves, around the agent's run
   GuardDrops drops;
 };
+
+// Half the baseline before the agent's run, half after, so that drift of this machine
+// (podman still cleaning up, other load) does not favour either side.
+void add_baseline(FirstConnection& r, const Starts& s, double& half_p50) {
+  r.base.ms.insert(r.base.ms.end(), s.ms.begin(), s.ms.end());
+  r.base.retried += s.retried;
+  r.base.guard_drops += s.guard_drops;
+  half_p50 = percentile(s.ms, 0.5);
+}
 
 // The agent enforcing, the edge imported, the server discovered: then the clients.
 bool with_agent(const Options& o, const std::string& runtime, const Server& server, int n, FirstConnection& r) {
@@ -182,9 +192,9 @@ void report_first_connection(const FirstConnection& r, int n) {
   out(fmt::format("\n### From `podman run` to the container's first allowed connection\n\n"
                   "A server container (app=benchsrv) listens on tcp/{0}; {1} client containers (app=bench) start one at a "
                   "time, each retrying `nc -w 1` to it until it connects. Measured: from starting `podman run -d` to the "
-                  "server accepting that client's first connection. Baseline: the same clients without the agent, in the "
-                  "same run; then with the agent enforcing, the edge bench -> benchsrv tcp/{0} imported beforehand "
-                  "(`topowall topology import`).\n\n",
+                  "server accepting that client's first connection. Baseline: the same clients without the agent, half "
+                  "before and half after the agent's run; with the agent: enforcing, the edge bench -> benchsrv tcp/{0} "
+                  "imported beforehand (`topowall topology import`).\n\n",
                   kServerPort, n));
   out("| | connected | p50 | p99 | first attempt failed |\n| --- | ---: | ---: | ---: | ---: |\n");
   auto row = [](const char* what, const Starts& s, double p50, double p99) {
@@ -193,7 +203,9 @@ void report_first_connection(const FirstConnection& r, int n) {
   row("baseline: no agent", r.base, b50, b99);
   row("topowall enforcing", r.tw, t50, t99);
   out(fmt::format("| ratio | | **{:.2f}** | {:.2f} | |\n", b50 > 0 ? t50 / b50 : 0, b99 > 0 ? t99 / b99 : 0));
-  out(fmt::format("\n{} of {} clients lost their first attempt with the agent ({} without); the p50 moved by {:+.0f} ms. "
+  out(fmt::format("\nThe baseline's halves, before and after the agent's run: p50 {:.0f} ms and {:.0f} ms. ",
+                  r.base_before_p50, r.base_after_p50));
+  out(fmt::format("{} of {} clients lost their first attempt with the agent ({} without); the p50 moved by {:+.0f} ms. "
                   "The guard dropped at least {} packets from their ports before they were classified (the kernel's "
                   "counter of `alert_drop_unclassified`, ARP included; a reconcile rebuilds the bridge guard and restarts "
                   "it, so it can miss some); the agent logged {} of them (`guard_unclassified`), {} SYNs to tcp/{} "
@@ -219,8 +231,10 @@ void first_connection(const Options& o, const std::string& runtime) {
   }
   const int n = o.smoke ? 3 : 20;
   FirstConnection r;
-  r.base = first_connections(*server, n, "base");
+  const int first_half = (n + 1) / 2;
+  add_baseline(r, first_connections(*server, first_half, "base-a"), r.base_before_p50);
   if (!with_agent(o, runtime, *server, n, r)) return;
+  add_baseline(r, first_connections(*server, n - first_half, "base-b"), r.base_after_p50);
   const int base_missing = n - static_cast<int>(r.base.ms.size()), tw_missing = n - static_cast<int>(r.tw.ms.size());
   if (base_missing > 0 || tw_missing > 0)
     out(fmt::format("WARNING: clients that never connected: {} without the agent, {} with it\n", base_missing, tw_missing));
