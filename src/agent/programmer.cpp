@@ -76,7 +76,9 @@ void RulesetProgrammer::post() {
   if (posted_ || !writer_) return;
   posted_ = true;
   // Coalesce a burst of changes (a relist, a learning burst) into one transaction.
-  boost::asio::post(io_, [this] {
+  // The loop may outlive this programmer (an agent destroyed with work still posted): check first.
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
     posted_ = false;
     apply_now();
   });

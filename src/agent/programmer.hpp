@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -91,6 +92,7 @@ class RulesetProgrammer {
   std::vector<std::chrono::steady_clock::time_point> awaiting_;
   std::deque<double> event_to_enforced_ms_;
   ProgrammerCounters counters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // posted work checks it (see post())
 };
 
 }  // namespace topowall::agent
