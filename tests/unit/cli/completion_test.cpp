@@ -18,8 +18,9 @@ namespace {
 // "topowall/topology/export" for every command below the root.
 void paths(CLI::App& app, const std::string& path, std::vector<std::string>& out) {
   for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-    out.push_back(path + "/" + sub->get_name());
-    paths(*sub, out.back(), out);
+    auto here = path + "/" + sub->get_name();  // a copy: the recursion grows `out`, moving its strings
+    out.push_back(here);
+    paths(*sub, here, out);
   }
 }
 
