@@ -14,6 +14,7 @@ struct LoggedPacket {
   FlowTuple flow;
   bool dropped = false;  // "topowall:drop" (enforce) vs "topowall:pass" (monitor)
   std::string reason;    // the prefix's third part: "" (no edge), "ctmark", "spoof" or "unclassified"
+  bool arp = false;       // an ARP packet: flow holds its sender and target addresses only
   std::uint32_t indev = 0;  // the interface it came in on (for the guard's: the container's host-side port)
   TimePoint when{};
 };

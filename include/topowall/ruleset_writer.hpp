@@ -49,6 +49,14 @@ class RulesetWriter {
   virtual void invalidate() {}
   // Whether the ruleset generation moved since our last commit (cheap; the backstop for lost notices).
   [[nodiscard]] virtual Result<bool> changed_since_commit() { return false; }
+  // Whether the kernel still holds exactly what was last applied for `model` (a full read-back: only
+  // when change notices may have been lost).
+  [[nodiscard]] virtual Result<bool> intact(const topology::RulesetModel& model) {
+    (void)model;
+    return true;
+  }
+  // The ruleset generation now is one our tables are right in (another component changed its own).
+  virtual void acknowledge() {}
 };
 
 // Reports changes to the owned tables made by anyone else (a table deleted or flushed by hand).
@@ -57,6 +65,8 @@ class RulesetWatch {
   virtual ~RulesetWatch() = default;
   [[nodiscard]] virtual Status start(std::function<void(const std::string& why)> on_change) = 0;
   virtual void stop() = 0;
+  // Notices the kernel could not deliver (ENOBUFS): while this does not move, every change was seen.
+  virtual std::uint64_t losses() const = 0;
 };
 
 }  // namespace topowall

@@ -27,10 +27,13 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
     : io_(io),
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
+      time_(ad_.time ? std::move(ad_.time) : std::make_unique<RealTimeSource>()),
       learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
-      intake_(learner_, endpoints_, time_, cfg_.settle),
+      intake_(learner_, endpoints_, *time_, cfg_.settle),
       registry_(endpoints_, cfg_.identity, ad_.addresses.get(), ad_.cluster.get()),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
+      policy_cfg_{cfg_.after_learn, cfg_.new_workload_learn_for, cfg_.auto_promote_after},
+      policy_(policy_cfg_, state_, endpoints_, programmer_, *time_),
       ticker_(io),
       alerts_(cfg_.alert_window, cfg_.alert_rate, std::move(ad_.sinks), endpoints_, state_.graph),
       pending_log_limiter_(cfg_.alert_rate) {
@@ -41,6 +44,9 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   wire_registry();
   wire_intake();
   programmer_.set_on_applied([this] { dirty_ = true; });
+  programmer_.set_time(time_.get());
+  policy_.set_cluster(ad_.cluster.get());
+  policy_.set_on_dirty([this] { dirty_ = true; });
   register_methods();
   alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
 }
@@ -57,7 +63,7 @@ Status Agent::start() {
   // 1. State: reload the graph and mode; a fresh directory takes --mode.
   auto loaded = ad_.store->load();
   if (!loaded) return loaded.error();
-  auto now = Clock::now();
+  auto now = time_->now();
   if (*loaded) {
     auto s = topology::state_from_json(**loaded);
     if (!s) return Error{"state file is invalid: " + s.error().message + "; fix it or move it aside"};
@@ -123,9 +129,11 @@ Status Agent::start() {
   // restarted agent never takes away what the kernel is still enforcing. Changes others make to our
   // tables (deleted, flushed, edited) are restored as soon as their transaction is notified.
   check_bridge_netfilter();
-  if (ad_.ruleset_watch)
+  if (ad_.ruleset_watch) {
     if (auto st = ad_.ruleset_watch->start([this](const std::string& why) { programmer_.repair(why); }); !st)
       return Error{"watching the ruleset: " + st.error().message};
+    programmer_.set_watch(ad_.ruleset_watch.get());
+  }
   programmer_.request_full();
 
   ticker_.expires_after(kTick);
@@ -173,8 +181,8 @@ void Agent::wire_registry() {
   };
   h.workload_seen = [this](const std::string& w, const std::map<std::string, std::string>* labels) {
     const bool fresh = !state_.graph.workloads().count(w);
-    if (fresh) on_new_workload(w, Clock::now());
-    if (labels || fresh) state_.graph.note_workload(w, labels ? *labels : std::map<std::string, std::string>{}, Clock::now());
+    if (fresh) policy_.on_new_workload(w);
+    if (labels || fresh) state_.graph.note_workload(w, labels ? *labels : std::map<std::string, std::string>{}, time_->now());
   };
   h.before_remove = [this] { flush_deferred(); };
   h.resolvable = [this] { flush_deferred(); };
@@ -188,7 +196,7 @@ void Agent::wire_registry() {
 void Agent::on_cluster(const ClusterEvent& ev) {
   if (ev.kind == ClusterEvent::Kind::decision) {
     try {
-      apply_decision(ev.decision);
+      policy_.apply_decision(ev.decision);
     } catch (const std::exception& e) {
       ++counters_.handler_errors;
       spdlog::error("cluster decision failed: {}", e.what());
@@ -225,13 +233,11 @@ void Agent::tick() {
     // Scans over the whole graph run once a second, not every tick.
     if (now - last_slow_tick_ >= std::chrono::seconds(1)) {
       last_slow_tick_ = now;
-      check_learn_window(Clock::now());
+      policy_.tick();
       check_bridge_netfilter();
-      check_workload_windows(Clock::now());
-      expire_approvals(Clock::now());
-      programmer_.collect_ids(Clock::now(), cfg_.id_reuse_after);
+      programmer_.collect_ids(time_->now(), cfg_.id_reuse_after);
     }
-    alerts_.flush(Clock::now());
+    alerts_.flush(time_->now());
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
     if (now - last_gen_check_ >= kGenerationCheck) {
       last_gen_check_ = now;
@@ -265,13 +271,16 @@ void Agent::register_methods() {
   api_.add(kFlowsPending, [this](const json&) { return ok(topology::pending_to_json(state_.graph)); });
   api_.add(kRulesShow, [this](const json&) { return rules_show(); });
   api_.add(kTopologyExport, [this](const json& p) { return export_topology(p); });
-  api_.add(kExplain, [this](const json& p) { return explain(p); });
-  api_.add(kTopologyDiff, [this](const json& p) { return diff_graph(p); });
-  api_.add(kFlowsApprove, [this](const json& p) { return decide_flows(p, topology::EdgeState::approved); });
-  api_.add(kFlowsDeny, [this](const json& p) { return decide_flows(p, topology::EdgeState::denied); });
-  api_.add(kTopologyImport, [this](const json& p) { return import_graph(p); });
-  api_.add(kEdgesRemove, [this](const json& p) { return remove_edge(p); });
-  api_.add(kModeSet, [this](const json& p) { return set_mode(p); });
+  api_.add(kExplain, [this](const json& p) { return policy_.explain(p); });
+  api_.add(kTopologyDiff, [this](const json& p) { return policy_.diff_graph(p); });
+  api_.add(kFlowsApprove, [this](const json& p) { return committed(policy_.decide_flows(p, topology::EdgeState::approved)); });
+  api_.add(kFlowsDeny, [this](const json& p) { return committed(policy_.decide_flows(p, topology::EdgeState::denied)); });
+  api_.add(kTopologyImport, [this](const json& p) { return committed(policy_.import_graph(p)); });
+  api_.add(kEdgesRemove, [this](const json& p) { return committed(policy_.remove_edge(p)); });
+  api_.add(kModeSet, [this](const json& p) {
+    auto r = policy_.set_mode(p);
+    return r.error ? r.body : committed(status_json());
+  });
   api_.add_stream(kFlowsWatch, [this](const json&, const control::PushFn& push) -> json {
     if (!alerts_.watch(push)) return control::error_response("busy", "too many watchers (64); close one");
     push(ok(json{{"watching", true}}));
@@ -291,7 +300,7 @@ json Agent::committed(json result) {
 json Agent::rules_show() {
   if (const auto& m = programmer_.applied()) return ok(topology::render_nft(*m));
   return ok(topology::render_nft(
-      topology::compile({state_.graph, endpoints_, state_.modes, Clock::now()}, state_.ids, cfg_.ruleset)));
+      topology::compile({state_.graph, endpoints_, state_.modes, time_->now()}, state_.ids, cfg_.ruleset)));
 }
 
 json Agent::export_topology(const json& params) const {
@@ -340,7 +349,7 @@ void Agent::note_pending(const topology::EdgeKey& key, TimePoint when) {
 
 // One line per new pending flow, spaced per source like alerts: a port scan must not flood the log either.
 void Agent::log_pending(const topology::EdgeKey& key) {
-  if (pending_log_limiter_.allow(key.src, Clock::now())) spdlog::warn("flow outside the graph: {}", key.to_string());
+  if (pending_log_limiter_.allow(key.src, time_->now())) spdlog::warn("flow outside the graph: {}", key.to_string());
   else spdlog::debug("flow outside the graph: {}", key.to_string());
 }
 

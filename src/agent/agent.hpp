@@ -16,6 +16,7 @@
 #include "agent/control_api.hpp"
 #include "agent/endpoint_registry.hpp"
 #include "agent/flow_intake.hpp"
+#include "agent/policy_service.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
 #include "control/server.hpp"
@@ -77,6 +78,7 @@ struct Adapters {
   std::unique_ptr<RulesetWriter> writer;         // may be null: learn-only, no kernel rules
   std::unique_ptr<AlertSource> alerts;           // may be null
   std::unique_ptr<ClusterStore> cluster;         // may be null: single-node
+  std::unique_ptr<TimeSource> time;              // null: the real clock (tests inject simulated time)
   std::unique_ptr<RulesetWatch> ruleset_watch;   // may be null: changes by others found by the periodic check only
   std::vector<std::unique_ptr<alerts::Sink>> sinks;
   // Deletes conntrack entries a predicate dooms; null in tests without a kernel.
@@ -115,47 +117,35 @@ class Agent {
 
  private:
   void on_cluster(const ClusterEvent& ev);
-  void apply_decision(const ClusterDecision& d);
-  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
   void tick();
-  void check_learn_window(TimePoint now);
-  void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);
   void check_bridge_netfilter();
   void note_pending(const topology::EdgeKey& key, TimePoint when);
   void log_pending(const topology::EdgeKey& key);
-  void on_new_workload(const std::string& name, TimePoint now);
-  void check_workload_windows(TimePoint now);
-  void expire_approvals(TimePoint now);
-  nlohmann::json decide_flows(const nlohmann::json& params, topology::EdgeState state);
-  nlohmann::json explain(const nlohmann::json& params) const;
-  nlohmann::json import_graph(const nlohmann::json& params);
-  nlohmann::json diff_graph(const nlohmann::json& params) const;
 
   nlohmann::json status_json() const;
   nlohmann::json counters_json() const;
   nlohmann::json workloads_json() const;
   void register_methods();
-  const topology::EdgeInfo& decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
-                                   std::optional<TimePoint> expires, TimePoint now);
   void wire_registry();
   void wire_intake();
   nlohmann::json committed(nlohmann::json result);
+  nlohmann::json committed(Reply r) { return r.error ? std::move(r.body) : committed(std::move(r.body)); }
   nlohmann::json rules_show();
   nlohmann::json export_topology(const nlohmann::json& params) const;
-  nlohmann::json remove_edge(const nlohmann::json& params);
-  nlohmann::json set_mode(const nlohmann::json& params);
 
   boost::asio::io_context& io_;
   AgentConfig cfg_;
   Adapters ad_;
   topology::State state_;
   topology::EndpointTable endpoints_;
-  RealTimeSource time_;
+  std::unique_ptr<TimeSource> time_;
   topology::Learner learner_;
   FlowIntake intake_;
   std::unique_ptr<control::Server> server_;
   EndpointRegistry registry_;
   RulesetProgrammer programmer_;
+  PolicyConfig policy_cfg_;
+  PolicyService policy_;
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;

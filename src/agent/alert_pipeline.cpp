@@ -44,14 +44,15 @@ void AlertPipeline::on_guard(const LoggedPacket& p) {
   a.blocked = true;
   a.reason = p.reason == "spoof" ? "spoofed" : "unclassified";
   ++(p.reason == "spoof" ? counters_.spoofed : counters_.unclassified);
-  a.edge.src = "unclassified";
-  for (const auto& [id, ep] : endpoints_.endpoints())
-    for (const auto& [addr, port] : ep.info.ports)
-      if (port == p.indev) a.edge.src = ep.workload;
+  const auto& behind = endpoints_.workload_at_port(p.indev);
+  a.edge.src = behind.empty() ? "unclassified" : behind;
   a.as = endpoints_.resolve(p.flow.src);
   a.edge.dst = endpoints_.resolve(p.flow.dst);
-  a.edge.proto = p.flow.proto;
-  a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
+  a.arp = p.arp;  // a forged ARP reply or announcement: it has no transport protocol or port
+  if (!p.arp) {
+    a.edge.proto = p.flow.proto;
+    a.edge.port = is_icmp(p.flow.proto) ? p.flow.icmp_type : p.flow.dport;
+  }
   a.src_addr = p.flow.src.to_string();
   a.dst_addr = p.flow.dst.to_string();
   raise(a);

@@ -51,7 +51,7 @@ RulesetProgrammer::RulesetProgrammer(boost::asio::io_context& io, const topology
       retry_(io) {}
 
 topology::CompileInput RulesetProgrammer::input() const {
-  return {state_.graph, endpoints_, state_.modes, Clock::now()};
+  return {state_.graph, endpoints_, state_.modes, time_ ? time_->now() : Clock::now()};
 }
 
 void RulesetProgrammer::touch(const std::vector<IpAddr>& addrs) {
@@ -228,13 +228,29 @@ void RulesetProgrammer::repair(const std::string& why) {
 }
 
 void RulesetProgrammer::check_generation() {
-  if (!writer_ || !last_) return;
-  if (auto moved = writer_->changed_since_commit(); moved && *moved) {
-    ++counters_.ruleset_checks;
-    writer_->invalidate();
-    reconcile_ = true;
-    request_full();
+  if (!writer_ || !last_ || reconcile_) return;
+  auto moved = writer_->changed_since_commit();
+  if (!moved) {
+    ++counters_.handler_errors;
+    spdlog::warn("reading the nftables generation failed: {}; checking again in 10 s", moved.error().message);
+    return;
   }
+  if (!*moved) return;
+  // Some table changed. The change monitor reports every foreign change to ours unless notices were
+  // lost: then ours is read back and compared, so another component's churn costs no reconcile (a
+  // rebuilt bridge twin, reset counters).
+  if (watch_ && watch_->losses() == seen_losses_) {
+    writer_->acknowledge();
+    return;
+  }
+  if (watch_) seen_losses_ = watch_->losses();
+  auto same = writer_->intact(*last_);
+  if (same && *same) {
+    writer_->acknowledge();
+    return;
+  }
+  ++counters_.ruleset_checks;
+  repair(same ? "the periodic check found our tables changed" : "our tables could not be read back: " + same.error().message);
 }
 
 void RulesetProgrammer::collect_ids(TimePoint now, std::chrono::seconds hold) {

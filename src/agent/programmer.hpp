@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "topowall/ruleset_writer.hpp"
+#include "topowall/time_source.hpp"
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/ruleset.hpp"
 #include "topowall/topology/schema.hpp"
@@ -29,7 +30,7 @@ struct ProgrammerCounters {
   std::uint64_t ids_over_capacity = 0;
   std::uint64_t ids_released = 0;
   std::uint64_t ruleset_repairs = 0;  // our tables changed by someone else, restored
-  std::uint64_t ruleset_checks = 0;   // periodic generation checks that led to a reconcile
+  std::uint64_t ruleset_checks = 0;   // periodic checks that found our tables changed (then repaired)
   std::uint64_t handler_errors = 0;
   bool degraded = false;              // the last programming failed; retrying
 };
@@ -45,6 +46,13 @@ class RulesetProgrammer {
   // what the kernel still enforces. `on_applied` runs after each accepted transaction.
   void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
   void set_on_applied(std::function<void()> f) { on_applied_ = std::move(f); }
+  // The clock approvals expire by (the real one unless set).
+  void set_time(const TimeSource* t) { time_ = t; }
+  // The running change monitor, if any: while it lost nothing, a moved generation is someone else's.
+  void set_watch(const RulesetWatch* w) {
+    watch_ = w;
+    seen_losses_ = w ? w->losses() : 0;
+  }
 
   void touch(const std::vector<IpAddr>& addrs);  // these addresses changed owner
   void touch(const topology::EdgeKey& edge);     // this edge changed
@@ -75,6 +83,9 @@ class RulesetProgrammer {
   boost::asio::io_context& io_;
   const topology::RulesetConfig& cfg_;
   RulesetWriter* writer_;
+  const RulesetWatch* watch_ = nullptr;
+  const TimeSource* time_ = nullptr;
+  std::uint64_t seen_losses_ = 0;
   ConntrackDelete conntrack_delete_;
   topology::State& state_;
   const topology::EndpointTable& endpoints_;

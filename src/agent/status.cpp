@@ -16,7 +16,7 @@ double pct(std::deque<double> v, double p) {
 }  // namespace
 
 json Agent::status_json() const {
-  auto now = Clock::now();
+  auto now = time_->now();
   json learn = {{"new_edges_per_minute", learner_.new_edge_rate(now)},
                 {"edges_last_5m", learner_.new_edge_rate(now) * 5}};
   if (state_.learn_until) {

@@ -38,6 +38,18 @@ bool l4(FlowTuple& f, int proto, const std::uint8_t* p, std::size_t len) {
 
 }  // namespace
 
+std::optional<FlowTuple> parse_arp(const std::uint8_t* d, std::size_t len) {
+  // htype(2) ptype(2) hlen(1) plen(1) oper(2) sha spa tha tpa: only IPv4 over anything.
+  if (len < 8) return std::nullopt;
+  std::size_t hlen = d[4], plen = d[5];
+  if ((d[2] << 8 | d[3]) != 0x0800 || plen != 4 || len < 8 + 2 * hlen + 8) return std::nullopt;
+  FlowTuple f;
+  f.src.family = f.dst.family = AF_INET;
+  std::memcpy(f.src.bytes.data(), d + 8 + hlen, 4);
+  std::memcpy(f.dst.bytes.data(), d + 8 + 2 * hlen + 4, 4);
+  return f;
+}
+
 std::optional<FlowTuple> parse_packet(const std::uint8_t* d, std::size_t len) {
   if (len < 1) return std::nullopt;
   FlowTuple f;
@@ -79,11 +91,20 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
   if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) return std::nullopt;
   std::string prefix = mnl_attr_get_str(tb[NFULA_PREFIX]);
   if (prefix.rfind("topowall:", 0) != 0) return std::nullopt;
-  auto flow = parse_packet(static_cast<const std::uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD])),
-                           mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]));
+  // The bridge family logs ARP too (the guard checks its sender address): the link header says which.
+  bool arp = false;
+  if (tb[NFULA_PACKET_HDR] && mnl_attr_get_payload_len(tb[NFULA_PACKET_HDR]) >= sizeof(nfulnl_msg_packet_hdr)) {
+    nfulnl_msg_packet_hdr hdr;
+    std::memcpy(&hdr, mnl_attr_get_payload(tb[NFULA_PACKET_HDR]), sizeof hdr);
+    arp = ntohs(hdr.hw_protocol) == 0x0806;
+  }
+  const auto* payload = static_cast<const std::uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
+  const auto payload_len = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
+  auto flow = arp ? parse_arp(payload, payload_len) : parse_packet(payload, payload_len);
   if (!flow) return std::nullopt;
   LoggedPacket p;
   p.flow = *flow;
+  p.arp = arp;
   // "topowall:<drop|pass>[:<reason>]"
   auto verdict = prefix.substr(9, prefix.find(':', 9) - 9);
   p.dropped = verdict == "drop";

@@ -16,6 +16,8 @@
 namespace topowall::nflog {
 
 // IPv4/IPv6 header bytes -> flow (pure).
+// An ARP packet (IPv4): sender address as src, target address as dst; nullopt if not IPv4 ARP.
+std::optional<FlowTuple> parse_arp(const std::uint8_t* data, std::size_t len);
 std::optional<FlowTuple> parse_packet(const std::uint8_t* data, std::size_t len);
 // One NFULNL_MSG_PACKET -> logged packet; nullopt when not ours or not decodable.
 std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh);

@@ -36,7 +36,7 @@ class NftMonitor final : public RulesetWatch {
   ~NftMonitor() override;
   [[nodiscard]] Status start(std::function<void(const std::string&)> on_change) override;
   void stop() override;
-  std::uint64_t overruns() const { return overruns_; }
+  std::uint64_t losses() const override { return overruns_; }
 
  private:
   void arm();

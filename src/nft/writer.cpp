@@ -52,9 +52,9 @@ NftTablePtr table_ref(const std::string& table) {
 template <typename T, typename Fn>
 [[nodiscard]] Status query(NftSocket& sock, std::uint16_t type, std::uint16_t flags,
                            const std::function<void(nlmsghdr*)>& fill, T* (*alloc)(), int (*parse)(const nlmsghdr*, T*),
-                           Fn&& fn) {
+                           Fn&& fn, std::uint16_t fam = NFPROTO_INET) {
   std::optional<Error> failed;
-  auto st = sock.request(type, NFPROTO_INET, flags, fill, [&](const nlmsghdr* m) {
+  auto st = sock.request(type, fam, flags, fill, [&](const nlmsghdr* m) {
     if (failed) return;
     CPtr<T> obj(alloc());
     if (!obj) {
@@ -158,6 +158,11 @@ void put_table(Batch& b, const std::string& name, std::uint16_t fam, std::uint16
         [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
 }
 
+// The chains the bridge-family twin of the guard holds.
+bool bridge_chain(const ChainSpec& c) {
+  return c.kind == ChainKind::guard || c.name == "alert_drop_spoof" || c.name == "alert_drop_unclassified";
+}
+
 // The bridge-family twin of the guard, rebuilt whole (it holds O(local endpoints) elements): add (a
 // no-op if it exists), delete, add, so the batch never fails on a missing table and packets meet the
 // old guard or the new one.
@@ -169,13 +174,10 @@ void put_bridge_guard(Batch& b, const topology::RulesetConfig& cfg, const Layout
   std::uint32_t set_id = 1000;
   for (const auto& name : want.set_order)
     if (guard_set(name)) put_set(b, cfg.table, want.sets.at(name), set_id++, NFPROTO_BRIDGE);
-  auto ours = [](const ChainSpec& c) {
-    return c.kind == ChainKind::guard || c.name == "alert_drop_spoof" || c.name == "alert_drop_unclassified";
-  };
   for (const auto& c : want.chains)
-    if (ours(c)) put_chain(b, cfg, c, NFPROTO_BRIDGE);
+    if (bridge_chain(c)) put_chain(b, cfg, c, NFPROTO_BRIDGE);
   for (const auto& c : want.chains)
-    if (ours(c)) put_rules(b, cfg, c, NFPROTO_BRIDGE);
+    if (bridge_chain(c)) put_rules(b, cfg, c, NFPROTO_BRIDGE);
   for (const auto& [name, elems] : want.elements)
     if (guard_set(name) && !elems.empty())
       put_elements(b, cfg.table, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()),
@@ -223,8 +225,9 @@ std::pair<Bytes, Bytes> element_of(const SetSpec& spec, nftnl_set_elem* e) {
   return {std::move(key), std::move(data)};
 }
 
-[[nodiscard]] Result<std::size_t> expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec) {
-  auto rules = build_rules(cfg, spec);
+[[nodiscard]] Result<std::size_t> expected_rules(const topology::RulesetConfig& cfg, const ChainSpec& spec,
+                                                 std::uint16_t fam = NFPROTO_INET) {
+  auto rules = build_rules(cfg, spec, fam);
   if (!rules) return rules.error();
   return rules->size();
 }
@@ -279,7 +282,7 @@ namespace {
 
 // The chains of `table` into `have` (specs from `want` where it names them), and how many rules each holds.
 [[nodiscard]] Status read_chains(NftSocket& sock, const std::string& table, const Layout& want, Layout& have,
-                                 std::map<std::string, std::size_t>& rules) {
+                                 std::map<std::string, std::size_t>& rules, std::uint16_t fam = NFPROTO_INET) {
   auto cq = chain_ref(table, "");
   auto rq = rule_ref(table, "");
   if (!cq || !rq) return alloc_error("an nftables chain or rule query");
@@ -294,13 +297,16 @@ namespace {
         have.chains.push_back(spec);
         if (spec.kind == ChainKind::src) have.id_objects.insert(spec.id);
         rules[name];
-      });
+      },
+      fam);
   if (!st) return st;
   return query(
       sock, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
-      nftnl_rule_alloc, nftnl_rule_nlmsg_parse, [&](nftnl_rule* r) {
+      nftnl_rule_alloc, nftnl_rule_nlmsg_parse,
+      [&](nftnl_rule* r) {
         if (table == nftnl_rule_get_str(r, NFTNL_RULE_TABLE)) ++rules[nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)];
-      });
+      },
+      fam);
 }
 
 [[nodiscard]] Status read_set_names(NftSocket& sock, const std::string& table, std::vector<std::string>& names) {
@@ -313,7 +319,8 @@ namespace {
       });
 }
 
-[[nodiscard]] Status read_elements(NftSocket& sock, const std::string& table, const SetSpec& spec, ElementMap& elems) {
+[[nodiscard]] Status read_elements(NftSocket& sock, const std::string& table, const SetSpec& spec, ElementMap& elems,
+                                   std::uint16_t fam = NFPROTO_INET) {
   auto q = set_ref(table, spec.name);
   if (!q) return alloc_error("an nftables set query");
   std::optional<Error> failed;
@@ -329,7 +336,8 @@ namespace {
           auto [key, data] = element_of(spec, e);
           elems[key] = data;
         }
-      });
+      },
+      fam);
   if (!st) return st;
   if (failed) return *failed;
   return ok_status();
@@ -504,6 +512,42 @@ Result<ApplyReport> NftWriter::apply_patch(const topology::RulesetModel& m, cons
   stats_.element_changes += rep.changes;
   note_commit();
   return rep;
+}
+
+Result<bool> NftWriter::intact(const topology::RulesetModel& m) {
+  if (!applied_ || applied_cfg_ != m.cfg) return false;
+  auto tag = read_tag(m.cfg.table);
+  if (!tag) return tag.error();
+  if (!*tag || **tag != structure_tag(m.cfg)) return false;
+  auto have = read_kernel(m);
+  if (!have) return have.error();
+  if (!*have || !(*have)->damaged.empty() || !diff(**have, *applied_).empty()) return false;
+  return m.cfg.guard ? bridge_intact(m.cfg) : Result<bool>(true);
+}
+
+// The bridge twin holds the guard's chains with their rules and the guard's sets element for element.
+Result<bool> NftWriter::bridge_intact(const topology::RulesetConfig& cfg) {
+  Layout want, have;
+  for (const auto& c : applied_->chains)
+    if (bridge_chain(c)) want.chains.push_back(c);
+  std::map<std::string, std::size_t> rules;
+  if (auto st = read_chains(sock_, cfg.table, want, have, rules, NFPROTO_BRIDGE); !st) return st.error();
+  if (have.chains.size() != want.chains.size()) return false;
+  for (const auto& c : want.chains) {
+    auto n = expected_rules(cfg, c, NFPROTO_BRIDGE);
+    if (!n) return n.error();
+    if (!rules.count(c.name) || rules[c.name] != *n) return false;
+  }
+  for (const auto& [name, spec] : applied_->sets) {
+    if (!guard_set(name)) continue;
+    ElementMap got;
+    if (auto st = read_elements(sock_, cfg.table, spec, got, NFPROTO_BRIDGE); !st) {
+      if (st.error().code == ENOENT) return false;
+      return st.error();
+    }
+    if (got != applied_->elements[name]) return false;
+  }
+  return true;
 }
 
 Result<bool> NftWriter::changed_since_commit() {

@@ -25,6 +25,8 @@ class NftWriter final : public RulesetWriter {
   WriterStats stats() const override;
   void invalidate() override { applied_.reset(); }
   [[nodiscard]] Result<bool> changed_since_commit() override;
+  [[nodiscard]] Result<bool> intact(const topology::RulesetModel& model) override;
+  void acknowledge() override { note_commit(); }
 
   // What the kernel holds now (reconcile, and tests). nullopt: no such table.
   [[nodiscard]] Result<std::optional<Layout>> read_kernel(const topology::RulesetModel& want);
@@ -37,6 +39,7 @@ class NftWriter final : public RulesetWriter {
   // `bridge`: rebuild the bridge-family guard from this layout in the same batch.
   [[nodiscard]] Status commit(const topology::RulesetModel& m, const LayoutDiff& d, std::optional<std::uint32_t> genid,
                 const Layout* bridge = nullptr);
+  [[nodiscard]] Result<bool> bridge_intact(const topology::RulesetConfig& cfg);
   [[nodiscard]] Status commit_incremental(const topology::RulesetModel& m, const LayoutDiff& d);
 
   void note_commit() {

@@ -193,23 +193,24 @@ void DockerClient::on_event_line(const std::string& line) {
   }
   auto ev = parse_event(*j);
   if (!ev) return;
-  if (ev->action == ContainerEvent::Action::start) {
-    inspect_and_upsert(ev->id, std::chrono::steady_clock::now());
+  if (ev->action == ContainerEvent::Action::start || ev->action == ContainerEvent::Action::init) {
+    inspect_and_upsert(ev->id, std::chrono::steady_clock::now(), ev->action == ContainerEvent::Action::init);
   } else if (ev->action == ContainerEvent::Action::stop) {
     host_network_.erase(ev->id);
     if (known_.erase(ev->id)) handler_(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, ev->id});
   }
 }
 
-void DockerClient::inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen) {
+void DockerClient::inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen, bool init) {
   ++stats_.inspects;
   auto alive = alive_;
-  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen](Result<json> r) {
-    if (*alive) on_inspect(id, r, seen);
+  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen, init](Result<json> r) {
+    if (*alive) on_inspect(id, r, seen, init);
   });
 }
 
-void DockerClient::on_inspect(const std::string& id, const Result<json>& r, std::chrono::steady_clock::time_point seen) {
+void DockerClient::on_inspect(const std::string& id, const Result<json>& r, std::chrono::steady_clock::time_point seen,
+                              bool init) {
   try {  // an asio callback: whatever the runtime sent, nothing may escape into io_context::run
     if (!r) {
       ++stats_.errors;
@@ -223,7 +224,8 @@ void DockerClient::on_inspect(const std::string& id, const Result<json>& r, std:
       spdlog::warn("runtime API: {}; container skipped", ep.error().message);
       return;
     }
-    if (!is_running(*r)) return;
+    // At `init` the process exists but does not run yet; an exited one (a late reply) has no process.
+    if (!is_running(*r) && !(init && is_initialised(*r))) return;
     if (is_own_netns(ep->netns_path)) return skip_host_network(id, "its sandbox " + ep->netns_path);
     known_.insert(ep->id);
     handler_(DiscoveryEvent{DiscoveryEvent::Kind::upsert, *ep, {}, seen});

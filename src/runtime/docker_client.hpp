@@ -32,8 +32,10 @@ class DockerClient final : public Discovery {
   void read_events(std::shared_ptr<EventStream> ev);
   void on_event_line(const std::string& line);
   void list_all();
-  void inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen);
-  void on_inspect(const std::string& id, const Result<nlohmann::json>& r, std::chrono::steady_clock::time_point seen);
+  // `init`: the event was podman's init (network up, process not started yet).
+  void inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen, bool init = false);
+  void on_inspect(const std::string& id, const Result<nlohmann::json>& r, std::chrono::steady_clock::time_point seen,
+                  bool init = false);
   void skip_host_network(const std::string& id, const std::string& why);
   void schedule_reconnect();
 

@@ -36,6 +36,11 @@ bool is_running(const json& inspect) {
   return running && running->is_boolean() && running->get<bool>();
 }
 
+bool is_initialised(const json& inspect) {
+  auto* pid = at(inspect, {"State", "Pid"});
+  return pid && pid->is_number_integer() && pid->get<long long>() > 0;
+}
+
 bool shares_host_network(const json& inspect) { return str(inspect, {"HostConfig", "NetworkMode"}) == "host"; }
 
 Result<EndpointInfo> parse_inspect(const json& j) {
@@ -76,7 +81,8 @@ std::optional<ContainerEvent> parse_event(const json& j) {
   if (ev.id.empty()) return std::nullopt;
   auto action = str(j, {"Action"});
   if (action.empty()) action = str(j, {"status"});
-  if (action == "start" || action == "restart" || action == "unpause") ev.action = ContainerEvent::Action::start;
+  if (action == "init") ev.action = ContainerEvent::Action::init;
+  else if (action == "start" || action == "restart" || action == "unpause") ev.action = ContainerEvent::Action::start;
   else if (action == "die" || action == "stop" || action == "destroy" || action == "remove" ||
            action == "cleanup")
     ev.action = ContainerEvent::Action::stop;

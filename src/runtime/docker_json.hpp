@@ -15,12 +15,16 @@ namespace topowall::runtime {
 [[nodiscard]] Result<EndpointInfo> parse_inspect(const nlohmann::json& j);
 // State.Running; false when absent or malformed.
 bool is_running(const nlohmann::json& inspect);
+// Initialised (podman's `init`): not running yet, but its process and network exist.
+bool is_initialised(const nlohmann::json& inspect);
 // Run with the node's network namespace (docker and podman both report NetworkMode "host"): its
 // addresses are the node's, so it is `host` and must never be a workload's endpoint.
 bool shares_host_network(const nlohmann::json& inspect);
 
 struct ContainerEvent {
-  enum class Action { start, stop, other } action = Action::other;
+  // init: podman's network is up and the container's process exists, before `start` (about 0.3 s
+  // earlier): classifying its port then spares its first packets the unclassified drop.
+  enum class Action { init, start, stop, other } action = Action::other;
   std::string id;
 };
 // One line of GET /events.

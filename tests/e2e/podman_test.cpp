@@ -317,6 +317,10 @@ TEST_F(PodmanLab, AContainerWithNetAdminCannotImpersonateOrSpoof) {
   ASSERT_TRUE(eventually([&] { return alerts_text().find("\"reason\":\"spoofed\"") != std::string::npos; }))
       << alerts_text();
   EXPECT_NE(alerts_text().find("\"as\":\"web\""), std::string::npos) << alerts_text();
+  // A gratuitous ARP announcing web's address from evil's port: dropped, and alerted as ARP.
+  sh("podman exec topowall-e2e-evil busybox arping -U -c 2 -w 2 -I eth0 -s " + web + " " + web);
+  EXPECT_TRUE(eventually([&] { return alerts_text().find("\"proto\":\"arp\"") != std::string::npos; }))
+      << "forged ARP is alerted: " << alerts_text();
   auto counters = cli("status")["counters"];
   EXPECT_GE(counters.value("guard_spoofed", 0), 1) << counters.dump();
   EXPECT_GE(counters.value("address_claims_refused", 0), 1) << "the claim on web's address was ignored";

@@ -102,12 +102,36 @@ class FakeWriter : public RulesetWriter {
     return RulesetWriter::apply_patch(m, addrs, keys);
   }
   void invalidate() override { ++invalidated; }
+  Result<bool> changed_since_commit() override { return generation_moved; }
+  Result<bool> intact(const topology::RulesetModel&) override {
+    ++read_backs;
+    return kernel_intact;
+  }
+  void acknowledge() override {
+    generation_moved = false;
+    ++acknowledged;
+  }
   int fail = 0;  // refuse this many transactions
   int patches = 0, invalidated = 0;
+  bool generation_moved = false;  // someone committed a transaction since our last one
+  bool kernel_intact = true;      // our tables still hold what was applied
+  int read_backs = 0, acknowledged = 0;
   Status remove() override { return ok_status(); }
   WriterStats stats() const override { return {}; }
   const topology::RulesetModel& last() const { return models.back(); }
   std::vector<topology::RulesetModel> models;
+};
+
+class FakeWatch : public RulesetWatch {
+ public:
+  Status start(std::function<void(const std::string&)> cb) override {
+    on_change = std::move(cb);
+    return ok_status();
+  }
+  void stop() override {}
+  std::uint64_t losses() const override { return lost; }
+  std::function<void(const std::string&)> on_change;
+  std::uint64_t lost = 0;
 };
 
 class FakeCluster : public ClusterStore {

@@ -132,6 +132,42 @@ TEST_F(WriterFixture, ARestartedWriterReconcilesWithoutRewriting) {
   EXPECT_NE(sh_out("nft list chain inet " + table + " check").find("ct mark vmap @srcchain"), std::string::npos);
 }
 
+// The read-back behind the periodic check: another component's table changes nothing; any edit to our
+// inet table or its bridge twin is seen.
+TEST_F(WriterFixture, TheReadBackSeesEveryEditOfOursAndNoneOfOthers) {
+  ASSERT_TRUE(writer.apply(model));
+  auto intact = [&] {
+    auto r = writer.intact(model);
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  };
+  EXPECT_TRUE(intact());
+  const auto other = table + "x";
+  ASSERT_EQ(sh("nft add table inet " + other + " && nft add chain inet " + other + " c"), 0);
+  auto moved = writer.changed_since_commit();
+  ASSERT_TRUE(moved);
+  EXPECT_TRUE(*moved) << "the generation moves with anyone's change";
+  EXPECT_TRUE(intact()) << "someone else's table is none of ours";
+  writer.acknowledge();
+  EXPECT_FALSE(*writer.changed_since_commit());
+  sh("nft delete table inet " + other);
+  ASSERT_EQ(sh("nft flush set bridge " + table + " gsrc4"), 0);
+  EXPECT_FALSE(intact()) << "the bridge twin's source set emptied";
+  ASSERT_TRUE(writer.apply(model));  // a reconcile rebuilds the twin
+  EXPECT_TRUE(intact());
+  ASSERT_EQ(sh("nft flush chain bridge " + table + " guard"), 0);
+  EXPECT_FALSE(intact()) << "the bridge twin's guard chain flushed";
+  writer.invalidate();
+  ASSERT_TRUE(writer.apply(model));
+  EXPECT_TRUE(intact());
+  ASSERT_EQ(sh("nft delete element inet " + table + " enforced4 '{ " + lab->ip("c") + " }'"), 0);
+  EXPECT_FALSE(intact()) << "an element deleted from our inet table";
+  writer.invalidate();
+  ASSERT_TRUE(writer.apply(model));
+  ASSERT_EQ(sh("nft delete table inet " + table), 0);
+  EXPECT_FALSE(intact()) << "our table deleted";
+}
+
 TEST_F(WriterFixture, TableHasNoOwnerFlagAndTouchesNoOtherTable) {
   auto before = sh_out("nft list tables");
   ASSERT_TRUE(writer.apply(model));

@@ -27,7 +27,7 @@ nlohmann::json alert_json_base(const Alert& a) {
           {"dst", a.edge.dst},
           {"src_addr", a.src_addr},
           {"dst_addr", a.dst_addr},
-          {"proto", to_string(a.edge.proto)},
+          {"proto", a.arp ? std::string_view("arp") : to_string(a.edge.proto)},
           {"port", a.edge.port},
           {"verdict", a.blocked ? "blocked" : "would-block"},
           {"reason", a.reason},
@@ -37,7 +37,7 @@ nlohmann::json alert_json_base(const Alert& a) {
 
 std::string alert_text(const Alert& a) {
   return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}{}", a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
-                     a.edge.dst, a.dst_addr, to_string(a.edge.proto), a.edge.port,
+                     a.edge.dst, a.dst_addr, a.arp ? std::string_view("arp") : to_string(a.edge.proto), a.edge.port,
                      why(a),
                      a.summary ? fmt::format(" repeated {} times", a.count) : "");
 }

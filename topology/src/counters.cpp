@@ -49,7 +49,7 @@ constexpr std::array kCounters{
     CounterInfo{"ruleset_applies", "ruleset programming runs"},
     CounterInfo{"ruleset_apply_errors", "failed ruleset programming runs, retried with backoff", _, D},
     CounterInfo{"ruleset_repairs", "times another process changed our tables (inet or bridge) and they were restored", _, D},
-    CounterInfo{"ruleset_checks", "periodic generation checks that found the ruleset changed and reconciled", _, D},
+    CounterInfo{"ruleset_checks", "periodic checks that found our tables changed (notices were lost) and restored them", _, D},
     CounterInfo{"nft_full_applies", "whole-table nftables transactions"},
     CounterInfo{"nft_element_changes", "incremental nftables element changes"},
     CounterInfo{"nft_noop_applies", "programming runs that found the kernel already as wanted"},

@@ -16,6 +16,8 @@ void EndpointTable::index_remove(const std::string& id) {
   auto& ids = by_workload_[it->second.workload];
   std::erase(ids, id);
   if (ids.empty()) by_workload_.erase(it->second.workload);
+  for (const auto& [addr, port] : it->second.info.ports)
+    if (auto p = port_owner_.find(port); p != port_owner_.end() && p->second == id) port_owner_.erase(p);
 }
 
 std::vector<IpAddr> EndpointTable::upsert(const std::string& workload, EndpointInfo info) {
@@ -46,6 +48,7 @@ std::vector<IpAddr> EndpointTable::upsert(const std::string& workload, EndpointI
     }
   }
   by_workload_[workload].push_back(id);
+  for (const auto& [addr, port] : info.ports) port_owner_[port] = id;
   endpoints_[id] = Endpoint{workload, std::move(info)};
   return changed;
 }
@@ -71,6 +74,13 @@ std::vector<IpAddr> EndpointTable::remove(const std::string& id) {
   index_remove(id);
   endpoints_.erase(it);
   return changed;
+}
+
+const std::string& EndpointTable::workload_at_port(std::uint32_t ifindex) const {
+  auto p = port_owner_.find(ifindex);
+  if (p == port_owner_.end()) return kEmpty;
+  auto e = endpoints_.find(p->second);
+  return e == endpoints_.end() ? kEmpty : e->second.workload;
 }
 
 void EndpointTable::set_host_addresses(std::vector<IpAddr> addrs) { host_ = std::move(addrs); }

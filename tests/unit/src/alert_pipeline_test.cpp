@@ -81,6 +81,24 @@ TEST_F(Pipeline, TheGuardNamesThePortAndTheStolenIdentity) {
   EXPECT_TRUE(blocked.empty()) << "never pending, never learned";
 }
 
+TEST_F(Pipeline, AForgedArpIsAnAlertThatNamesThePortAndTheAddressItClaimed) {
+  auto p = make();
+  auto pk = packet("10.0.0.4", "10.0.0.4", 0, "spoof");
+  pk.arp = true;  // a gratuitous ARP from web's port announcing api's address
+  pk.indev = 7;
+  p->on_logged(pk);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].edge.src, "web");
+  EXPECT_EQ(sent[0].as, "api");
+  EXPECT_EQ(topology::alert_to_json(sent[0])["proto"], "arp");
+  EXPECT_NE(topology::alert_text(sent[0]).find("arp"), std::string::npos);
+  EXPECT_EQ(p->counters().spoofed, 1u);
+  (void)eps.remove("a1");
+  p->on_logged(pk);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].edge.src, "unclassified") << "a removed endpoint's port names nobody";
+}
+
 TEST_F(Pipeline, WatchersGetEveryAlertAndClosedOnesAreDropped) {
   auto p = make();
   std::vector<nlohmann::json> got;

@@ -134,3 +134,35 @@ TEST(DockerClient, HostNetworkAndMalformedContainersAreNoEndpoints) {
   EXPECT_EQ(client.stats().host_network, 2u) << "NetworkMode host, and a sandbox that is the agent's own namespace";
   EXPECT_EQ(client.stats().errors, 4u) << "State missing, a string, null; NetworkSettings a string";
 }
+
+// podman's `init` comes about 0.3 s before `start`, with the network up and the process waiting: the
+// container is classified then, so its first packets are not dropped as unclassified. A late reply
+// for a container that already exited (no process) classifies nothing.
+TEST(DockerClient, AnInitialisedContainerIsAnEndpointBeforeItStarts) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-init-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  auto initialised = running("web2", {{"IPAddress", "10.88.0.20"}, {"SandboxKey", "/run/netns/netns-web2"}});
+  initialised["State"] = {{"Status", "created"}, {"Running", false}, {"Pid", 5151}};
+  auto exited = running("gone", {{"IPAddress", "10.88.0.21"}});
+  exited["State"] = {{"Status", "exited"}, {"Running", false}, {"Pid", 0}};
+  auto created = running("created", {{"IPAddress", "10.88.0.22"}});
+  created["State"] = {{"Status", "created"}, {"Running", false}, {"Pid", 0}};
+  api.docs["/v1.41/containers/json"] = json::array();
+  api.docs["/v1.41/containers/web2/json"] = initialised;
+  api.docs["/v1.41/containers/gone/json"] = exited;
+  api.docs["/v1.41/containers/created/json"] = created;
+  api.events = R"({"Type":"container","Action":"init","Actor":{"ID":"web2"}})" "\n"
+               R"({"Type":"container","Action":"init","Actor":{"ID":"gone"}})" "\n"
+               R"({"Type":"container","Action":"start","Actor":{"ID":"created"}})" "\n";
+  runtime::DockerClient client(io, path);
+  std::set<std::string> upserted;
+  client.start([&](const DiscoveryEvent& e) {
+    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
+  });
+  for (int i = 0; i < 250 && client.stats().inspects < 3; ++i) io.run_for(std::chrono::milliseconds(20));
+  io.run_for(std::chrono::milliseconds(200));
+  client.stop();
+  ::unlink(path.c_str());
+  EXPECT_EQ(upserted, std::set<std::string>{"web2"}) << "initialised: yes; exited, or `start` yet not running: no";
+}

@@ -61,6 +61,8 @@ TEST(DockerJson, RecordedStartEventAndActions) {
         << a;
   EXPECT_EQ(runtime::parse_event({{"Type", "container"}, {"Action", "kill"}, {"Actor", {{"ID", "x"}}}})->action,
             runtime::ContainerEvent::Action::other);
+  EXPECT_EQ(runtime::parse_event({{"Type", "container"}, {"Action", "init"}, {"Actor", {{"ID", "x"}}}})->action,
+            runtime::ContainerEvent::Action::init);
   EXPECT_FALSE(runtime::parse_event({{"Type", "image"}, {"Action", "pull"}, {"Actor", {{"ID", "x"}}}}));
 }
 

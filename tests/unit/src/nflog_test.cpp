@@ -126,3 +126,31 @@ TEST(NflogDecode, BridgeFamilyGuardLogNamesThePortAndReadsAnUnalignedTimestamp) 
   EXPECT_EQ(p->indev, 41u);
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(p->when.time_since_epoch()).count(), now.count());
 }
+
+// The guard drops forged ARP in the bridge family: the log's link header says ARP, and the alert needs
+// the address the sender claimed and the one it asked for.
+TEST(NflogDecode, BridgeFamilyArpIsDecodedByItsLinkProtocol) {
+  std::vector<char> buf(4096);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_BRIDGE;
+  nfulnl_msg_packet_hdr hdr{htons(0x0806), 0, 0};
+  mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof hdr, &hdr);
+  mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSINDEV, htonl(41));
+  mnl_attr_put_strz(nlh, NFULA_PREFIX, "topowall:drop:spoof");
+  // Ethernet/IPv4 ARP reply: 10.0.0.9 is at 02:..:01, to 10.0.0.4.
+  std::vector<std::uint8_t> arp = {0, 1, 8, 0, 6, 4, 0, 2, 2, 0, 0, 0, 0, 1, 10, 0, 0, 9,
+                                   2, 0, 0, 0, 0, 2, 10, 0, 0, 4};
+  mnl_attr_put(nlh, NFULA_PAYLOAD, arp.size(), arp.data());
+  auto p = nflog::decode_nflog_message(nlh);
+  ASSERT_TRUE(p) << "an ARP payload must not be read as an IP header";
+  EXPECT_TRUE(p->arp);
+  EXPECT_EQ(p->flow.src.to_string(), "10.0.0.9");
+  EXPECT_EQ(p->flow.dst.to_string(), "10.0.0.4");
+  EXPECT_EQ(p->indev, 41u);
+  arp.resize(20);  // truncated
+  EXPECT_FALSE(nflog::parse_arp(arp.data(), arp.size()));
+  arp = {0, 1, 0x86, 0xdd, 6, 16, 0, 2};  // not IPv4
+  EXPECT_FALSE(nflog::parse_arp(arp.data(), arp.size()));
+}

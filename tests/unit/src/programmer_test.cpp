@@ -98,3 +98,51 @@ TEST_F(Programmer, TamperingIsRepairedByAReconcile) {
   EXPECT_EQ(writer.models.size(), 2u) << "an unchanged model is still rewritten: the kernel lost it";
   EXPECT_TRUE(prog.in_sync());
 }
+
+TEST_F(Programmer, AnotherComponentsChangeCostsNoReconcileWhileNoticesAreComplete) {
+  fakes::FakeWatch watch;
+  prog.set_watch(&watch);
+  prog.apply_now();
+  writer.generation_moved = true;  // e.g. kube-proxy rewrote its own table
+  prog.check_generation();
+  run();
+  EXPECT_EQ(writer.read_backs, 0) << "no read-back while the monitor lost nothing";
+  EXPECT_EQ(writer.acknowledged, 1);
+  EXPECT_EQ(writer.models.size(), 1u) << "nothing rewritten";
+  EXPECT_EQ(prog.counters().ruleset_repairs, 0u);
+}
+
+TEST_F(Programmer, LostNoticesAreCoveredByAReadBackThatRepairsOnlyADifference) {
+  fakes::FakeWatch watch;
+  prog.set_watch(&watch);
+  prog.apply_now();
+  watch.lost = 1;  // ENOBUFS: a change to our tables may have gone unseen
+  writer.generation_moved = true;
+  prog.check_generation();
+  run();
+  EXPECT_EQ(writer.read_backs, 1);
+  EXPECT_EQ(writer.models.size(), 1u) << "our tables were intact: nothing rewritten";
+  writer.generation_moved = true;
+  prog.check_generation();
+  EXPECT_EQ(writer.read_backs, 1) << "the loss was covered once; later moves are seen by the monitor";
+  watch.lost = 2;
+  writer.generation_moved = true;
+  writer.kernel_intact = false;  // someone edited our set while notices were lost
+  prog.check_generation();
+  run();
+  EXPECT_EQ(writer.read_backs, 2);
+  EXPECT_EQ(prog.counters().ruleset_checks, 1u);
+  EXPECT_EQ(prog.counters().ruleset_repairs, 1u);
+  EXPECT_EQ(writer.models.size(), 2u) << "restored";
+}
+
+TEST_F(Programmer, WithoutAMonitorEveryMovedGenerationIsReadBack) {
+  prog.apply_now();
+  writer.generation_moved = true;
+  writer.kernel_intact = false;
+  prog.check_generation();
+  run();
+  EXPECT_EQ(writer.read_backs, 1);
+  EXPECT_EQ(prog.counters().ruleset_repairs, 1u);
+  EXPECT_EQ(writer.models.size(), 2u);
+}

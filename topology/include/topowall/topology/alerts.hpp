@@ -25,6 +25,7 @@ struct Alert {
   // belongs to) or "unclassified" (from a container port not classified yet).
   std::string reason = "no_edge";
   std::string as;
+  bool arp = false;  // a forged ARP (the guard's): no transport protocol or port
   std::uint64_t count = 1;
   bool summary = false;  // repeats folded since the first alert
 };

@@ -37,6 +37,8 @@ class EndpointTable {
   const std::string& workload_of(const IpAddr& ip) const;
   // The id of the endpoint holding an address, or "".
   const std::string& owner_of(const IpAddr& ip) const;
+  // The workload whose container sits behind this host-side port (interface index), or "".
+  const std::string& workload_at_port(std::uint32_t ifindex) const;
   bool is_workload(const std::string& name) const { return by_workload_.count(name) > 0; }
 
   const Endpoint* find(const std::string& id) const;
@@ -54,6 +56,7 @@ class EndpointTable {
   std::map<std::string, Endpoint> endpoints_;             // id -> endpoint
   std::map<IpAddr, std::string> owner_;                   // address -> endpoint id
   std::map<std::string, std::vector<std::string>> by_workload_;
+  std::map<std::uint32_t, std::string> port_owner_;       // host-side port -> endpoint id
   std::vector<IpAddr> host_;
   std::vector<NamedNetwork> external_;
 };

@@ -1,17 +1,37 @@
-// The agent's policy operations: operator and cluster decisions, modes and learning windows, expiry,
-// explain, import and diff. Each changes the state, then asks the programmer for the kernel to follow.
+#include "agent/policy_service.hpp"
+
 #include <spdlog/spdlog.h>
 
-#include "agent/agent.hpp"
+#include <set>
+
+#include "agent/control_api.hpp"
 #include "agent/params.hpp"
+#include "control/server.hpp"
 #include "topowall/topology/exporters.hpp"
+#include "topowall/topology/identity.hpp"
 
 namespace topowall::agent {
 
 using nlohmann::json;
 
+Reply Reply::fail(const std::string& code, const std::string& message) {
+  return Reply{control::error_response(code, message), true};
+}
+
+PolicyService::PolicyService(const PolicyConfig& cfg, topology::State& state, const topology::EndpointTable& endpoints,
+                             RulesetProgrammer& programmer, const TimeSource& time)
+    : cfg_(cfg), state_(state), endpoints_(endpoints), programmer_(programmer), time_(time) {}
+
+void PolicyService::tick() {
+  const auto now = time_.now();
+  check_learn_window(now);
+  check_workload_windows(now);
+  auto_promote(now);
+  expire_approvals(now);
+}
+
 // An operator's decision made on another node: the same change as if made here.
-void Agent::apply_decision(const ClusterDecision& d) {
+void PolicyService::apply_decision(const ClusterDecision& d) {
   const topology::EdgeKey k{d.src, d.dst, d.proto, d.port};
   auto& g = state_.graph;
   if (d.state == "removed") {
@@ -24,10 +44,10 @@ void Agent::apply_decision(const ClusterDecision& d) {
     if (const auto* cur = g.find(k);
         cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
       return;
-    decide(k, state, d.comment, expires, Clock::now());
+    decide(k, state, d.comment, expires, time_.now());
   }
   spdlog::info("edge {} {} on node {}", k.to_string(), d.state, d.node);
-  dirty_ = true;
+  dirty();
   // Programmed within this loop turn, a replay's decisions in one transaction; a removal also cuts the
   // connections it allowed.
   programmer_.touch(k);
@@ -35,7 +55,7 @@ void Agent::apply_decision(const ClusterDecision& d) {
 
 // One decision on one edge, from an operator here or on another node: a pending flow becomes the edge
 // (its counts kept), an existing edge changes state. The kernel follows within the loop turn.
-const topology::EdgeInfo& Agent::decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
+const topology::EdgeInfo& PolicyService::decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
                                         std::optional<TimePoint> expires, TimePoint now) {
   auto& g = state_.graph;
   auto& e = g.edges()[k];
@@ -53,18 +73,18 @@ const topology::EdgeInfo& Agent::decide(const topology::EdgeKey& k, topology::Ed
   return e;
 }
 
-void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
-  if (!ad_.cluster) return;
+void PolicyService::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
+  if (!cluster_) return;
   ClusterDecision d{k.src, k.dst, k.proto, k.port, state, "", "", ""};
   if (e) {
     d.comment = e->comment;
     if (e->expires) d.until = topology::format_time(*e->expires);
   }
-  ad_.cluster->decide(d);
+  cluster_->decide(d);
 }
 
 
-void Agent::check_learn_window(TimePoint now) {
+void PolicyService::check_learn_window(TimePoint now) {
   if (!state_.learn_until || now < *state_.learn_until) return;
   if (state_.modes.global == Mode::learn) {
     spdlog::info("learning window over: {} edges learned; switching to {}", state_.graph.edges().size(),
@@ -72,69 +92,70 @@ void Agent::check_learn_window(TimePoint now) {
     state_.modes.global = cfg_.after_learn;
   }
   state_.learn_until.reset();
-  dirty_ = true;
+  dirty();
   programmer_.request_full();
 }
 
-void Agent::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
+void PolicyService::set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for) {
   state_.modes.global = m;
   state_.learn_until.reset();
-  if (m == Mode::learn && learn_for) state_.learn_until = Clock::now() + *learn_for;
-  dirty_ = true;
+  if (m == Mode::learn && learn_for) state_.learn_until = time_.now() + *learn_for;
+  dirty();
   programmer_.request_full();
   programmer_.apply_now();  // one transaction, before the caller hears back
   spdlog::info("mode set to {}", to_string(m));
 }
 
 
-json Agent::remove_edge(const json& params) {
+Reply PolicyService::remove_edge(const json& params) {
   topology::EdgeKey k;
   k.src = params.value("src", "");
   k.dst = params.value("dst", "");
   auto pp = proto_port(params);
-  if (!pp) return control::error_response("bad_params", "edges.remove needs src, dst, proto and port");
+  if (!pp) return Reply::fail("bad_params", "edges.remove needs src, dst, proto and port");
   std::tie(k.proto, k.port) = *pp;
-  if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
+  if (!state_.graph.erase(k)) return Reply::fail("not_found", "no edge " + k.to_string());
   spdlog::info("edge revoked: {}", k.to_string());
   share_decision(k, "removed", nullptr);
   programmer_.touch(k);
   programmer_.apply_now();  // also removes the connections it allowed
-  return committed(json{{"removed", k.to_string()}});
+  return Reply{json{{"removed", k.to_string()}}};
 }
 
-json Agent::set_mode(const json& params) {
+Reply PolicyService::set_mode(const json& params) {
   auto mode = parse_mode(params.value("mode", std::string()));
-  if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
+  if (!mode) return Reply::fail("bad_params", "mode must be learn, monitor or enforce");
   std::optional<std::chrono::seconds> learn_for;
   if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
   auto workload = params.value("workload", std::string());
   if (workload.empty()) {
     set_global_mode(*mode, learn_for);
-    return committed(status_json());
+    return Reply{};
   }
-  if (!topology::is_valid_name(workload)) return control::error_response("bad_params", "invalid workload name");
+  if (!topology::is_valid_name(workload)) return Reply::fail("bad_params", "invalid workload name");
   if (params.value("clear", false)) state_.modes.overrides.erase(workload);
   else state_.modes.overrides[workload] = *mode;
   state_.workload_learn_until.erase(workload);
-  if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = Clock::now() + *learn_for;
+  if (*mode == Mode::learn && learn_for) state_.workload_learn_until[workload] = time_.now() + *learn_for;
   programmer_.request_full();
   programmer_.apply_now();
-  return committed(status_json());
+  return Reply{};
 }
 
 
 // --- per-workload learning --------------------------------------------------
 
-void Agent::on_new_workload(const std::string& name, TimePoint now) {
+void PolicyService::on_new_workload(const std::string& name) {
+  const auto now = time_.now();
   if (state_.modes.global == Mode::learn || state_.modes.overrides.count(name)) return;
   if (cfg_.new_workload_learn_for.count() <= 0) return;  // enforced at once
   state_.modes.overrides[name] = Mode::learn;
   state_.workload_learn_until[name] = now + cfg_.new_workload_learn_for;
   spdlog::info("new workload {} learns on its own for {}s", name, cfg_.new_workload_learn_for.count());
-  dirty_ = true;
+  dirty();
 }
 
-void Agent::check_workload_windows(TimePoint now) {
+void PolicyService::check_workload_windows(TimePoint now) {
   for (auto it = state_.workload_learn_until.begin(); it != state_.workload_learn_until.end();) {
     if (now < it->second) {
       ++it;
@@ -145,9 +166,12 @@ void Agent::check_workload_windows(TimePoint now) {
     spdlog::info("learning window of workload {} over; it now follows the node ({})", it->first,
                  to_string(state_.modes.of(it->first)));
     it = state_.workload_learn_until.erase(it);
-    dirty_ = true;
+    dirty();
     programmer_.request_full();
   }
+}
+
+void PolicyService::auto_promote(TimePoint now) {
   if (cfg_.auto_promote_after.count() <= 0) return;
   // Last sign of learning per workload: its first sighting or its newest edge (one pass).
   std::map<std::string, TimePoint> last;
@@ -162,14 +186,14 @@ void Agent::check_workload_windows(TimePoint now) {
     spdlog::info("workload {} learned nothing new for {}s: promoted to enforce", w, cfg_.auto_promote_after.count());
     state_.modes.overrides[w] = Mode::enforce;
     state_.workload_learn_until.erase(w);
-    dirty_ = true;
+    dirty();
     programmer_.request_full();
   }
 }
 
 // --- operator decisions ----------------------------------------------------
 
-void Agent::expire_approvals(TimePoint now) {
+void PolicyService::expire_approvals(TimePoint now) {
   bool any = false;
   for (auto it = state_.graph.edges().begin(); it != state_.graph.edges().end();) {
     if (it->second.expires && *it->second.expires <= now) {
@@ -181,25 +205,25 @@ void Agent::expire_approvals(TimePoint now) {
       ++it;
     }
   }
-  if (any) dirty_ = true;
+  if (any) dirty();
 }
 
-json Agent::decide_flows(const json& params, topology::EdgeState state) {
+Reply PolicyService::decide_flows(const json& params, topology::EdgeState state) {
   // Select pending flows by id, or all of them, optionally by source/destination.
   std::vector<topology::EdgeKey> chosen;
   std::set<std::uint64_t> want;
   if (params.contains("ids")) {
-    if (!params["ids"].is_array()) return control::error_response("bad_params", "ids must be an array of numbers");
+    if (!params["ids"].is_array()) return Reply::fail("bad_params", "ids must be an array of numbers");
     for (const auto& i : params["ids"]) {
       auto id = as_uint(i);
-      if (!id) return control::error_response("bad_params", "ids must be an array of numbers");
+      if (!id) return Reply::fail("bad_params", "ids must be an array of numbers");
       want.insert(*id);
     }
   }
   const bool all = params.value("all", false);
   const auto src = params.value("src", ""), dst = params.value("dst", "");
   if (!params.contains("ids") && !all && src.empty() && dst.empty())
-    return control::error_response("bad_params", "name pending flow ids, or --all, --src or --dst");
+    return Reply::fail("bad_params", "name pending flow ids, or --all, --src or --dst");
   for (const auto& [k, p] : state_.graph.pending()) {
     // Ids pick exactly those flows; otherwise --all/--src/--dst select.
     bool pick = params.contains("ids") ? want.count(p.id) > 0 : true;
@@ -212,15 +236,15 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   }
   if (!want.empty()) {
     // Nothing changes unless every id is known.
-    return control::error_response("not_found", "no pending flow with id " + std::to_string(*want.begin()) +
-                                                    " (see topowall flows pending)");
+    return Reply::fail("not_found",
+                       "no pending flow with id " + std::to_string(*want.begin()) + " (see topowall flows pending)");
   }
   std::optional<TimePoint> expires;
-  if (auto f = uint_param(params, "for_seconds")) expires = Clock::now() + std::chrono::seconds(*f);
+  if (auto f = uint_param(params, "for_seconds")) expires = time_.now() + std::chrono::seconds(*f);
   std::string comment = params.value("comment", "");
-  if (comment.size() > 1024) return control::error_response("bad_params", "comment longer than 1024 bytes");
+  if (comment.size() > 1024) return Reply::fail("bad_params", "comment longer than 1024 bytes");
   json done = json::array();
-  auto now = Clock::now();
+  auto now = time_.now();
   for (const auto& k : chosen) {
     const auto& e = decide(k, state, comment, expires, now);
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
@@ -228,12 +252,12 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     share_decision(k, std::string(to_string(state)), &e);
   }
   programmer_.apply_now();  // live in the kernel before the operator hears back
-  return committed(json{{to_string(state), done}});
+  return Reply{json{{to_string(state), done}}};
 }
 
 // The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),
 // never a second reading of the graph: explain cannot disagree with the kernel.
-json Agent::explain(const json& params) const {
+json PolicyService::explain(const json& params) const {
   using Why = topology::Judgement::Why;
   auto pp = proto_port(params);
   if (!pp) return control::error_response("bad_params", "explain needs src, dst, proto and port");
@@ -282,11 +306,11 @@ json Agent::explain(const json& params) const {
   return ok(r);
 }
 
-json Agent::import_graph(const json& params) {
-  if (!params.contains("graph")) return control::error_response("bad_params", "topology.import needs 'graph'");
+Reply PolicyService::import_graph(const json& params) {
+  if (!params.contains("graph")) return Reply::fail("bad_params", "topology.import needs 'graph'");
   // Validated as a whole first: an invalid file changes nothing.
   auto g = topology::graph_from_json(params["graph"]);
-  if (!g) return control::error_response("invalid_graph", g.error().message);
+  if (!g) return Reply::fail("invalid_graph", g.error().message);
   auto pending = state_.graph.pending();
   auto next = state_.graph.next_pending_id();
   state_.graph = std::move(*g);
@@ -296,10 +320,10 @@ json Agent::import_graph(const json& params) {
   spdlog::info("graph imported: {} edges", state_.graph.edges().size());
   programmer_.request_full();
   programmer_.apply_now();
-  return committed(json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}});
+  return Reply{json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}}};
 }
 
-json Agent::diff_graph(const json& params) const {
+json PolicyService::diff_graph(const json& params) const {
   if (!params.contains("graph")) return control::error_response("bad_params", "topology.diff needs 'graph'");
   auto g = topology::graph_from_json(params["graph"]);
   if (!g) return control::error_response("invalid_graph", g.error().message);
