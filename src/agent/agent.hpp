@@ -116,7 +116,8 @@ class Agent {
  private:
   void on_cluster(const ClusterEvent& ev);
   void apply_decision(const ClusterDecision& d);
-  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
+  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
+                      nlohmann::json& answer);
   void tick();
   void check_learn_window(TimePoint now);
   void set_global_mode(Mode m, std::optional<std::chrono::seconds> learn_for);

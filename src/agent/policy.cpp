@@ -4,6 +4,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/params.hpp"
+#include "cluster/etcd_codec.hpp"
 #include "topowall/topology/exporters.hpp"
 
 namespace topowall::agent {
@@ -53,14 +54,21 @@ const topology::EdgeInfo& Agent::decide(const topology::EdgeKey& k, topology::Ed
   return e;
 }
 
-void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
-  if (!ad_.cluster) return;
+// Hands the decision to the cluster store (which writes it only with a decisions credential) and adds it
+// to the operator's answer, so that the CLI can write it with the operator's own etcd credential.
+void Agent::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
+                           json& answer) {
   ClusterDecision d{k.src, k.dst, k.proto, k.port, state, "", "", ""};
   if (e) {
     d.comment = e->comment;
     if (e->expires) d.until = topology::format_time(*e->expires);
   }
-  ad_.cluster->decide(d);
+  auto& list = answer["decisions"];
+  if (!list.is_array()) list = json::array();
+  list.push_back(json::parse(cluster::encode_decision(d)));
+  if (!ad_.cluster) return;
+  const bool shared = ad_.cluster->decide(d);
+  answer["cluster_shared"] = answer.value("cluster_shared", true) && shared;
 }
 
 
@@ -96,10 +104,11 @@ json Agent::remove_edge(const json& params) {
   std::tie(k.proto, k.port) = *pp;
   if (!state_.graph.erase(k)) return control::error_response("not_found", "no edge " + k.to_string());
   spdlog::info("edge revoked: {}", k.to_string());
-  share_decision(k, "removed", nullptr);
+  json answer{{"removed", k.to_string()}};
+  share_decision(k, "removed", nullptr, answer);
   programmer_.touch(k);
   programmer_.apply_now();  // also removes the connections it allowed
-  return committed(json{{"removed", k.to_string()}});
+  return committed(std::move(answer));
 }
 
 json Agent::set_mode(const json& params) {
@@ -219,16 +228,16 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
   if (auto f = uint_param(params, "for_seconds")) expires = Clock::now() + std::chrono::seconds(*f);
   std::string comment = params.value("comment", "");
   if (comment.size() > 1024) return control::error_response("bad_params", "comment longer than 1024 bytes");
-  json done = json::array();
+  json answer{{to_string(state), json::array()}, {"decisions", json::array()}};
   auto now = Clock::now();
   for (const auto& k : chosen) {
     const auto& e = decide(k, state, comment, expires, now);
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
-    done.push_back(k.to_string());
-    share_decision(k, std::string(to_string(state)), &e);
+    answer[to_string(state)].push_back(k.to_string());
+    share_decision(k, std::string(to_string(state)), &e, answer);
   }
   programmer_.apply_now();  // live in the kernel before the operator hears back
-  return committed(json{{to_string(state), done}});
+  return committed(std::move(answer));
 }
 
 // The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),
