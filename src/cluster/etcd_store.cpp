@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include <boost/beast/core.hpp>
@@ -27,6 +28,10 @@ long long as_ll(const json& v) {  // etcd's gateway writes 64-bit numbers as str
 }
 // Tokens expire (etcd's simple tokens after 5 idle minutes, JWTs after their TTL): take a new one first.
 constexpr auto kTokenRefresh = std::chrono::seconds(240);
+// etcd's answers when the token is no longer good ("invalid auth token", "revision of auth store is old").
+bool token_refused(const Error& e) {
+  return e.message.find("auth token") != std::string::npos || e.message.find("auth store") != std::string::npos;
+}
 }  // namespace
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
@@ -102,6 +107,12 @@ void EtcdStore::stop() {
 }
 
 void EtcdStore::publish(const ClusterEndpoint& e) {
+  for (const auto& a : e.addresses)  // said here, once, rather than only on the other nodes
+    if (!opts_.ranges.empty() &&
+        std::none_of(opts_.ranges.begin(), opts_.ranges.end(), [&](const Cidr& c) { return c.contains(a); }) &&
+        warned_outside_.insert({e.id, a}).second)
+      spdlog::warn("cluster: endpoint {} ({}) has {}, outside this node's --cluster-range: the other nodes ignore it",
+                   e.name, e.workload, a.to_string());
   auto& slot = local_[e.id];
   slot = e;
   slot.node = opts_.node;
@@ -110,7 +121,17 @@ void EtcdStore::publish(const ClusterEndpoint& e) {
 
 void EtcdStore::withdraw(const std::string& id) {
   if (!local_.erase(id) || !lease_) return;
-  request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, [](Result<json>) {});
+  request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, written("withdrawing endpoint " + id));
+}
+
+// What a write of this node's own keys does when etcd refuses it: a refused token means a new one and a
+// full resync (which writes everything again); anything else (a role without the grant) is logged.
+EtcdStore::Reply EtcdStore::written(std::string what) {
+  return [this, gen = generation_, what = std::move(what)](Result<json> r) {
+    if (r || gen != generation_ || stopped_) return;
+    if (token_refused(r.error())) return fail(what + " failed: " + r.error().message);
+    spdlog::warn("cluster: {} failed: {} (check this node's etcd role: deploy/etcd-rbac.sh)", what, r.error().message);
+  };
 }
 
 bool EtcdStore::decide(const ClusterDecision& d) {
@@ -159,7 +180,7 @@ void EtcdStore::put(const ClusterEndpoint& e) {
   ++stats_.publishes;
   request("/v3/kv/put",
           {{"key", base64_encode(key(e.id))}, {"value", base64_encode(encode_endpoint(e))}, {"lease", std::to_string(lease_)}},
-          [](Result<json>) {});
+          written("writing endpoint " + e.id));
 }
 
 void EtcdStore::put_ranges() {
@@ -168,9 +189,7 @@ void EtcdStore::put_ranges() {
           {{"key", base64_encode(ranges_key())},
            {"value", base64_encode(encode_ranges(opts_.node, opts_.ranges))},
            {"lease", std::to_string(lease_)}},
-          [this](Result<json> r) {
-            if (!r) spdlog::warn("cluster: announcing this node's ranges failed: {}", r.error().message);
-          });
+          written("announcing this node's ranges"));
 }
 
 // --- requests: one at a time, in order ----------------------------------------

@@ -71,6 +71,7 @@ class EtcdStore final : public ClusterStore {
   void fail(const std::string& what);
   void put(const ClusterEndpoint& e);
   void put_ranges();
+  Reply written(std::string what);
   void put_decision(const ClusterDecision& d);
   void write_decision(const ClusterDecision& d);
 
@@ -105,6 +106,7 @@ class EtcdStore final : public ClusterStore {
   std::map<std::string, ClusterEndpoint> remote_;   // etcd key -> the same within its node's ranges (handed on)
   NodeRanges ranges_;
   std::set<std::pair<std::string, IpAddr>> refused_claims_;  // counted and logged once each
+  std::set<std::pair<std::string, IpAddr>> warned_outside_;  // own addresses outside own ranges, logged once
   std::vector<ClusterDecision> unsent_;                      // decided while etcd was out of reach
   bool told_decisions_local_ = false;
   struct Pending {

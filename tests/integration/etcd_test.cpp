@@ -250,9 +250,13 @@ TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
       return holder != nullptr;
     }, {&io}));
     agent::Agent* other = holder == a.get() ? b.get() : a.get();
+    auto applies = [](agent::Agent& ag) { return call(ag, "status")["result"]["counters"]["ruleset_applies"].get<int>(); };
+    const int before = applies(*other);
     ASSERT_TRUE(call(*holder, "flows.approve", {{"all", true}})["ok"]);  // on one node only
     const topology::EdgeKey edge{"twd-aweb", "twd-bdb", Proto::tcp, 5432};
     ASSERT_TRUE(run_until([&] { return other->state().graph.find(edge) != nullptr; }, {&io})) << "the decision travelled";
+    // The other node programs it in the loop turn after the graph changed: wait for that, not longer.
+    ASSERT_TRUE(run_until([&] { return applies(*other) > before; }, {&io}));
     EXPECT_EQ(other->state().graph.find(edge)->state, topology::EdgeState::approved);
     EXPECT_TRUE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432)) << "both rulesets let it through";
     EXPECT_FALSE(tcp_connect(lab.ns_path("bdb"), lab.ip("aweb"), 5432)) << "the reverse stays blocked";
