@@ -24,8 +24,14 @@ command -v etcdctl >/dev/null || die "etcdctl not found: install etcd-client"
 [[ $ROOT == /*/ ]] || die "TOPOWALL_ETCD_ROOT '$ROOT' must start and end with /"
 
 # Once auth is on, every call needs root: its password goes through etcdctl's environment, not argv.
+# Whether it is on is asked once (an anonymous request fails only then).
+AUTH_ON=
+auth_on() {
+  [[ -n $AUTH_ON ]] || { etcdctl user list >/dev/null 2>&1 && AUTH_ON=no || AUTH_ON=yes; }
+  [[ $AUTH_ON == yes ]]
+}
 ctl() {
-  if [[ -f $SECRETS/root.password ]] && ! etcdctl user list >/dev/null 2>&1; then
+  if [[ -f $SECRETS/root.password ]] && auth_on; then
     ETCDCTL_USER=root ETCDCTL_PASSWORD="$(cat "$SECRETS/root.password")" etcdctl "$@"
   else
     etcdctl "$@"
@@ -81,8 +87,9 @@ operator() {
 enable() {
   ensure_user root
   ctl user grant-role root root >/dev/null 2>&1 || true  # already granted on a re-run
-  if etcdctl user list >/dev/null 2>&1; then
+  if ! auth_on; then
     ctl auth enable >/dev/null
+    AUTH_ON=yes
   fi
   echo "auth enabled; root's password in $SECRETS/root.password"
 }
