@@ -18,7 +18,7 @@ struct EtcdArgs {
 std::shared_ptr<EtcdArgs> add_etcd_flags(CLI::App& cmd);
 
 // After the agent's answer: writes its `decisions` to etcd when --etcd is given (0, or 1 and why not),
-// else says when the decision stays on this node. `json_output` keeps stdout for the answer.
+// else says (on stderr) when the decision stays on this node.
 int share_decisions(const EtcdArgs& etcd, const nlohmann::json& answer);
 
 }  // namespace topowall::cli
