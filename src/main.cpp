@@ -52,9 +52,16 @@ int add_cluster(boost::asio::io_context& io, app::Options& o, agent::Adapters& a
   }
   cluster::EtcdOptions eo{o.cluster_etcd, o.node_name};
   eo.tls = o.cluster_tls;
+  eo.auth = o.cluster_auth;
+  if (!eo.auth.password_file.empty() && eo.auth.user.empty()) eo.auth.user = o.node_name;
+  eo.decisions = o.cluster_decisions;
+  eo.ranges = o.cluster_ranges;
   auto store = std::make_unique<cluster::EtcdStore>(io, eo);
   if (auto st = store->validate(); !st) return fail(2, st.error().message);
-  spdlog::info("cluster mode: node {} sharing endpoints through {}", o.node_name, o.cluster_etcd);
+  spdlog::info("cluster mode: node {} sharing endpoints through {}{}", o.node_name, o.cluster_etcd,
+               eo.auth.empty() ? " (no etcd user: etcd must not enforce RBAC)" : " as etcd user " + eo.auth.user);
+  if (eo.ranges.empty())
+    spdlog::warn("cluster mode without --cluster-range: the other nodes will ignore this node's endpoints");
   ad.cluster = std::move(store);
   return 0;
 }

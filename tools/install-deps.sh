@@ -7,7 +7,7 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 kmod busybox-static iperf3 curl
-  podman runc containernetworking-plugins etcd-server openssl
+  podman runc containernetworking-plugins etcd-server etcd-client openssl
 )
 missing=()
 for p in "${packages[@]}"; do

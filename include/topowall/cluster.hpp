@@ -18,6 +18,7 @@ struct ClusterEndpoint {
   std::string workload;
   std::string name;
   std::vector<IpAddr> addresses;
+  bool operator==(const ClusterEndpoint&) const = default;
 };
 
 // An operator's decision on one edge, made on any node and applied on every node: a cross-node flow
@@ -43,6 +44,10 @@ struct ClusterStats {
   std::uint64_t events = 0;      // other nodes' changes received
   std::uint64_t errors = 0;      // failed requests (degraded: retried)
   std::uint64_t resyncs = 0;     // full re-reads after a lost watch or lease
+  std::uint64_t values_refused = 0;    // values under one node's key naming another node or id (ignored)
+  std::uint64_t claims_refused = 0;    // addresses a node claimed outside the ranges it announced (ignored)
+  std::uint64_t ranges_refused = 0;    // announced ranges overlapping an earlier node's (refused)
+  std::uint64_t decisions_local = 0;   // decisions this node may not write to etcd (no decisions credential)
   bool connected = false;        // lease held and watch running
 };
 
@@ -57,8 +62,9 @@ class ClusterStore {
   // This node's endpoint, written now or as soon as the store is reachable.
   virtual void publish(const ClusterEndpoint& e) = 0;
   virtual void withdraw(const std::string& id) = 0;
-  // Shares an operator's decision (kept until overwritten: it outlives the node that made it).
-  virtual void decide(const ClusterDecision& d) = 0;
+  // Shares an operator's decision (kept until overwritten: it outlives the node that made it); false when
+  // this node may not write decisions (the operator writes them with their own credential).
+  virtual bool decide(const ClusterDecision& d) = 0;
   virtual ClusterStats stats() const = 0;
 };
 

@@ -84,6 +84,8 @@ Status Agent::start() {
     state_.learn_until = now + *cfg_.learn_for;
     dirty_ = true;
   }
+  // Other nodes' endpoints as last known: enforced by name from the first ruleset, etcd or not.
+  if (ad_.cluster) registry_.restore(state_.remote_endpoints);
   if (auto st = persist(); !st) return Error{"cannot write state: " + st.error().message};
 
   // 2. Control socket, so operators can ask while discovery runs.
@@ -161,6 +163,7 @@ void Agent::stop() {
 bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
+  if (ad_.cluster) state_.remote_endpoints = registry_.remote_endpoints();
   auto st = ad_.store->save(topology::state_to_json(state_));
   if (!st) {
     ++counters_.persist_errors;

@@ -145,7 +145,7 @@ void EndpointRegistry::on_cluster(const ClusterEvent& ev) {
   try {
     const auto id = "cluster:" + ev.endpoint.node + "/" + ev.endpoint.id;
     switch (ev.kind) {
-      case ClusterEvent::Kind::synced: cluster_synced_ = true; return;
+      case ClusterEvent::Kind::synced: return on_cluster_synced();
       case ClusterEvent::Kind::remove: drop_remote(id); return;
       case ClusterEvent::Kind::decision: return;  // not an endpoint
       case ClusterEvent::Kind::upsert: break;
@@ -157,11 +157,37 @@ void EndpointRegistry::on_cluster(const ClusterEvent& ev) {
       return;
     }
     remote_[id] = ev.endpoint;
+    restored_.erase(id);
     apply_remote(id);
   } catch (const std::exception& e) {
     ++counters_.handler_errors;
     spdlog::error("cluster event failed: {}", e.what());
   }
+}
+
+void EndpointRegistry::restore(const std::vector<ClusterEndpoint>& saved) {
+  for (const auto& e : saved) {
+    const auto id = "cluster:" + e.node + "/" + e.id;
+    remote_[id] = e;
+    restored_.insert(id);
+    apply_remote(id);
+  }
+  if (!saved.empty())
+    spdlog::info("{} remote endpoints restored from the state; in force until etcd has been read again", saved.size());
+}
+
+void EndpointRegistry::on_cluster_synced() {
+  cluster_synced_ = true;
+  if (!restored_.empty())
+    spdlog::info("{} remote endpoints from the state are no longer in etcd: dropped", restored_.size());
+  for (const auto& id : restored_) drop_remote(id);
+  restored_.clear();
+}
+
+std::vector<ClusterEndpoint> EndpointRegistry::remote_endpoints() const {
+  std::vector<ClusterEndpoint> out;
+  for (const auto& [id, e] : remote_) out.push_back(e);
+  return out;
 }
 
 void EndpointRegistry::drop_remote(const std::string& id) {

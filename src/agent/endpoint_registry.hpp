@@ -50,6 +50,10 @@ class EndpointRegistry {
 
   void on_discovery(const DiscoveryEvent& ev, Source src);  // never throws
   void on_cluster(const ClusterEvent& ev);                   // endpoints only; never throws
+  // Other nodes' endpoints as last known (the state file): in force until the cluster has been read
+  // again, then dropped unless announced again, so that a restart with etcd away never makes them `world`.
+  void restore(const std::vector<ClusterEndpoint>& saved);
+  std::vector<ClusterEndpoint> remote_endpoints() const;
 
   bool synced() const { return runtime_synced_ && netns_synced_; }
   bool cluster_synced() const { return cluster_synced_; }
@@ -71,6 +75,7 @@ class EndpointRegistry {
   void drop_local(const std::string& id);  // out of the table, out of the cluster, remote claims re-applied
   void apply_remote(const std::string& id);
   void drop_remote(const std::string& id);
+  void on_cluster_synced();
   bool shadowed(const std::string& id) const;
   bool assigned_elsewhere(const std::string& id, const IpAddr& a);
 
@@ -82,6 +87,7 @@ class EndpointRegistry {
   std::map<std::string, Raw> raw_;
   std::map<std::string, ClusterEndpoint> remote_;  // "cluster:<node>/<id>" -> as its node announced it
   std::set<std::pair<std::string, IpAddr>> refused_claims_;  // logged once each
+  std::set<std::string> restored_;                           // from the state, not announced again yet
   bool runtime_synced_ = true, netns_synced_ = true, cluster_synced_ = false;
   RegistryCounters counters_;
 };

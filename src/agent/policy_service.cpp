@@ -6,6 +6,7 @@
 
 #include "agent/control_api.hpp"
 #include "agent/params.hpp"
+#include "cluster/etcd_codec.hpp"
 #include "control/server.hpp"
 #include "topowall/topology/exporters.hpp"
 #include "topowall/topology/identity.hpp"
@@ -73,14 +74,21 @@ const topology::EdgeInfo& PolicyService::decide(const topology::EdgeKey& k, topo
   return e;
 }
 
-void PolicyService::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e) {
-  if (!cluster_) return;
+// Hands the decision to the cluster store (which writes it only with a decisions credential) and adds it
+// to the operator's answer, so that the CLI can write it with the operator's own etcd credential.
+void PolicyService::share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
+                                   json& answer) {
   ClusterDecision d{k.src, k.dst, k.proto, k.port, state, "", "", ""};
   if (e) {
     d.comment = e->comment;
     if (e->expires) d.until = topology::format_time(*e->expires);
   }
-  cluster_->decide(d);
+  auto& list = answer["decisions"];
+  if (!list.is_array()) list = json::array();
+  list.push_back(json::parse(cluster::encode_decision(d)));
+  if (!cluster_) return;
+  const bool shared = cluster_->decide(d);
+  answer["cluster_shared"] = answer.value("cluster_shared", true) && shared;
 }
 
 
@@ -116,10 +124,11 @@ Reply PolicyService::remove_edge(const json& params) {
   std::tie(k.proto, k.port) = *pp;
   if (!state_.graph.erase(k)) return Reply::fail("not_found", "no edge " + k.to_string());
   spdlog::info("edge revoked: {}", k.to_string());
-  share_decision(k, "removed", nullptr);
+  json answer{{"removed", k.to_string()}};
+  share_decision(k, "removed", nullptr, answer);
   programmer_.touch(k);
   programmer_.apply_now();  // also removes the connections it allowed
-  return Reply{json{{"removed", k.to_string()}}};
+  return Reply{std::move(answer)};
 }
 
 Reply PolicyService::set_mode(const json& params) {
@@ -243,16 +252,16 @@ Reply PolicyService::decide_flows(const json& params, topology::EdgeState state)
   if (auto f = uint_param(params, "for_seconds")) expires = time_.now() + std::chrono::seconds(*f);
   std::string comment = params.value("comment", "");
   if (comment.size() > 1024) return Reply::fail("bad_params", "comment longer than 1024 bytes");
-  json done = json::array();
+  json answer{{to_string(state), json::array()}, {"decisions", json::array()}};
   auto now = time_.now();
   for (const auto& k : chosen) {
     const auto& e = decide(k, state, comment, expires, now);
     spdlog::info("flow {}: {}", to_string(state), k.to_string());
-    done.push_back(k.to_string());
-    share_decision(k, std::string(to_string(state)), &e);
+    answer[to_string(state)].push_back(k.to_string());
+    share_decision(k, std::string(to_string(state)), &e, answer);
   }
   programmer_.apply_now();  // live in the kernel before the operator hears back
-  return Reply{json{{to_string(state), done}}};
+  return Reply{std::move(answer)};
 }
 
 // The answer is the compiled ruleset's own verdict (topology::judge, which the kernel rules implement),

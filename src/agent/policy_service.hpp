@@ -59,7 +59,8 @@ class PolicyService {
  private:
   const topology::EdgeInfo& decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
                                    std::optional<TimePoint> expires, TimePoint now);
-  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e);
+  void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
+                      nlohmann::json& answer);
   void check_learn_window(TimePoint now);
   void check_workload_windows(TimePoint now);
   void auto_promote(TimePoint now);

@@ -99,6 +99,10 @@ json Agent::counters_json() const {
     counters["cluster_events"] = cs.events;
     counters["cluster_errors"] = cs.errors;
     counters["cluster_resyncs"] = cs.resyncs;
+    counters["cluster_values_refused"] = cs.values_refused;
+    counters["cluster_claims_refused"] = cs.claims_refused;
+    counters["cluster_ranges_refused"] = cs.ranges_refused;
+    counters["cluster_decisions_local"] = cs.decisions_local;
   }
   if (server_) {
     counters["control_requests"] = server_->stats().requests;

@@ -64,6 +64,15 @@ void add_cluster_flags(CLI::App& app, Flags& f) {
   app.add_option("--cluster-ca", f.cluster_tls.ca, "https etcd: PEM CA that signed etcd's certificate (default: system CAs)");
   app.add_option("--cluster-cert", f.cluster_tls.cert, "https etcd: PEM client certificate (etcd --client-cert-auth)");
   app.add_option("--cluster-key", f.cluster_tls.key, "https etcd: PEM key of the client certificate");
+  app.add_option("--cluster-password-file", f.cluster_auth.password_file,
+                 "etcd with auth (RBAC): file holding this node's etcd password (see deploy/etcd-rbac.sh)");
+  app.add_option("--cluster-user", f.cluster_auth.user, "etcd user of this node (default: the node name)");
+  app.add_option("--cluster-decisions-user", f.cluster_decisions.user,
+                 "etcd user that may write operator decisions; without it decisions made here stay on this node");
+  app.add_option("--cluster-decisions-password-file", f.cluster_decisions.password_file,
+                 "file holding --cluster-decisions-user's password");
+  app.add_option("--cluster-range", f.cluster_ranges,
+                 "CIDR this node's workloads have addresses in (repeatable); other nodes accept its claims only there");
   app.add_option("--metrics-listen", f.metrics_listen,
                  "serve Prometheus /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9617 (off by default)");
   app.add_flag("--uninstall", f.uninstall, "remove topowall's nftables table and exit");
@@ -194,6 +203,21 @@ std::vector<std::string> split_csv(const std::string& csv) {
   return ok_status();
 }
 
+[[nodiscard]] Status fill_cluster(const Flags& f, Options& o) {
+  for (const auto& r : f.cluster_ranges) {
+    auto c = Cidr::parse(r);
+    if (!c) return Error{"--cluster-range '" + r + "' must be a CIDR, e.g. 10.42.1.0/24"};
+    o.cluster_ranges.push_back(*c);
+  }
+  if (!f.cluster_auth.user.empty() && f.cluster_auth.password_file.empty())
+    return Error{"--cluster-user needs --cluster-password-file"};
+  if (f.cluster_decisions.user.empty() != f.cluster_decisions.password_file.empty())
+    return Error{"--cluster-decisions-user and --cluster-decisions-password-file go together"};
+  o.cluster_auth = f.cluster_auth;
+  o.cluster_decisions = f.cluster_decisions;
+  return ok_status();
+}
+
 }  // namespace
 
 void add_flags(CLI::App& app, Flags& flags) {
@@ -221,6 +245,7 @@ Result<Options> to_options(const Flags& f) {
   o.cluster_etcd = f.cluster_etcd;
   o.node_name = f.node_name;
   o.cluster_tls = f.cluster_tls;
+  if (auto st = fill_cluster(f, o); !st) return st.error();
   o.uninstall = f.uninstall;
   return o;
 }

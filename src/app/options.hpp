@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent/agent.hpp"
+#include "cluster/etcd_client.hpp"
 #include "common/http_post.hpp"
 #include "netns/netns_watcher.hpp"
 #include "topowall/result.hpp"
@@ -42,6 +43,8 @@ struct Flags {
   std::string new_workload_learn_for = "0", auto_promote_after = "0", id_reuse_after = "10m";
   std::string cluster_etcd, node_name;
   TlsFiles cluster_tls;
+  cluster::EtcdCredential cluster_auth, cluster_decisions;  // user "" = the node name / none
+  std::vector<std::string> cluster_ranges;
   std::string metrics_listen;
   bool uninstall = false;
   topology::PendingLimits pending_limits;
@@ -62,6 +65,9 @@ struct Options {
   std::string cluster_etcd;              // "" single node
   std::string node_name;                 // "" the host name
   TlsFiles cluster_tls;
+  cluster::EtcdCredential cluster_auth;       // this node's etcd user (RBAC); user "" = the node name
+  cluster::EtcdCredential cluster_decisions;  // may write operator decisions; empty: decisions stay local
+  std::vector<Cidr> cluster_ranges;           // the addresses this node's workloads may have
   bool uninstall = false;
 };
 

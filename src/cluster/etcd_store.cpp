@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <utility>
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -9,7 +12,6 @@
 #include "common/http_stream.hpp"
 #include "topowall/topology/identity.hpp"
 #include "topowall/topology/json_limits.hpp"
-#include "topowall/topology/schema.hpp"
 
 namespace topowall::cluster {
 
@@ -19,114 +21,18 @@ namespace http = beast::http;
 using nlohmann::json;
 
 namespace {
-const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 long long as_ll(const json& v) {  // etcd's gateway writes 64-bit numbers as strings
   if (v.is_string()) return std::stoll(v.get<std::string>());
   if (v.is_number()) return v.get<long long>();
   return 0;
 }
+// Tokens expire (etcd's simple tokens after 5 idle minutes, JWTs after their TTL): take a new one first.
+constexpr auto kTokenRefresh = std::chrono::seconds(240);
+// etcd's answers when the token is no longer good ("invalid auth token", "revision of auth store is old").
+bool token_refused(const Error& e) {
+  return e.message.find("auth token") != std::string::npos || e.message.find("auth store") != std::string::npos;
+}
 }  // namespace
-
-std::string base64_encode(const std::string& in) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) out += kAlphabet[(acc >> (bits -= 6)) & 0x3f];
-  }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 0x3f];
-  while (out.size() % 4) out += '=';
-  return out;
-}
-
-std::string base64_decode(const std::string& in) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const char* p = c ? std::strchr(kAlphabet, c) : nullptr;
-    if (!p) continue;  // padding (or junk) carries no bits
-    acc = (acc << 6) | static_cast<std::uint32_t>(p - kAlphabet);
-    bits += 6;
-    if (bits >= 8) out += static_cast<char>((acc >> (bits -= 8)) & 0xff);
-  }
-  return out;
-}
-
-std::string prefix_end(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (prefix.empty()) return std::string(1, '\0');
-  prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
-}
-
-std::string encode_endpoint(const ClusterEndpoint& e) {
-  json addrs = json::array();
-  for (const auto& a : e.addresses) addrs.push_back(a.to_string());
-  return json{{"node", e.node}, {"id", e.id}, {"workload", e.workload}, {"name", e.name}, {"addresses", addrs}}.dump();
-}
-
-Result<ClusterEndpoint> decode_endpoint(const std::string& value) try {
-  // Any node (or anyone with etcd access) writes these, and every agent reads them at start.
-  auto parsed = topology::parse_json(value);
-  if (!parsed) return parsed.error();
-  const auto& j = *parsed;
-  if (!j.is_object()) return Error{"not a JSON object"};
-  ClusterEndpoint e;
-  e.node = j.value("node", "");
-  e.id = j.value("id", "");
-  e.workload = j.value("workload", "");
-  e.name = j.value("name", "");
-  // Names reach the ruleset and alerts: the same rule as every other name.
-  if (e.node.empty() || e.id.empty() || !topology::is_valid_name(e.workload))
-    return Error{"missing node or id, or workload name '" + e.workload + "' is not valid"};
-  if (topology::is_reserved_name(e.workload))
-    return Error{"workload name '" + e.workload + "' is reserved (agents never announce it)"};
-  if (!j.contains("addresses") || !j["addresses"].is_array()) return Error{"no address list"};
-  for (const auto& a : j["addresses"]) {
-    auto ip = a.is_string() ? IpAddr::parse(a.get<std::string>()) : std::nullopt;
-    if (!ip) return Error{"address " + a.dump() + " is not an IP address"};
-    e.addresses.push_back(*ip);
-  }
-  return e;
-} catch (const std::exception& ex) {  // a field of the wrong type: another writer's value, never fatal here
-  return Error{std::string("malformed: ") + ex.what()};
-}
-
-std::string encode_decision(const ClusterDecision& d) {
-  return json{{"src", d.src},         {"dst", d.dst},     {"proto", std::string(to_string(d.proto))}, {"port", d.port},
-              {"state", d.state},     {"until", d.until}, {"comment", d.comment},        {"node", d.node}}
-      .dump();
-}
-
-Result<ClusterDecision> decode_decision(const std::string& value) try {
-  auto parsed = topology::parse_json(value);
-  if (!parsed) return parsed.error();
-  const auto& j = *parsed;
-  if (!j.is_object()) return Error{"not a JSON object"};
-  ClusterDecision d;
-  d.src = j.value("src", "");
-  d.dst = j.value("dst", "");
-  auto proto = parse_proto(j.value("proto", ""));
-  auto port = j.value("port", -1);
-  d.state = j.value("state", "");
-  d.until = j.value("until", "");
-  d.comment = j.value("comment", "");
-  d.node = j.value("node", "");
-  if (!topology::is_valid_name(d.src) || !topology::is_valid_name(d.dst)) return Error{"invalid workload names"};
-  if (!proto || port < 0 || port > 65535) return Error{"invalid protocol or port"};
-  if (d.state != "approved" && d.state != "denied" && d.state != "removed") return Error{"unknown state '" + d.state + "'"};
-  if (!d.until.empty() && !topology::parse_time(d.until)) return Error{"until '" + d.until + "' is not RFC 3339"};
-  if (d.comment.size() > 1024) return Error{"comment longer than 1024 bytes"};
-  d.proto = *proto;
-  d.port = static_cast<std::uint16_t>(port);
-  return d;
-} catch (const std::exception& ex) {
-  return Error{std::string("malformed: ") + ex.what()};
-}
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
 struct EtcdStore::Watch {
@@ -148,12 +54,18 @@ void EtcdStore::read_watch(const std::shared_ptr<Watch>& w, Lost lost) {
   });
 }
 
-EtcdStore::EtcdStore(asio::io_context& io, EtcdOptions opts)
-    : io_(io), opts_(std::move(opts)), url_(parse_http_url(opts_.url, "2379").value_or(HttpUrl{})), retry_(io), renew_(io) {
-  if (url_.tls) {
+EtcdStore::EtcdStore(asio::io_context& io, EtcdOptions opts) : io_(io), opts_(std::move(opts)), retry_(io), renew_(io) {
+  target_.url = parse_http_url(opts_.url, "2379").value_or(HttpUrl{});
+  if (target_.url.tls) {
     auto ctx = make_tls_context(opts_.tls);
-    if (ctx) tls_ = *ctx;
+    if (ctx) target_.tls = *ctx;
     else tls_error_ = ctx.error().message;
+  }
+  for (auto [cred, out] : {std::pair{&opts_.auth, &password_}, std::pair{&opts_.decisions, &decisions_password_}}) {
+    if (cred->empty()) continue;
+    auto p = read_password(cred->password_file);
+    if (p) *out = *p;
+    else password_error_ = p.error().message;
   }
 }
 
@@ -163,9 +75,10 @@ EtcdStore::~EtcdStore() {
 }
 
 Status EtcdStore::validate() const {
-  if (url_.host.empty())
+  if (target_.url.host.empty())
     return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port or https://host:port of an etcd member"};
   if (!tls_error_.empty()) return Error{"--cluster-etcd TLS: " + tls_error_};
+  if (!password_error_.empty()) return Error{password_error_};
   if (!topology::is_valid_name(opts_.node))
     return Error{"node name '" + opts_.node + "' is not valid: letters, digits, '.', '_', '-' (set --node-name)"};
   return ok_status();
@@ -194,6 +107,12 @@ void EtcdStore::stop() {
 }
 
 void EtcdStore::publish(const ClusterEndpoint& e) {
+  for (const auto& a : e.addresses)  // said here, once, rather than only on the other nodes
+    if (!opts_.ranges.empty() &&
+        std::none_of(opts_.ranges.begin(), opts_.ranges.end(), [&](const Cidr& c) { return c.contains(a); }) &&
+        warned_outside_.insert({e.id, a}).second)
+      spdlog::warn("cluster: endpoint {} ({}) has {}, outside this node's --cluster-range: the other nodes ignore it",
+                   e.name, e.workload, a.to_string());
   auto& slot = local_[e.id];
   slot = e;
   slot.node = opts_.node;
@@ -202,47 +121,81 @@ void EtcdStore::publish(const ClusterEndpoint& e) {
 
 void EtcdStore::withdraw(const std::string& id) {
   if (!local_.erase(id) || !lease_) return;
-  request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, [](Result<json>) {});
+  request("/v3/kv/deleterange", {{"key", base64_encode(key(id))}}, written("withdrawing endpoint " + id));
 }
 
-void EtcdStore::decide(const ClusterDecision& d) {
+// What a write of this node's own keys does when etcd refuses it: a refused token means a new one and a
+// full resync (which writes everything again); anything else (a role without the grant) is logged.
+EtcdStore::Reply EtcdStore::written(std::string what) {
+  return [this, gen = generation_, what = std::move(what)](Result<json> r) {
+    if (r || gen != generation_ || stopped_) return;
+    if (token_refused(r.error())) return fail(what + " failed: " + r.error().message);
+    spdlog::warn("cluster: {} failed: {} (check this node's etcd role: deploy/etcd-rbac.sh)", what, r.error().message);
+  };
+}
+
+bool EtcdStore::decide(const ClusterDecision& d) {
+  if (!password_.empty() && opts_.decisions.empty()) {
+    // Under RBAC a node's role may only read decisions: the operator writes them (topowall ... --etcd).
+    ++stats_.decisions_local;
+    if (!std::exchange(told_decisions_local_, true))
+      spdlog::info("cluster: decisions made here apply on this node only: write them for the cluster with "
+                   "`topowall flows approve|deny` or `edges remove` and --etcd-user, or give the agent "
+                   "--cluster-decisions-user");
+    return false;
+  }
   auto mine = d;
   mine.node = opts_.node;
-  if (lease_) put_decision(mine);
+  if (lease_) write_decision(mine);
   else unsent_.push_back(mine);  // written once connected
+  return true;
+}
+
+// With a decisions credential, each decision takes a fresh token (they are rare, and a token kept for
+// them would have expired).
+void EtcdStore::write_decision(const ClusterDecision& d) {
+  if (opts_.decisions.empty()) return put_decision(d);
+  request("/v3/auth/authenticate", {{"name", opts_.decisions.user}, {"password", decisions_password_}},
+          [this, d](Result<json> r) {
+            if (!r) return spdlog::warn("cluster: the decision on {} -> {} was not shared: authenticating as '{}': {}",
+                                        d.src, d.dst, opts_.decisions.user, r.error().message);
+            decisions_token_ = r->value("token", "");
+            put_decision(d);
+          },
+          As::nobody);
 }
 
 void EtcdStore::put_decision(const ClusterDecision& d) {
   ++stats_.publishes;
-  const auto k = decisions() + d.src + "/" + d.dst + "/" + std::string(to_string(d.proto)) + "/" + std::to_string(d.port);
-  request("/v3/kv/put", {{"key", base64_encode(k)}, {"value", base64_encode(encode_decision(d))}}, [](Result<json>) {});
-}
-
-void EtcdStore::on_decision_kv(const std::string& key, const json& kv) {
-  auto d = decode_decision(base64_decode(kv.value("value", "")));
-  if (!d) {
-    ++stats_.errors;
-    spdlog::warn("cluster: ignoring {}: {}", key, d.error().message);
-    return;
-  }
-  if (d->node == opts_.node) return;  // made here, applied here already
-  ClusterEvent ev;
-  ev.kind = ClusterEvent::Kind::decision;
-  ev.decision = *d;
-  handler_(ev);
+  request("/v3/kv/put", {{"key", base64_encode(decision_key(opts_.root, d))}, {"value", base64_encode(encode_decision(d))}},
+          [d](Result<json> r) {
+            if (!r)
+              spdlog::warn("cluster: the decision on {} -> {} was not shared (it applies on this node only): {}", d.src,
+                           d.dst, r.error().message);
+          },
+          opts_.decisions.empty() ? As::node : As::decisions);
 }
 
 void EtcdStore::put(const ClusterEndpoint& e) {
   ++stats_.publishes;
   request("/v3/kv/put",
           {{"key", base64_encode(key(e.id))}, {"value", base64_encode(encode_endpoint(e))}, {"lease", std::to_string(lease_)}},
-          [](Result<json>) {});
+          written("writing endpoint " + e.id));
+}
+
+void EtcdStore::put_ranges() {
+  if (opts_.ranges.empty()) return;
+  request("/v3/kv/put",
+          {{"key", base64_encode(ranges_key())},
+           {"value", base64_encode(encode_ranges(opts_.node, opts_.ranges))},
+           {"lease", std::to_string(lease_)}},
+          written("announcing this node's ranges"));
 }
 
 // --- requests: one at a time, in order ----------------------------------------
 
-void EtcdStore::request(std::string path, json body, Reply done) {
-  queue_.push_back({std::move(path), std::move(body), std::move(done)});
+void EtcdStore::request(std::string path, json body, Reply done, As as) {
+  queue_.push_back({std::move(path), std::move(body), std::move(done), as});
   if (!busy_) pump();
 }
 
@@ -253,17 +206,11 @@ void EtcdStore::pump() {
   }
   busy_ = true;
   auto& p = queue_.front();
-  http_post(io_, url_, p.path, p.body.dump(), std::chrono::seconds(5), [this, alive = alive_](Result<HttpReply> r) {
+  const auto& token = p.as == As::node ? token_ : p.as == As::decisions ? decisions_token_ : std::string();
+  etcd_call(io_, target_, p.path, p.body, token, [this, alive = alive_](Result<json> out) {
     if (!*alive) return;
     auto cb = std::move(queue_.front().done);
     queue_.pop_front();
-    auto out = [&]() -> Result<json> {
-      if (!r) return r.error();
-      auto j = topology::parse_json(r->body);
-      if (r->status != 200 || !j || !j->is_object())
-        return Error{"etcd answered " + std::to_string(r->status) + ": " + r->body};
-      return std::move(*j);
-    }();
     if (!out) ++stats_.errors;
     try {
       cb(std::move(out));
@@ -272,10 +219,10 @@ void EtcdStore::pump() {
       spdlog::error("cluster: handling an etcd reply failed: {}", e.what());
     }
     pump();
-  }, tls_);
+  });
 }
 
-// --- connection life: lease, full read, watch, keepalive ------------------------
+// --- connection life: token, lease, full read, watch, keepalive ------------------
 
 void EtcdStore::fail(const std::string& what) {
   if (stopped_) return;
@@ -296,7 +243,23 @@ void EtcdStore::fail(const std::string& what) {
   });
 }
 
-void EtcdStore::connect() {
+// This node's token (under RBAC), then `then`.
+void EtcdStore::authenticate(std::uint64_t gen, std::function<void()> then) {
+  if (password_.empty()) return then();
+  request("/v3/auth/authenticate", {{"name", opts_.auth.user}, {"password", password_}},
+          [this, gen, then = std::move(then)](Result<json> r) {
+            if (gen != generation_ || stopped_) return;
+            if (!r) return fail("authenticating to etcd as '" + opts_.auth.user + "' failed: " + r.error().message);
+            token_ = r->value("token", "");
+            token_at_ = std::chrono::steady_clock::now();
+            then();
+          },
+          As::nobody);
+}
+
+void EtcdStore::connect() { authenticate(generation_, [this] { grant(); }); }
+
+void EtcdStore::grant() {
   const auto gen = generation_;
   request("/v3/lease/grant", {{"TTL", opts_.ttl.count()}}, [this, gen](Result<json> r) {
     if (gen != generation_ || stopped_) return;
@@ -313,56 +276,14 @@ void EtcdStore::connect() {
   });
 }
 
-std::optional<ClusterEndpoint> EtcdStore::decode_kv(const std::string& key, const json& kv) {
-  auto e = decode_endpoint(base64_decode(kv.value("value", "")));
-  if (e) return *e;
-  ++stats_.errors;  // another node's bad write must not stop this one
-  spdlog::warn("cluster: ignoring {}: {}", key, e.error().message);
-  return std::nullopt;
-}
-
-void EtcdStore::on_range(const json& r) {
-  const auto gen = generation_;
-  const auto mine = endpoints() + opts_.node + "/";
-  std::map<std::string, ClusterEndpoint> seen;
-  std::vector<std::pair<std::string, json>> decided;
-  for (const auto& kv : r.value("kvs", json::array())) {
-    auto k = base64_decode(kv.value("key", ""));
-    if (k.rfind(decisions(), 0) == 0) {
-      decided.emplace_back(k, kv);
-      continue;
-    }
-    if (k.rfind(endpoints(), 0) != 0) continue;
-    if (k.rfind(mine, 0) == 0) {
-      // Ours from before (a restart, or a withdraw lost while disconnected): drop what is no longer here.
-      if (!local_.count(k.substr(mine.size())))
-        request("/v3/kv/deleterange", {{"key", base64_encode(k)}}, [](Result<json>) {});
-      continue;
-    }
-    if (auto e = decode_kv(k, kv)) seen[k] = *e;
-  }
-  for (const auto& [id, e] : local_) put(e);  // under the new lease
-  if (stats_.resyncs++ > 0)                   // a re-read: what vanished meanwhile goes
-    for (const auto& [k, e] : remote_)
-      if (!seen.count(k)) handler_(ClusterEvent{ClusterEvent::Kind::remove, e});
-  remote_ = seen;
-  for (const auto& [k, e] : remote_) handler_(ClusterEvent{ClusterEvent::Kind::upsert, e});
-  for (const auto& [k, kv] : decided) on_decision_kv(k, kv);  // idempotent: replayed on every (re)connect
-  for (const auto& d : unsent_) put_decision(d);
-  unsent_.clear();
-  handler_(ClusterEvent{ClusterEvent::Kind::synced, {}, {}});
-  if (gen != generation_) return;
-  start_watch(as_ll(r["header"]["revision"]) + 1);
-  keepalive();
-}
-
 void EtcdStore::start_watch(long long revision) {
-  auto w = std::make_shared<Watch>(io_, tls_);
+  auto w = std::make_shared<Watch>(io_, target_.tls);
   watch_ = w;
   const auto gen = generation_;
   w->req = {http::verb::post, "/v3/watch", 11};
-  w->req.set(http::field::host, url_.host);
+  w->req.set(http::field::host, target_.url.host);
   w->req.set(http::field::content_type, "application/json");
+  if (!token_.empty()) w->req.set(http::field::authorization, token_);
   w->req.body() = json{{"create_request",
                         {{"key", base64_encode(opts_.root)},
                          {"range_end", base64_encode(prefix_end(opts_.root))},
@@ -392,7 +313,7 @@ void EtcdStore::start_watch(long long revision) {
     if (*alive && gen == generation_) fail("the watch on etcd ended: " + why);
   };
   w->stream.tcp().expires_after(std::chrono::seconds(5));  // connect and handshake
-  w->stream.connect(url_.host, url_.port, [w, lost](Status st) {
+  w->stream.connect(target_.url.host, target_.url.port, [w, lost](Status st) {
     if (!st) return lost(st.error().message);
     w->stream.tcp().expires_never();  // then an endless stream: liveness is the keepalive's job
     w->stream.async_write(w->req, [w, lost](beast::error_code ec, std::size_t) {
@@ -402,54 +323,22 @@ void EtcdStore::start_watch(long long revision) {
   });
 }
 
-void EtcdStore::on_watch_message(const json& m) {
-  const auto& res = m.contains("result") ? m["result"] : m;
-  if (res.value("canceled", false) || res.contains("compact_revision")) {
-    fail("etcd cancelled the watch (compaction)");
-    return;
-  }
-  if (res.value("created", false)) {
-    stats_.connected = true;
-    backoff_ = std::chrono::milliseconds(500);
-  }
-  const auto mine = endpoints() + opts_.node + "/";
-  for (const auto& ev : res.value("events", json::array())) {
-    const auto& kv = ev.value("kv", json::object());
-    auto k = base64_decode(kv.value("key", ""));
-    if (k.rfind(decisions(), 0) == 0) {
-      ++stats_.events;
-      if (ev.value("type", "PUT") != "DELETE") on_decision_kv(k, kv);
-      continue;
-    }
-    if (k.rfind(endpoints(), 0) != 0 || k.rfind(mine, 0) == 0) continue;
-    ++stats_.events;
-    if (ev.value("type", "PUT") == "DELETE") {
-      if (auto it = remote_.find(k); it != remote_.end()) {
-        auto gone = it->second;
-        remote_.erase(it);
-        handler_(ClusterEvent{ClusterEvent::Kind::remove, gone});
-      }
-      continue;
-    }
-    if (auto e = decode_kv(k, kv)) {
-      remote_[k] = *e;
-      handler_(ClusterEvent{ClusterEvent::Kind::upsert, *e});
-    }
-  }
-}
-
 void EtcdStore::keepalive() {
   const auto gen = generation_;
   renew_.expires_after(opts_.ttl / 3);
   renew_.async_wait([this, gen, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || gen != generation_) return;
-    request("/v3/lease/keepalive", {{"ID", std::to_string(lease_)}}, [this, gen](Result<json> r) {
-      if (gen != generation_ || stopped_) return;
-      if (!r) return fail("renewing the lease failed: " + r.error().message);
-      const auto& res = r->contains("result") ? (*r)["result"] : *r;
-      if (as_ll(res.value("TTL", json("0"))) <= 0) return fail("the lease expired (etcd was out of reach too long)");
-      keepalive();
-    });
+    auto renew = [this, gen] {
+      request("/v3/lease/keepalive", {{"ID", std::to_string(lease_)}}, [this, gen](Result<json> r) {
+        if (gen != generation_ || stopped_) return;
+        if (!r) return fail("renewing the lease failed: " + r.error().message);
+        const auto& res = r->contains("result") ? (*r)["result"] : *r;
+        if (as_ll(res.value("TTL", json("0"))) <= 0) return fail("the lease expired (etcd was out of reach too long)");
+        keepalive();
+      });
+    };
+    if (!password_.empty() && std::chrono::steady_clock::now() - token_at_ > kTokenRefresh) authenticate(gen, renew);
+    else renew();
   });
 }
 

@@ -33,7 +33,7 @@ std::optional<HttpUrl> parse_http_url(const std::string& url, const std::string&
 
 void http_post(asio::io_context& io, const HttpUrl& url, std::string target, std::string json_body,
                std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done,
-               const std::shared_ptr<asio::ssl::context>& tls) {
+               const std::shared_ptr<asio::ssl::context>& tls, const std::string& authorization) {
   if (url.tls && !tls) return done(Error{"https needs a TLS context (CA file)"});
   struct Op {
     Op(asio::io_context& io, const std::shared_ptr<asio::ssl::context>& tls) : stream(io, tls) {}
@@ -47,6 +47,7 @@ void http_post(asio::io_context& io, const HttpUrl& url, std::string target, std
   op->req = {http::verb::post, target, 11};
   op->req.set(http::field::host, url.host);
   op->req.set(http::field::content_type, "application/json");
+  if (!authorization.empty()) op->req.set(http::field::authorization, authorization);
   op->req.body() = std::move(json_body);
   op->req.prepare_payload();
   op->done = std::move(done);

@@ -30,9 +30,10 @@ struct HttpReply {
   std::string body;
 };
 // `done` runs on the loop exactly once: the reply, or what failed (resolve, connect, send, receive, timeout).
-// `tls` is required for an https URL (make_tls_context) and ignored otherwise.
+// `tls` is required for an https URL (make_tls_context) and ignored otherwise. `authorization`, when not
+// empty, is sent as the Authorization header (etcd's auth token).
 void http_post(boost::asio::io_context& io, const HttpUrl& url, std::string target, std::string json_body,
                std::chrono::seconds timeout, std::function<void(Result<HttpReply>)> done,
-               const std::shared_ptr<boost::asio::ssl::context>& tls = nullptr);
+               const std::shared_ptr<boost::asio::ssl::context>& tls = nullptr, const std::string& authorization = "");
 
 }  // namespace topowall

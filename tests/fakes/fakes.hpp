@@ -143,7 +143,10 @@ class FakeCluster : public ClusterStore {
     published.erase(id);
     withdrawn.push_back(id);
   }
-  void decide(const ClusterDecision& d) override { decisions.push_back(d); }
+  bool decide(const ClusterDecision& d) override {
+    decisions.push_back(d);
+    return true;
+  }
   ClusterStats stats() const override { return {}; }
   void upsert(const std::string& node, const std::string& id, const std::string& workload, const char* addr) {
     handler(ClusterEvent{ClusterEvent::Kind::upsert, {node, id, workload, id, {*IpAddr::parse(addr)}}});

@@ -1,12 +1,6 @@
 // Cluster mode against a real etcd (etcd-server) on loopback, started by the
 // test on its own ports and data directory. Skipped when etcd is not installed.
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -19,127 +13,17 @@
 #include "nflog/nflog.hpp"
 #include "nft/writer.hpp"
 #include "rtnl/address_watcher.hpp"
+#include "etcd_lab.hpp"
 #include "lab.hpp"
-
-extern char** environ;
 
 using namespace topowall;
 using namespace topowall::testing;
 
 namespace {
 
-struct EtcdLab : ::testing::Test {
-  void SetUp() override {
-    if (sh("command -v etcd") != 0) GTEST_SKIP() << "etcd is not installed (package etcd-server; tools/install-deps.sh)";
-    dir = "/tmp/topowall-etcd-" + std::to_string(getpid());
-    sh("rm -rf " + dir);
-    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
-    if (!tls) return start_etcd("http", {}, "");
-    // A CA, etcd's server certificate for 127.0.0.1, and a client certificate signed by the CA.
-    const std::string gen =
-        "cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=twca"
-        " && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=etcd"
-        " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
-        " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext"
-        " && openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=node"
-        " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1"
-        " && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other";
-    ASSERT_EQ(sh(gen), 0) << "openssl could not make the test certificates";
-    start_etcd("https",
-               {"--cert-file", dir + "/server.pem", "--key-file", dir + "/server.key", "--client-cert-auth",
-                "--trusted-ca-file", dir + "/ca.pem"},
-               " --cacert " + dir + "/ca.pem --cert " + dir + "/client.pem --key " + dir + "/client.key");
-  }
-  void start_etcd(const std::string& scheme, std::vector<std::string> extra, const std::string& curl_tls) {
-    const int port = 24100 + (getpid() % 400) * 2;
-    url = scheme + "://127.0.0.1:" + std::to_string(port);
-    const std::string peer = "http://127.0.0.1:" + std::to_string(port + 1);
-    std::vector<std::string> args = {"etcd", "--data-dir", dir + "/data", "--listen-client-urls", url, "--advertise-client-urls", url,
-                                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                                     "--initial-cluster", "default=" + peer};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, (dir + "/etcd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    ASSERT_EQ(posix_spawnp(&etcd, "etcd", &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 100; ++i) {
-      if (sh("curl -sf" + curl_tls + " " + url + "/health") == 0) return;
-      if (waitpid(etcd, nullptr, WNOHANG) == etcd) {
-        etcd = 0;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL() << "etcd did not start: " << sh_out("tail -5 " + dir + "/etcd.log");
-  }
-  void TearDown() override {
-    if (etcd > 0) {
-      kill(etcd, SIGTERM);
-      waitpid(etcd, nullptr, 0);
-    }
-    if (!dir.empty()) sh("rm -rf " + dir);
-  }
-  std::unique_ptr<cluster::EtcdStore> store(boost::asio::io_context& io, const std::string& node, int ttl_s = 2,
-                                            TlsFiles tls_files = {}) {
-    cluster::EtcdOptions o;
-    o.url = url;
-    o.node = node;
-    o.ttl = std::chrono::seconds(ttl_s);
-    o.tls = tls_files;
-    auto s = std::make_unique<cluster::EtcdStore>(io, o);
-    EXPECT_TRUE(s->validate());
-    return s;
-  }
-  // Runs both loops in turn until `pred` holds (false after `ms`).
-  template <class Pred>
-  bool run_until(Pred pred, std::vector<boost::asio::io_context*> ios, int ms = 8000) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      for (auto* io : ios) {
-        io->restart();
-        io->run_for(std::chrono::milliseconds(10));
-      }
-    }
-    return true;
-  }
-  static ClusterEndpoint ep(const std::string& id, const std::string& workload, const std::string& addr) {
-    return ClusterEndpoint{"", id, workload, id, {*IpAddr::parse(addr)}};
-  }
-
-  bool tls = false;
-  pid_t etcd = 0;
-  std::string url, dir;
-};
-
 struct EtcdTlsLab : EtcdLab {
-  EtcdTlsLab() { tls = true; }
+  EtcdTlsLab() : EtcdLab(Kind::tls) {}
 };
-
-// What node B knows of other nodes, from its events: "node/id=workload@addr".
-struct Seen {
-  void operator()(const ClusterEvent& e) {
-    const auto k = e.endpoint.node + "/" + e.endpoint.id;
-    if (e.kind == ClusterEvent::Kind::decision) {
-      const auto& d = e.decision;
-      decisions.push_back(d.src + ">" + d.dst + " " + std::string(to_string(d.proto)) + "/" + std::to_string(d.port) + " " +
-                          d.state + " by " + d.node + ": " + d.comment);
-      return;
-    }
-    if (e.kind == ClusterEvent::Kind::synced) ++synced;
-    else if (e.kind == ClusterEvent::Kind::remove) eps.erase(k);
-    else eps[k] = e.endpoint.workload + "@" + e.endpoint.addresses.at(0).to_string();
-  }
-  std::map<std::string, std::string> eps;
-  std::vector<std::string> decisions;
-  int synced = 0;
-};
-
 
 // One agent as one node of a cluster, as users run it: with its own table (which is also what makes the
 // kernel track the lab's connections: a namespace tracks only while a rule there uses conntrack).
@@ -154,7 +38,8 @@ struct NodeTables {
 };
 
 std::unique_ptr<agent::Agent> cluster_node(boost::asio::io_context& io, const std::string& url, const std::string& table,
-                                           int i, const std::string& name, const std::string& prefix, Mode mode) {
+                                           int i, const std::string& name, const std::string& prefix, Mode mode,
+                                           const std::string& range) {
   agent::AgentConfig cfg;
   cfg.initial_mode = mode;
   cfg.settle = std::chrono::milliseconds(300);
@@ -173,7 +58,9 @@ std::unique_ptr<agent::Agent> cluster_node(boost::asio::io_context& io, const st
   ad.writer = std::move(w);
   ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
   ad.conntrack_delete = conntrack::delete_conntrack;
-  ad.cluster = std::make_unique<cluster::EtcdStore>(io, cluster::EtcdOptions{url, name});
+  cluster::EtcdOptions eo{url, name};
+  eo.ranges = {*Cidr::parse(range)};  // both "nodes" share one lab subnet here: each speaks for its own address
+  ad.cluster = std::make_unique<cluster::EtcdStore>(io, eo);
   auto a = std::make_unique<agent::Agent>(io, cfg, std::move(ad));
   EXPECT_TRUE(a->start());
   return a;
@@ -287,8 +174,8 @@ TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
   ASSERT_TRUE(cleared) << cleared.error().message;
   NodeTables tables("c");
   boost::asio::io_context io;
-  auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twc-a", Mode::learn);
-  auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twc-b", Mode::learn);
+  auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twc-a", Mode::learn, lab.ip("aweb") + "/32");
+  auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twc-b", Mode::learn, lab.ip("bdb") + "/32");
   auto status = [](agent::Agent& ag) { return call(ag, "status")["result"]; };
   ASSERT_TRUE(run_until([&] {
     return status(*a)["remote_endpoints"] == 1 && status(*b)["remote_endpoints"] == 1 && ruleset_in_kernel(*a) &&
@@ -308,7 +195,7 @@ TEST_F(EtcdLab, TwoNodesLearnACrossNodeFlowByName) {
 
 // etcd as clusters run it: TLS, and client certificates required.
 TEST_F(EtcdTlsLab, VerifiesEtcdAndPresentsAClientCertificate) {
-  const TlsFiles good{dir + "/ca.pem", dir + "/client.pem", dir + "/client.key"};
+  const TlsFiles good = client_tls();
   boost::asio::io_context io;
   auto a = store(io, "node-a", 2, good), b = store(io, "node-b", 2, good);
   Seen seen_b;
@@ -347,8 +234,8 @@ TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
   NodeTables tables("d");
   boost::asio::io_context io;
   {
-    auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twd-a", Mode::enforce);
-    auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twd-b", Mode::enforce);
+    auto a = cluster_node(io, url, tables.names[0], 0, "node-a", "twd-a", Mode::enforce, lab.ip("aweb") + "/32");
+    auto b = cluster_node(io, url, tables.names[1], 1, "node-b", "twd-b", Mode::enforce, lab.ip("bdb") + "/32");
     ASSERT_TRUE(run_until([&] {
       return call(*a, "status")["result"]["remote_endpoints"] == 1 && call(*b, "status")["result"]["remote_endpoints"] == 1 &&
              ruleset_in_kernel(*a) && ruleset_in_kernel(*b);
@@ -363,9 +250,13 @@ TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
       return holder != nullptr;
     }, {&io}));
     agent::Agent* other = holder == a.get() ? b.get() : a.get();
+    auto applies = [](agent::Agent& ag) { return call(ag, "status")["result"]["counters"]["ruleset_applies"].get<int>(); };
+    const int before = applies(*other);
     ASSERT_TRUE(call(*holder, "flows.approve", {{"all", true}})["ok"]);  // on one node only
     const topology::EdgeKey edge{"twd-aweb", "twd-bdb", Proto::tcp, 5432};
     ASSERT_TRUE(run_until([&] { return other->state().graph.find(edge) != nullptr; }, {&io})) << "the decision travelled";
+    // The other node programs it in the loop turn after the graph changed: wait for that, not longer.
+    ASSERT_TRUE(run_until([&] { return applies(*other) > before; }, {&io}));
     EXPECT_EQ(other->state().graph.find(edge)->state, topology::EdgeState::approved);
     EXPECT_TRUE(tcp_connect(lab.ns_path("aweb"), lab.ip("bdb"), 5432)) << "both rulesets let it through";
     EXPECT_FALSE(tcp_connect(lab.ns_path("bdb"), lab.ip("aweb"), 5432)) << "the reverse stays blocked";

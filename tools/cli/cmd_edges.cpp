@@ -1,6 +1,7 @@
 // edges list|remove: the graph edge by edge.
 #include <iostream>
 
+#include "cluster_write.hpp"
 #include "commands.hpp"
 #include "table.hpp"
 #include "topowall/control_methods.hpp"
@@ -29,10 +30,16 @@ void add_edges(CLI::App& app, Ctx& ctx) {
 
   auto* remove = edges->add_subcommand("remove", "revoke an edge and its established connections");
   auto key = add_flow_key(*remove, "source workload", "destination workload", "e.g. tcp/8080");
-  remove->callback([&ctx, key] {
+  auto etcd = add_etcd_flags(*remove);
+  remove->callback([&ctx, key, etcd] {
     json p;
     if (!flow_key_params(ctx, *key, p)) return;
-    ctx.rc = call(ctx, control::kEdgesRemove, p, [](const json& r) { std::cout << "removed " << str(r["removed"]) << "\n"; });
+    json answer;
+    ctx.rc = call(ctx, control::kEdgesRemove, p, [&](const json& r) {
+      answer = r;
+      std::cout << "removed " << str(r["removed"]) << "\n";
+    });
+    if (ctx.rc == 0) ctx.rc = share_decisions(*etcd, answer);
   });
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "client.hpp"
+#include "cluster_write.hpp"
 #include "commands.hpp"
 #include "table.hpp"
 #include "topowall/control_methods.hpp"
@@ -27,11 +28,12 @@ struct DecideArgs {
 };
 
 void show_decided(const json& r) {
-  for (auto it = r.begin(); it != r.end(); ++it)
-    for (const auto& e : *it) std::cout << it.key() << ": " << str(e) << "\n";
+  for (const char* state : {"approved", "denied"})
+    if (r.contains(state))
+      for (const auto& e : r[state]) std::cout << state << ": " << str(e) << "\n";
 }
 
-void decide(Ctx& ctx, const DecideArgs& a, std::string_view method) {
+void decide(Ctx& ctx, const DecideArgs& a, const EtcdArgs& etcd, std::string_view method) {
   json p = json::object();
   if (!a.ids.empty()) p["ids"] = a.ids;
   if (a.all) p["all"] = true;
@@ -39,7 +41,13 @@ void decide(Ctx& ctx, const DecideArgs& a, std::string_view method) {
   if (!a.dst.empty()) p["dst"] = a.dst;
   if (!a.comment.empty()) p["comment"] = a.comment;
   if (!put_for_seconds(ctx, a.approve_for, "7d", p)) return;
-  ctx.rc = call(ctx, method, p, json_or(ctx, show_decided));
+  json answer;
+  auto show = json_or(ctx, show_decided);
+  ctx.rc = call(ctx, method, p, [&](const json& r) {
+    answer = r;
+    show(r);
+  });
+  if (ctx.rc == 0) ctx.rc = share_decisions(etcd, answer);
 }
 
 void add_decide(CLI::App& flows, Ctx& ctx, const std::string& name, std::string_view method, const std::string& help) {
@@ -51,7 +59,8 @@ void add_decide(CLI::App& flows, Ctx& ctx, const std::string& name, std::string_
   c->add_option("--dst", a->dst, "pending flows to this workload");
   c->add_option("--comment", a->comment, "why (kept with the edge)");
   if (method == control::kFlowsApprove) c->add_option("--for", a->approve_for, "expire the approval after, e.g. 7d");
-  c->callback([&ctx, a, method] { decide(ctx, *a, method); });
+  auto etcd = add_etcd_flags(*c);
+  c->callback([&ctx, a, etcd, method] { decide(ctx, *a, *etcd, method); });
 }
 
 // Streams events until the agent or the connection ends; returns the exit code.

@@ -251,6 +251,35 @@ json pending_to_json(const Graph& g) {
   return out;
 }
 
+namespace {
+std::vector<ClusterEndpoint> remote_from_json(const json& rs) {
+  if (!rs.is_array()) fail("$.remote_endpoints", "must be an array");
+  std::vector<ClusterEndpoint> out;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    const auto p = fmt::format("$.remote_endpoints[{}]", i);
+    only_fields(rs[i], p, {"node", "id", "workload", "name", "addresses"});
+    ClusterEndpoint e;
+    const std::pair<const char*, std::string*> fields[] = {
+        {"node", &e.node}, {"id", &e.id}, {"workload", &e.workload}, {"name", &e.name}};
+    for (auto [field, out_field] : fields) {
+      const auto& v = need(rs[i], p, field);
+      if (!v.is_string()) fail(p + "." + field, "must be a string");
+      *out_field = v.get<std::string>();
+    }
+    if (!is_valid_name(e.node) || !is_valid_name(e.workload)) fail(p, "invalid node or workload name");
+    const auto& as = need(rs[i], p, "addresses");
+    if (!as.is_array()) fail(p + ".addresses", "must be an array");
+    for (const auto& a : as) {
+      auto ip = a.is_string() ? IpAddr::parse(a.get<std::string>()) : std::nullopt;
+      if (!ip) fail(p + ".addresses", a.dump() + " is not an IP address");
+      e.addresses.push_back(*ip);
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+}  // namespace
+
 json state_to_json(const State& s) {
   json overrides = json::object();
   for (const auto& [w, m] : s.modes.overrides) overrides[w] = to_string(m);
@@ -276,13 +305,22 @@ json state_to_json(const State& s) {
   json windows = json::object();
   for (const auto& [w, t] : s.workload_learn_until) windows[w] = format_time(t);
   j["workload_learn_until"] = windows;
+  if (!s.remote_endpoints.empty()) {
+    json remote = json::array();
+    for (const auto& e : s.remote_endpoints) {
+      json addrs = json::array();
+      for (const auto& a : e.addresses) addrs.push_back(a.to_string());
+      remote.push_back({{"node", e.node}, {"id", e.id}, {"workload", e.workload}, {"name", e.name}, {"addresses", addrs}});
+    }
+    j["remote_endpoints"] = std::move(remote);
+  }
   return j;
 }
 
 Result<State> state_from_json(const json& j) {
   try {
     only_fields(j, "$", {"schema", "version", "mode", "mode_overrides", "graph", "pending", "next_pending_id",
-                         "learn_until", "workload_ids", "next_workload_id", "workload_learn_until"});
+                         "learn_until", "workload_ids", "next_workload_id", "workload_learn_until", "remote_endpoints"});
     if (need(j, "$", "schema") != "topowall.state") fail("$.schema", "not a topowall state file");
     auto v = get_uint(j, "$", "version", 1000);
     if (v != kStateVersion)
@@ -341,6 +379,7 @@ Result<State> state_from_json(const json& j) {
         s.workload_learn_until[it.key()] = get_time(o, "$.workload_learn_until", it.key().c_str());
       }
     }
+    if (j.contains("remote_endpoints")) s.remote_endpoints = remote_from_json(j["remote_endpoints"]);
     return s;
   } catch (const Fail& f) {
     return Error{f.msg};

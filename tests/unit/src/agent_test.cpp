@@ -310,6 +310,41 @@ TEST_F(AgentFixture, ClusterDecisionsAreSharedAndApplied) {
   EXPECT_EQ(cluster->decisions[1].state, "removed");
 }
 
+// A restarted agent enforces the remote endpoints it last knew until the cluster has been read again;
+// then those no longer announced go.
+TEST_F(AgentFixture, RemoteEndpointsFromTheStateHoldUntilTheClusterIsRead) {
+  std::optional<json> saved;
+  {
+    Rig first;
+    auto cl = std::make_unique<fakes::FakeCluster>();
+    auto* cluster = cl.get();
+    first.ad.cluster = std::move(cl);
+    auto a = first.make();
+    ASSERT_TRUE(a->start());
+    cluster->upsert("node-b", "c9", "db", "10.9.0.9");
+    cluster->upsert("node-b", "c8", "cache", "10.9.0.8");
+    ASSERT_TRUE(a->persist());
+    saved = first.store->doc;
+  }
+  store->doc = saved;
+  auto cl = std::make_unique<fakes::FakeCluster>();
+  auto* cluster = cl.get();
+  ad.cluster = std::move(cl);
+  ad.writer = std::make_unique<fakes::FakeWriter>();
+  auto a = make();
+  ASSERT_TRUE(a->start());  // the cluster store has said nothing yet (etcd down)
+  EXPECT_EQ(a->endpoints().resolve(ip("10.9.0.9")), "db");
+  a->apply_now();
+  ASSERT_TRUE(a->applied_model());
+  EXPECT_EQ(a->applied_model()->ep4.count(ip("10.9.0.9")), 1u) << "in the first ruleset, not world";
+
+  cluster->upsert("node-b", "c9", "db", "10.9.0.9");  // etcd read again: c9 is still there, c8 is not
+  cluster->handler(ClusterEvent{ClusterEvent::Kind::synced, {}, {}});
+  EXPECT_EQ(a->endpoints().resolve(ip("10.9.0.9")), "db");
+  EXPECT_EQ(a->endpoints().resolve(ip("10.9.0.8")), "world") << "gone from etcd while this agent was away";
+  EXPECT_EQ(call(*a, "status")["result"]["remote_endpoints"], 1);
+}
+
 // `host`, `world` and the external networks' names are reserved: a container, a named namespace or
 // another node never takes one (it would share that identity's id, and so its edges).
 TEST_F(AgentFixture, ReservedNamesAreNeverWorkloads) {

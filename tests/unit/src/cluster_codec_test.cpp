@@ -71,3 +71,39 @@ TEST(ClusterCodec, DecisionsRoundTripAndBadOnesAreRefused) {
        })
     EXPECT_FALSE(decode_decision(bad)) << bad;
 }
+
+TEST(ClusterCodec, RangesRoundTripAndRefuseJunk) {
+  auto back = decode_ranges(encode_ranges("node-a", {*Cidr::parse("10.1.0.0/16"), *Cidr::parse("fd00:1::/64")}));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->node, "node-a");
+  EXPECT_EQ(back->ranges.size(), 2u);
+  for (const char* bad : {R"({"node":"a b","ranges":[]})", R"({"node":"n","ranges":["10.0.0.0/33"]})",
+                          R"({"node":"n","ranges":"10.0.0.0/8"})", R"({"node":"n","ranges":[7]})", "[]", "{"})
+    EXPECT_FALSE(decode_ranges(bad)) << bad;
+}
+
+// The first announcement of an address range wins; a later overlapping one is refused (and reported
+// once), and stands once the first is gone.
+TEST(NodeRanges, TheFirstAnnouncementWinsAnOverlap) {
+  NodeRanges r;
+  r.set("node-b", {*Cidr::parse("10.1.5.0/24"), *Cidr::parse("10.2.0.0/16")}, 20);
+  r.set("node-a", {*Cidr::parse("10.1.0.0/16")}, 10);
+  r.set("node-c", {*Cidr::parse("fd00::/64")}, 30);
+  auto refused = r.settle();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].node, "node-b");
+  EXPECT_EQ(refused[0].owner, "node-a");
+  EXPECT_EQ(refused[0].range.to_string(), "10.1.5.0/24");
+  EXPECT_TRUE(r.allows("node-a", *IpAddr::parse("10.1.5.5")));
+  EXPECT_FALSE(r.allows("node-b", *IpAddr::parse("10.1.5.5")));
+  EXPECT_TRUE(r.allows("node-b", *IpAddr::parse("10.2.0.9")));
+  EXPECT_TRUE(r.allows("node-c", *IpAddr::parse("fd00::9")));
+  EXPECT_FALSE(r.allows("node-c", *IpAddr::parse("10.2.0.9")));
+  EXPECT_FALSE(r.allows("node-x", *IpAddr::parse("10.2.0.9"))) << "a node without ranges claims nothing";
+  EXPECT_TRUE(r.settle().empty()) << "reported once";
+  r.erase("node-a");
+  EXPECT_TRUE(r.settle().empty());
+  EXPECT_TRUE(r.allows("node-b", *IpAddr::parse("10.1.5.5")));
+  EXPECT_TRUE(overlaps(*Cidr::parse("10.0.0.0/8"), *Cidr::parse("10.1.2.3/32")));
+  EXPECT_FALSE(overlaps(*Cidr::parse("10.0.0.0/8"), *Cidr::parse("11.0.0.0/8")));
+}

@@ -175,3 +175,17 @@ TEST(Options, EveryFlagTheReadmeListsExists) {
   }
   EXPECT_GE(checked, 20);
 }
+
+TEST(Options, ClusterTrust) {
+  auto o = parse("--cluster-etcd https://10.0.0.5:2379 --cluster-password-file /etc/topowall/n1.pw --cluster-range 10.42.1.0/24 "
+                 "--cluster-range fd00:42:1::/64 --cluster-decisions-user ops --cluster-decisions-password-file /etc/ops.pw");
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->cluster_auth.password_file, "/etc/topowall/n1.pw");
+  EXPECT_EQ(o->cluster_auth.user, "") << "the node name, decided at wiring";
+  ASSERT_EQ(o->cluster_ranges.size(), 2u);
+  EXPECT_EQ(o->cluster_ranges[1].to_string(), "fd00:42:1::/64");
+  EXPECT_EQ(o->cluster_decisions.user, "ops");
+  EXPECT_TRUE(refused("--cluster-range 10.42.1.0/33", "--cluster-range '10.42.1.0/33'"));
+  EXPECT_TRUE(refused("--cluster-user n1", "--cluster-password-file"));
+  EXPECT_TRUE(refused("--cluster-decisions-user ops", "go together"));
+}

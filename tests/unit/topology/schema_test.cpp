@@ -27,6 +27,7 @@ State sample() {
   s.ids.id("web");
   s.workload_learn_until["api"] = at("2026-12-02T00:00:00Z");
   s.ids.id("api");
+  s.remote_endpoints.push_back({"node-b", "c9", "db", "db-1", {*IpAddr::parse("10.2.0.9"), *IpAddr::parse("fd00:2::9")}});
   return s;
 }
 }  // namespace
@@ -124,6 +125,16 @@ TEST(Schema, ImportedTextIsParsedWithANestingLimit) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message.rfind("not valid JSON (syntax error at byte", 0), 0u) << bad.error().message;
   EXPECT_FALSE(parse_json(""));
+}
+
+TEST(Schema, SavedRemoteEndpointsAreCheckedLikeEtcdValues) {
+  for (const char* field : {"workload", "addresses"}) {
+    auto j = state_to_json(sample());
+    j["remote_endpoints"][0][field] = field == std::string("workload") ? json("a b") : json::array({"10.2.0.300"});
+    auto s = state_from_json(j);
+    ASSERT_FALSE(s) << field;
+    EXPECT_NE(s.error().message.find("remote_endpoints[0]"), std::string::npos) << s.error().message;
+  }
 }
 
 TEST(Schema, StateRejectsUnknownVersion) {

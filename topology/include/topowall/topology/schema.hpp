@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "topowall/cluster.hpp"
 #include "topowall/result.hpp"
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/graph.hpp"
@@ -25,6 +26,9 @@ struct State {
   std::map<std::string, TimePoint> workload_learn_until;  // per-workload learning windows
   Graph graph;
   IdTable ids;
+  // Cluster mode: other nodes' endpoints as last read from etcd, so that a restarted agent enforces them
+  // (never `world`) until etcd has been read again.
+  std::vector<ClusterEndpoint> remote_endpoints;
   bool operator==(const State&) const = default;
 };
 
