@@ -102,27 +102,35 @@
 
   // Largest first onto shelves of about the square root of the total area: compact, stable, O(n log n).
   function packShelves(islands) {
+    const side = (i) => 2 * i.radius + (i.agg ? 3 : 1) * SPACING;  // a collapsed island's label needs room
     let area = 0;
-    for (const i of islands) area += 4 * i.radius * i.radius;
-    const width = Math.max(Math.sqrt(area) * 1.4, islands.length ? 2 * islands[0].radius : 0);
+    for (const i of islands) area += side(i) * side(i);
+    const aspect = Math.max(0.5, Math.min(3, canvas.width / Math.max(1, canvas.height)));  // fill the screen's shape
+    const width = Math.max(Math.sqrt(area * aspect) * 1.1, islands.length ? side(islands[0]) : 0);
     let x = 0, y = 0, row = 0;
     for (const i of islands) {
-      const d = 2 * i.radius + SPACING;
+      const d = side(i);
       if (x > 0 && x + d > width) { x = 0; y += row; row = 0; }
       i.x = x + d / 2; i.y = y + d / 2; x += d; row = Math.max(row, d);
     }
   }
 
-  // One drawn link per (drawn source, drawn destination, state), its edges and their total count.
+  // One drawn link per (drawn source, drawn destination, state), its edges and their total count. A link
+  // to or from a collapsed island carries every state at once, coloured by the most urgent; the edges
+  // inside a collapsed island are in its totals, not drawn.
+  const URGENCY = ['learned', 'approved', 'denied', 'pending', 'blocked'];
   function linksOf(at) {
     const links = new Map();
     for (const e of model.edges) {
       if (!filt.states.has(e.state)) continue;
       const a = at.get(e.src), b = at.get(e.dst);
       if (!a || !b) continue;
-      const key = a.id + '\u0000' + b.id + '\u0000' + e.state;
+      const agg = a.agg || b.agg;
+      if (agg && a === b) continue;
+      const key = a.id + '\u0000' + b.id + '\u0000' + (agg ? '*' : e.state);
       let l = links.get(key);
       if (!l) { l = { a, b, state: e.state, edges: [], count: 0, t: Infinity }; links.set(key, l); }
+      if (URGENCY.indexOf(e.state) > URGENCY.indexOf(l.state)) l.state = e.state;
       l.edges.push(e); l.count += e.count || 0; l.t = Math.min(l.t, e.t || 0);
       l.newest = Math.max(l.newest || 0, e.t || 0);
     }
@@ -151,7 +159,6 @@
   function resize() {
     const r = canvas.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
     canvas.width = Math.max(1, Math.round(r.width * dpr)); canvas.height = Math.max(1, Math.round(r.height * dpr));
-    dirty = true;
   }
 
   function fit() {
@@ -162,7 +169,7 @@
       x1 = Math.max(x1, i.x + i.radius); y1 = Math.max(y1, i.y + i.radius);
     }
     const dpr = window.devicePixelRatio || 1, w = canvas.width / dpr, h = canvas.height / dpr;
-    view.k = Math.min(w / (x1 - x0 + 40), h / (y1 - y0 + 40), 2.5);
+    view.k = Math.min(w / (x1 - x0 + 90), h / (y1 - y0 + 90), 2.5);
     view.x = w / 2 - view.k * (x0 + x1) / 2; view.y = h / 2 - view.k * (y0 + y1) / 2;
   }
 
@@ -201,7 +208,8 @@
     for (const l of lay.links) {
       const hot = since ? l.newest >= since : true;
       const mine = sel && (l.a.id === sel || l.b.id === sel);
-      const alpha = sel ? (mine ? 1 : 0.12) : hot ? 0.85 : 0.12;
+      const base = lay.links.length > 2000 ? 0.4 : 0.85;  // thousands of links: let the crossings show through
+      const alpha = sel ? (mine ? 1 : 0.12) : hot ? base : 0.12;
       const w = Math.round(l.w * (since && hot ? 2 : 1) * 2) / 2;
       const key = l.state + '|' + w + '|' + alpha;
       if (!groups.has(key)) groups.set(key, []);
@@ -223,7 +231,7 @@
   }
 
   function nodeLabel(d) {
-    if (d.agg) return d.agg.name + ' — ' + d.agg.members.length + ' workloads';
+    if (d.agg) return d.agg.name + ' (' + d.agg.members.length + ')';
     const n = d.n;
     if (n.kind !== 'workload') return n.id;
     return n.id + ' ×' + (n.replicas || 0) + (n.mode ? ' · ' + n.mode : '');
@@ -255,6 +263,7 @@
     for (const d of labels) ctx.fillText(nodeLabel(d), d.x, d.y + d.r + 12 / k);
   }
 
+  // One redraw per frame however many changes asked for it (resizing clears the canvas: it asks too).
   function schedule() { if (!dirty) { dirty = true; requestAnimationFrame(() => draw()); } }
 
   // ---- picking -----------------------------------------------------------------------------------
@@ -513,6 +522,7 @@
       return { frames, avg: times.reduce((a, b) => a + b, 0) / frames, p95: times[Math.floor(frames * 0.95)] };
     },
     renders() { return renders; },
+    state() { return { view, width: canvas.width, height: canvas.height, islands: lay ? lay.islands.map((i) => [i.name, i.x, i.y, i.radius, i.agg]) : [] }; },
     expandAll() { $('expand').checked = true; fitted = false; rebuild(); return lay.drawn.length; },
   };
 
