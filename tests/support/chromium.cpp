@@ -65,7 +65,7 @@ void Chromium::stop() {
     waitpid(pid_, nullptr, 0);
     pid_ = 0;
   }
-  if (!dir_.empty()) sh("rm -rf '" + dir_ + "'");
+  if (!dir_.empty()) sh("rm -rf '" + dir_ + "' '" + dir_ + ".log'");
   dir_.clear();
 }
 
