@@ -89,12 +89,14 @@ TEST_F(PodmanLab, RadarDrawsTheLabLiveAndItsExportOffline) {
 
   // The exported file: the same graph, with the network cut off.
   const std::string file = dir + "/radar.html";
-  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock topology export --format html > " + file), 0);
+  // In a subshell: sh() sends the command's own output to /dev/null.
+  ASSERT_EQ(sh("(" + std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock topology export --format html > " + file + ")"), 0);
   Chromium off;
   ASSERT_TRUE(off.start());
   ASSERT_TRUE(off.offline());
   ASSERT_TRUE(off.navigate("file://" + file + "#dump"));
-  ASSERT_TRUE(off.wait_for("document.getElementById('radar-dump').textContent.includes('edge')", 15000));
+  ASSERT_TRUE(off.wait_for("document.getElementById('radar-dump').textContent.includes('edge')", 15000))
+      << off.js("document.body.innerText") << "\nthe file starts: " << sh_out("head -c 400 " + file);
   const auto exported = dump_of(off);
   EXPECT_EQ(lines_of(exported, "node"), lines_of(live, "node")) << exported;
   EXPECT_EQ(lines_of(exported, "edge"), lines_of(live, "edge")) << exported;
