@@ -72,9 +72,10 @@ echo; echo "== the radar: http://127.0.0.1:19617/radar (live while the agent run
 tw topology export --format html >/tmp/topowall-demo-radar.html
 echo "   the same page as one file, for after the demo: /tmp/topowall-demo-radar.html"
 if [ -n "${TOPOWALL_DEMO_SCREENSHOT:-}" ] && command -v chromium >/dev/null; then
-  # The live page, as a browser draws it (the model arrives over its event stream).
-  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,820 \
-    --virtual-time-budget=4000 --screenshot="$TOPOWALL_DEMO_SCREENSHOT" http://127.0.0.1:19617/radar 2>/dev/null
+  # The live page, as a browser draws it (the model arrives over its event stream; the stream never
+  # ends, so the shot is taken after 5 s rather than at an idle network).
+  timeout 60 chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,820 \
+    --timeout=5000 --screenshot="$TOPOWALL_DEMO_SCREENSHOT" http://127.0.0.1:19617/radar 2>/dev/null || true
   echo "   screenshot: $TOPOWALL_DEMO_SCREENSHOT"
 fi
 if [ -n "${TOPOWALL_DEMO_HOLD:-}" ]; then

@@ -220,14 +220,24 @@
       ctx.globalAlpha = +alpha; ctx.strokeStyle = COLORS[state]; ctx.lineWidth = +w / k;
       if (state === 'denied') ctx.setLineDash([4 / k, 3 / k]); else ctx.setLineDash([]);
       ctx.beginPath();
+      const arrows = R * k >= 3;  // heads only where they can be seen
       for (const l of ls) {
         if (l.a === l.b) { ctx.moveTo(l.a.x + l.a.r * 2.2, l.a.y); ctx.arc(l.a.x + l.a.r * 1.4, l.a.y, l.a.r * 0.8, 0, 2 * Math.PI); continue; }
         ctx.moveTo(l.a.x, l.a.y); ctx.quadraticCurveTo(l.cx, l.cy, l.b.x, l.b.y);
+        if (arrows) arrowHead(l, k);
       }
       ctx.stroke();
     }
     ctx.globalAlpha = 1; ctx.setLineDash([]);
     if (hover && hover.edges) { ctx.strokeStyle = '#ffffff'; ctx.lineWidth = (hover.w + 2) / k; ctx.beginPath(); ctx.moveTo(hover.a.x, hover.a.y); ctx.quadraticCurveTo(hover.cx, hover.cy, hover.b.x, hover.b.y); ctx.stroke(); }
+  }
+
+  // Two strokes at the destination's rim, along the curve's last tangent: the flow's direction.
+  function arrowHead(l, k) {
+    const dx = l.b.x - l.cx, dy = l.b.y - l.cy, len = Math.hypot(dx, dy) || 1, ux = dx / len, uy = dy / len;
+    const tx = l.b.x - ux * (l.b.r + 2 / k), ty = l.b.y - uy * (l.b.r + 2 / k), s = 6 / k;
+    ctx.moveTo(tx - ux * s - uy * s * 0.6, ty - uy * s + ux * s * 0.6); ctx.lineTo(tx, ty);
+    ctx.lineTo(tx - ux * s + uy * s * 0.6, ty - uy * s - ux * s * 0.6);
   }
 
   function nodeLabel(d) {
@@ -389,6 +399,8 @@
     s.append(el('div', model.nodes.length + ' nodes, ' + model.edges.length + ' edges in ' + model.islands.length + ' islands'));
     s.append(el('div', STATES.map((k) => k + ' ' + (by[k] || 0)).join(' · ')));
     if (lay && lay.islands.some((i) => i.agg)) s.append(el('div', 'Islands are collapsed (more than ' + AGG_LIMIT + ' workloads): click one to open it, or expand all.', 'hint'));
+    s.append(el('div', 'Node ring: blue learn, amber monitor, green enforce; dashed: no replica on this node. ' +
+      'Square: host; diamond: world; hexagon: a named network.', 'hint'));
     s.append(el('div', 'generated ' + model.generated + (model.mode ? ' · node mode ' + model.mode : ''), 'hint'));
   }
 
