@@ -208,6 +208,18 @@ MetricsServer::Reply MetricsServer::metrics_reply(const std::string& path) {
           "# HELP topowall_metrics_rejected_total requests to this endpoint refused\n"
           "# TYPE topowall_metrics_rejected_total counter\n"
           "topowall_metrics_rejected_total " + std::to_string(stats_.rejected) + "\n";
+  if (radar_) {
+    const auto& r = radar_->stats();
+    body += "# HELP topowall_radar_streams radar pages watching the live stream now\n"
+            "# TYPE topowall_radar_streams gauge\n"
+            "topowall_radar_streams " + std::to_string(radar_->clients()) + "\n" +
+            "# HELP topowall_radar_streams_refused_total radar streams refused over the limit (8)\n"
+            "# TYPE topowall_radar_streams_refused_total counter\n"
+            "topowall_radar_streams_refused_total " + std::to_string(r.clients_refused) + "\n" +
+            "# HELP topowall_radar_model_errors_total radar models that could not be built\n"
+            "# TYPE topowall_radar_model_errors_total counter\n"
+            "topowall_radar_model_errors_total " + std::to_string(r.errors + stats_.errors) + "\n";
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(body)};
 }
 

@@ -153,7 +153,10 @@ TEST_F(RadarFixture, StreamsBeyondTheLimitAreRefused) {
     ASSERT_NE(acc.find("event: model"), std::string::npos) << i;
   }
   EXPECT_EQ(request(req).rfind("HTTP/1.1 503", 0), 0u);
-  EXPECT_EQ(get("/metrics").rfind("HTTP/1.1 200", 0), 0u) << "open streams do not starve the scraper";
+  const auto m = get("/metrics");
+  EXPECT_EQ(m.rfind("HTTP/1.1 200", 0), 0u) << "open streams do not starve the scraper";
+  EXPECT_NE(m.find("\ntopowall_radar_streams 8\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\ntopowall_radar_streams_refused_total 1\n"), std::string::npos) << m;
   for (int fd : fds) close(fd);
 }
 
