@@ -1,6 +1,6 @@
 // The radar in real headless Chromium against the agent learning a podman lab of eight workloads in
 // two namespaces: every workload and edge is drawn, changes arrive without a reload (a blocked flow as
-// pending, a mode change, a new replica), and the exported file shows the same graph offline.
+// pending, its approval, a mode change, a new replica), and the exported file shows the same graph offline.
 #include <sstream>
 
 #include "chromium.hpp"
@@ -79,6 +79,15 @@ TEST_F(PodmanLab, RadarDrawsTheLabLiveAndItsExportOffline) {
   auto details = b.eval("document.getElementById('details').textContent");
   ASSERT_TRUE(details);
   EXPECT_TRUE(has(details->get<std::string>(), "topowall flows approve ")) << details->dump();
+
+  // Approving it from the CLI turns the same edge approved on the page.
+  std::string id;
+  for (const auto& p : cli("flows pending"))
+    if (p["src"] == "db" && p["dst"] == "web") id = std::to_string(p["id"].get<std::uint64_t>());
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock flows approve " + id), 0);
+  EXPECT_TRUE(b.wait_for("document.getElementById('radar-dump').textContent.includes('edge db web tcp/8080 approved')",
+                         2000)) << "the approval did not reach the page in 2 s\n" << dump_of(b);
 
   // A new replica appears too.
   run("topowall-e2e-web-3", "web", httpd, "", "--label namespace=shop");
