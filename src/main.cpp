@@ -97,6 +97,7 @@ int run(boost::asio::io_context& io, const app::Options& o, agent::Adapters ad) 
   metrics::MetricsServer metrics_server(io, [&agent] {
     return agent.handle({{"v", control::kProtocolVersion}, {"method", "status"}}, control::Peer{}, nullptr)["result"];
   });
+  metrics_server.set_radar([&agent] { return agent.radar_json(); });
   if (!o.metrics_listen.empty())
     if (auto st = metrics_server.start(o.metrics_listen); !st) return fail(1, st.error().message);
   if (auto st = agent.start(); !st) return fail(1, "start-up failed: " + st.error().message);

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root: the agent programs nftables and reads conntrack" >&2; exit 1; }
 tools/install-deps.sh
-tools/build.sh
+[ -n "${TOPOWALL_DEMO_SKIP_BUILD:-}" ] || tools/build.sh  # set it when build/ is already up to date
 source tools/lab/podman-env.sh
 topowall_podman_image
 topowall_podman_service
@@ -28,13 +28,14 @@ trap cleanup EXIT
 
 podman network rm -f "$net" >/dev/null 2>&1 || true
 podman network create --disable-dns --subnet 10.89.77.0/24 "$net" >/dev/null
-run() { # name, app label, command
-  podman run -d --name "$1" --network "$net" --label topowall-demo=1 --label "app=$2" "$TOPOWALL_IMAGE" sh -c "$3" >/dev/null
+run() { # name, app label, command, namespace (the radar's island)
+  podman run -d --name "$1" --network "$net" --label topowall-demo=1 --label "app=$2" --label "namespace=${4:-shop}" \
+    "$TOPOWALL_IMAGE" sh -c "$3" >/dev/null
 }
 run topowall-demo-web-1 web "sleep 3600"
 run topowall-demo-web-2 web "sleep 3600"
 run topowall-demo-api api "httpd -f -p 8080 -h /www"
-run topowall-demo-db db "nc -ll -p 5432 -e cat"
+run topowall-demo-db db "nc -ll -p 5432 -e cat" data
 ip_of() { podman inspect -f '{{(index .NetworkSettings.Networks "'"$net"'").IPAddress}}' "$1"; }
 
 echo "== starting topowalld (learn mode)"
@@ -67,3 +68,16 @@ echo; echo "== alerts in the agent log"; grep "alert:" "$work/agent.log" || true
 echo; echo "== Prometheus metrics (a few of them; http://127.0.0.1:19617/metrics)"
 curl -s http://127.0.0.1:19617/metrics | grep -E '^topowall_(mode\{mode="enforce"\}|workloads|edges|pending|alerts_total|conntrack_flows_total|ctmark_taken_total) ' || true
 echo; tw status
+echo; echo "== the radar: http://127.0.0.1:19617/radar (live while the agent runs)"
+tw topology export --format html >/tmp/topowall-demo-radar.html
+echo "   the same page as one file, for after the demo: /tmp/topowall-demo-radar.html"
+if [ -n "${TOPOWALL_DEMO_SCREENSHOT:-}" ] && command -v chromium >/dev/null; then
+  # The live page, as a browser draws it (the model arrives over its event stream; the stream never
+  # ends, so the shot is taken after 5 s rather than at an idle network).
+  timeout 60 chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,820 \
+    --timeout=5000 --screenshot="$TOPOWALL_DEMO_SCREENSHOT" http://127.0.0.1:19617/radar 2>/dev/null || true
+  echo "   screenshot: $TOPOWALL_DEMO_SCREENSHOT"
+fi
+if [ -n "${TOPOWALL_DEMO_HOLD:-}" ]; then
+  echo "   keeping the agent up for ${TOPOWALL_DEMO_HOLD}s (TOPOWALL_DEMO_HOLD)"; sleep "$TOPOWALL_DEMO_HOLD"
+fi

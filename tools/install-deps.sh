@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 kmod busybox-static iperf3 curl
   podman runc containernetworking-plugins etcd-server etcd-client openssl
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do

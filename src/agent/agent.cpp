@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "metrics/radar_page.hpp"
 #include "topowall/topology/exporters.hpp"
 
 namespace topowall::agent {
@@ -313,7 +314,8 @@ json Agent::export_topology(const json& params) const {
   if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
   if (fmt == "networkpolicy")
     return ok(topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]));
-  return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy)");
+  if (fmt == "html") return ok(metrics::radar_exported_page(radar_json()));
+  return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy, html)");
 }
 
 // --- ruleset -----------------------------------------------------------------

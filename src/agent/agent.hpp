@@ -104,6 +104,9 @@ class Agent {
   // The control API (also called directly by tests).
   nlohmann::json handle(const nlohmann::json& req, const control::Peer& peer, const control::PushFn& push);
 
+  // The radar's model (topology::radar_model): the graph, live endpoints, modes and recent alerts.
+  nlohmann::json radar_json() const;
+
   // Inspection for tests.
   const topology::State& state() const { return state_; }
   const topology::EndpointTable& endpoints() const { return endpoints_; }

@@ -61,8 +61,10 @@ void AlertPipeline::on_guard(const LoggedPacket& p) {
 // One alert: to the live watchers at once, to the sinks through the aggregator.
 void AlertPipeline::raise(const topology::Alert& a) {
   ++counters_.alerts;
+  recent_.push_back(topology::alert_to_json(a));
+  if (recent_.size() > kRecentAlerts) recent_.pop_front();
   if (!watchers_.empty()) {
-    auto j = topology::alert_to_json(a);
+    auto j = recent_.back();
     j["event"] = "alert";
     publish(j);
   }

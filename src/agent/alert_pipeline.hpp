@@ -2,6 +2,7 @@
 // sinks through folding (one alert per flow per window) and a per-source-workload rate limit.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@ struct AlertCounters {
 class AlertPipeline {
  public:
   static constexpr std::size_t kMaxWatchers = 64;
+  static constexpr std::size_t kRecentAlerts = 100;  // kept for the radar's alert list
 
   AlertPipeline(std::chrono::seconds window, topology::Rate rate, std::vector<std::unique_ptr<alerts::Sink>> sinks,
                 const topology::EndpointTable& endpoints, const topology::Graph& graph);
@@ -46,6 +48,8 @@ class AlertPipeline {
   std::uint64_t rate_limited() const { return limiter_.limited(); }
   nlohmann::json rate_limited_by_workload() const { return limiter_.limited_by_key(); }
   std::uint64_t sink_drops() const;
+  // The last kRecentAlerts alerts, oldest first (the radar lists them beside the map).
+  nlohmann::json recent() const { return nlohmann::json(recent_); }
 
  private:
   void on_guard(const LoggedPacket& p);
@@ -59,6 +63,7 @@ class AlertPipeline {
   const topology::Graph& graph_;
   std::function<void(const topology::EdgeKey&, TimePoint)> on_blocked_ = [](const auto&, TimePoint) {};
   std::vector<control::PushFn> watchers_;
+  std::deque<nlohmann::json> recent_;
   AlertCounters counters_;
 };
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "agent/agent.hpp"
+#include "topowall/topology/radar.hpp"
 
 namespace topowall::agent {
 
@@ -143,6 +144,10 @@ json Agent::counters_json() const {
   }
   counters["alert_sink_drops"] = alerts_.sink_drops();
   return counters;
+}
+
+json Agent::radar_json() const {
+  return topology::radar_model({state_.graph, &endpoints_, &state_.modes, alerts_.recent(), Clock::now()});
 }
 
 json Agent::workloads_json() const {

@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 
+#include "metrics/radar_page.hpp"
 #include "topowall/topology/metrics.hpp"
 
 namespace topowall::metrics {
@@ -56,11 +57,21 @@ struct MetricsServer::Conn : std::enable_shared_from_this<Conn> {
   }
   void respond() {
     const auto& req = parser->get();
-    auto r = server.route(std::string(req.method_string()), std::string(req.target()));
+    const std::string target(req.target());
+    if (req.method() == http::verb::get && server.radar_ && target.substr(0, target.find('?')) == "/radar/events") {
+      ++server.stats_.requests;
+      stream.expires_never();  // a stream lives as long as the page: the radar watches it
+      return server.radar_->add(stream.release_socket());
+    }
+    auto r = server.route(std::string(req.method_string()), target);
     res.version(req.version());
     res.result(r.code);
     res.set(http::field::content_type, r.type);
     res.set(http::field::server, "topowalld");
+    // Every answer: no inline or foreign code, no sniffing a type, nothing cached (the graph changes).
+    res.set("Content-Security-Policy", std::string(kRadarCsp));
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set(http::field::cache_control, "no-store");
     res.keep_alive(false);  // one request per connection: scrapes are seconds apart
     if (req.method() != http::verb::head) res.body() = std::move(r.body);
     res.prepare_payload();
@@ -99,11 +110,18 @@ Status MetricsServer::start(const std::string& listen) {
                  " (is the port in use? pick another with --metrics-listen)"};
   acceptor_ = std::move(acc);
   spdlog::info("metrics on http://{}:{}/metrics", ep->address().to_string(), port());
+  if (radar_model_) spdlog::info("radar on http://{}:{}/radar", ep->address().to_string(), port());
   accept();
   return ok_status();
 }
 
+void MetricsServer::set_radar(std::function<nlohmann::json()> model) {
+  radar_model_ = model;
+  radar_ = std::make_unique<RadarStream>(io_, std::move(model));
+}
+
 void MetricsServer::stop() {
+  if (radar_) radar_->stop();
   if (acceptor_) {
     boost::system::error_code ec;
     acceptor_->close(ec);
@@ -138,10 +156,34 @@ MetricsServer::Reply MetricsServer::route(const std::string& method, const std::
     return {405, "text/plain", "only GET and HEAD\n"};
   }
   const auto path = target.substr(0, target.find('?'));
+  if (radar_model_ && (path == "/radar" || path.starts_with("/radar.") || path.starts_with("/radar/")))
+    return route_radar(path);
   if (path != "/metrics" && path != "/healthz") {
     ++stats_.rejected;
-    return {404, "text/plain", "not found: try /metrics or /healthz\n"};
+    return {404, "text/plain", radar_model_ ? "not found: try /radar, /metrics or /healthz\n"
+                                            : "not found: try /metrics or /healthz\n"};
   }
+  return metrics_reply(path);
+}
+
+MetricsServer::Reply MetricsServer::route_radar(const std::string& path) {
+  if (path == "/radar") return {200, "text/html; charset=utf-8", radar_served_page()};
+  if (path == "/radar.js") return {200, "text/javascript; charset=utf-8", std::string(radar_js())};
+  if (path == "/radar.css") return {200, "text/css; charset=utf-8", std::string(radar_css())};
+  if (path == "/radar/model.json") {
+    try {
+      return {200, "application/json", radar_model_().dump()};
+    } catch (const std::exception& e) {  // never out of the loop's callback
+      ++stats_.errors;
+      spdlog::error("radar: building the model failed: {}", e.what());
+      return {500, "text/plain", "radar model unavailable\n"};
+    }
+  }
+  ++stats_.rejected;
+  return {404, "text/plain", "not found: try /radar\n"};
+}
+
+MetricsServer::Reply MetricsServer::metrics_reply(const std::string& path) {
   nlohmann::json status;
   try {
     status = status_();
@@ -166,6 +208,18 @@ MetricsServer::Reply MetricsServer::route(const std::string& method, const std::
           "# HELP topowall_metrics_rejected_total requests to this endpoint refused\n"
           "# TYPE topowall_metrics_rejected_total counter\n"
           "topowall_metrics_rejected_total " + std::to_string(stats_.rejected) + "\n";
+  if (radar_) {
+    const auto& r = radar_->stats();
+    body += "# HELP topowall_radar_streams radar pages watching the live stream now\n"
+            "# TYPE topowall_radar_streams gauge\n"
+            "topowall_radar_streams " + std::to_string(radar_->clients()) + "\n" +
+            "# HELP topowall_radar_streams_refused_total radar streams refused over the limit (8)\n"
+            "# TYPE topowall_radar_streams_refused_total counter\n"
+            "topowall_radar_streams_refused_total " + std::to_string(r.clients_refused) + "\n" +
+            "# HELP topowall_radar_model_errors_total radar models that could not be built\n"
+            "# TYPE topowall_radar_model_errors_total counter\n"
+            "topowall_radar_model_errors_total " + std::to_string(r.errors + stats_.errors) + "\n";
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(body)};
 }
 

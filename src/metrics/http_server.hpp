@@ -1,5 +1,5 @@
-// A small HTTP endpoint for Prometheus (/metrics) and probes (/healthz).
-// Read-only: it serves the agent's status and nothing that changes state.
+// A small HTTP endpoint for Prometheus (/metrics), probes (/healthz) and the radar page (/radar).
+// Read-only: it serves the agent's status and graph, and nothing that changes state.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "metrics/radar_stream.hpp"
 #include "topowall/result.hpp"
 
 namespace topowall::metrics {
@@ -28,10 +29,14 @@ class MetricsServer {
   // `status` returns the control API's status result (called on the loop, per request).
   MetricsServer(boost::asio::io_context& io, std::function<nlohmann::json()> status, int max_connections = 16);
   ~MetricsServer();
+  // Serve the radar (/radar, /radar.js, /radar.css, /radar/model.json, /radar/events) from `model`
+  // (topology::radar_model's document, called on the loop). Without it those paths are 404.
+  void set_radar(std::function<nlohmann::json()> model);
   [[nodiscard]] Status start(const std::string& listen);
   void stop();
   std::uint16_t port() const;  // the bound port (after start)
   const HttpStats& stats() const { return stats_; }
+  const RadarStream* radar() const { return radar_.get(); }
 
  private:
   struct Conn;
@@ -42,11 +47,15 @@ class MetricsServer {
     std::string type, body;
   };
   Reply route(const std::string& method, const std::string& target);
+  Reply route_radar(const std::string& path);
+  Reply metrics_reply(const std::string& path);
 
   boost::asio::io_context& io_;
   std::function<nlohmann::json()> status_;
   int max_connections_;
   int open_ = 0;
+  std::function<nlohmann::json()> radar_model_;
+  std::unique_ptr<RadarStream> radar_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   HttpStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

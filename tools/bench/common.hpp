@@ -129,5 +129,6 @@ void container_start(const Options& o);
 void alerts(const Options& o);
 void memory(const Options& o);
 int memory_child(std::size_t eps, std::size_t edges);
+void radar(const Options& o);
 
 }  // namespace topowall::bench

@@ -39,8 +39,9 @@ void show_diff(const json& r) {
 void add_export(CLI::App& topo, Ctx& ctx) {
   auto* exp = topo.add_subcommand("export", "print the graph");
   auto format = std::make_shared<std::string>("json");
-  complete_with(exp->add_option("--format", *format, "json, dot, mermaid or networkpolicy")->capture_default_str(),
-                {"json", "dot", "mermaid", "networkpolicy"});
+  complete_with(exp->add_option("--format", *format, "json, dot, mermaid, networkpolicy or html (the radar, one file)")
+                    ->capture_default_str(),
+                {"json", "dot", "mermaid", "networkpolicy", "html"});
   exp->callback([&ctx, format] {
     ctx.rc = call(ctx, control::kTopologyExport, {{"format", *format}}, [](const json& r) {
       if (r.is_string()) std::cout << r.get<std::string>();

@@ -70,7 +70,7 @@ TEST_F(Completion, EveryCommandOfTheTreeIsInTheScript) {
 
 TEST_F(Completion, NamesOptionsAndChoices) {
   for (const char* w : {"--socket", "--output", "--format", "--workload", "--clear", "--comment", "--all",
-                        "json dot mermaid networkpolicy", "learn monitor enforce", "table json"})
+                        "json dot mermaid networkpolicy html", "learn monitor enforce", "table json"})
     EXPECT_NE(script.find(w), std::string::npos) << w << " is missing";
 }
 
@@ -84,7 +84,7 @@ TEST_F(Completion, CompletesAsTheTreeSays) {
   if (::access("/bin/bash", X_OK) != 0) GTEST_SKIP() << "no bash";
   EXPECT_EQ(complete("topowall st"), "status");
   EXPECT_EQ(complete("topowall topology "), "export import diff -h --help");
-  EXPECT_EQ(complete("topowall topology export --format "), "json dot mermaid networkpolicy");
+  EXPECT_EQ(complete("topowall topology export --format "), "json dot mermaid networkpolicy html");
   EXPECT_EQ(complete("topowall topology export --format d"), "dot");
   EXPECT_EQ(complete("topowall flows a"), "approve");
   EXPECT_EQ(complete("topowall flows approve --c"), "--comment");
