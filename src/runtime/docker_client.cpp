@@ -249,9 +249,7 @@ void DockerClient::list_all() {
       spdlog::warn("listing containers failed: {}", r ? "not an array" : r.error().message);
       return schedule_reconnect();
     }
-    std::set<std::string> seen;
-    for (const auto& c : *r)
-      if (c.contains("Id") && c["Id"].is_string()) seen.insert(c["Id"].get<std::string>());
+    const std::set<std::string> seen = container_ids(*r);
     std::erase_if(host_network_, [&](const std::string& id) { return !seen.count(id); });
     // Containers that vanished while we were disconnected.
     for (auto it = known_.begin(); it != known_.end();) {
