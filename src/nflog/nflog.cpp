@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/netlink.hpp"
+
 namespace topowall::nflog {
 
 namespace {
@@ -193,7 +195,7 @@ void NflogListener::drain() {
       return;
     }
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
       auto p = decode_nflog_message(nlh);
       if (!p) {
         ++stats_.undecodable;

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/netlink.hpp"
+
 namespace topowall::fuzz {
 
 // A copy of the input that ends exactly where an inaccessible page begins. libmnl and libnl are not
@@ -47,7 +49,7 @@ class GuardedBytes {
 template <typename Fn>
 void for_each_message(const GuardedBytes& dgram, Fn fn) {
   int len = static_cast<int>(dgram.size());
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(dgram.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(dgram.data()); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
     fn(nlh);
 }
 
