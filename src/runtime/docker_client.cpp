@@ -22,6 +22,9 @@ using nlohmann::json;
 namespace {
 constexpr const char* kApi = "/v1.41";
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// One event line at most (docker's and podman's are under 4 KiB): a stream that never ends its line
+// must not grow the buffer without bound.
+constexpr std::size_t kMaxEventLine = 1 << 20;
 
 // The agent's own network namespace is the node's (its addresses are `host`).
 bool is_own_netns(const std::string& path) {
@@ -161,6 +164,11 @@ void DockerClient::read_events(std::shared_ptr<EventStream> ev) {
       std::string line = body.substr(0, pos);
       body.erase(0, pos + 1);
       if (!line.empty()) on_event_line(line);
+    }
+    if (body.size() > kMaxEventLine) {
+      ++stats_.errors;
+      spdlog::warn("runtime event stream sent {} bytes without ending a line; reconnecting", body.size());
+      return schedule_reconnect();
     }
     if (ec || ev->parser.is_done()) {
       spdlog::warn("runtime event stream ended ({}); reconnecting", ec ? ec.message() : "closed");

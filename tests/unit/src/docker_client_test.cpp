@@ -134,3 +134,20 @@ TEST(DockerClient, HostNetworkAndMalformedContainersAreNoEndpoints) {
   EXPECT_EQ(client.stats().host_network, 2u) << "NetworkMode host, and a sandbox that is the agent's own namespace";
   EXPECT_EQ(client.stats().errors, 4u) << "State missing, a string, null; NetworkSettings a string";
 }
+
+// The event stream is one JSON document per line: a runtime that never ends a line is cut off (and
+// reconnected to) at 1 MiB, instead of being buffered for without end.
+TEST(DockerClient, AnEventLineWithoutEndIsNotBufferedWithoutBound) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-long-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  api.docs["/v1.41/containers/json"] = json::array();
+  api.events = std::string(3 << 20, 'x');
+  runtime::DockerClient client(io, path);
+  client.start([](const DiscoveryEvent&) {});
+  for (int i = 0; i < 250 && client.stats().reconnects == 0; ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+  EXPECT_GE(client.stats().reconnects, 1u);
+  EXPECT_GE(client.stats().errors, 1u);
+}
