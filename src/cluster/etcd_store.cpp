@@ -4,6 +4,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 
 #include "common/http_post.hpp"
 #include "common/http_stream.hpp"
@@ -26,6 +27,19 @@ long long as_ll(const json& v) {  // etcd's gateway writes 64-bit numbers as str
   if (v.is_number()) return v.get<long long>();
   return 0;
 }
+
+// The revision after an answer's header.revision; 0 (watch from now) when etcd left it out. A const
+// json's operator[] on a missing key is undefined behaviour, hence find.
+long long next_revision(const json& r) {
+  auto h = r.find("header");
+  if (h == r.end() || !h->is_object()) return 0;
+  const auto rev = as_ll(h->value("revision", json(0)));
+  return rev > 0 && rev < std::numeric_limits<long long>::max() ? rev + 1 : 0;
+}
+
+// One watch message (a line of the stream) at most: etcd's are far smaller (values are at most 1.5 MiB);
+// a stream that never ends its line must not grow the buffer without bound.
+constexpr std::size_t kMaxWatchLine = 64 << 20;
 }  // namespace
 
 std::string base64_encode(const std::string& in) {
@@ -352,7 +366,7 @@ void EtcdStore::on_range(const json& r) {
   unsent_.clear();
   handler_(ClusterEvent{ClusterEvent::Kind::synced, {}, {}});
   if (gen != generation_) return;
-  start_watch(as_ll(r["header"]["revision"]) + 1);
+  start_watch(next_revision(r));
   keepalive();
 }
 
@@ -371,7 +385,8 @@ void EtcdStore::start_watch(long long revision) {
   w->req.prepare_payload();
   w->parser.body_limit(boost::none);  // an endless stream
   Watch* wp = w.get();  // the parser that calls this belongs to *wp: no ownership cycle
-  w->on_chunk = [this, wp, gen, alive = alive_](std::uint64_t, beast::string_view body, beast::error_code&) -> std::size_t {
+  w->on_chunk = [this, wp, gen, alive = alive_](std::uint64_t, beast::string_view body,
+                                                beast::error_code& ec) -> std::size_t {
     if (!*alive || gen != generation_) return body.size();
     auto* w = wp;
     w->lines.append(body.data(), body.size());
@@ -384,6 +399,10 @@ void EtcdStore::start_watch(long long revision) {
         ++stats_.errors;
         spdlog::warn("cluster: a watch message could not be read: {}", e.what());
       }
+    }
+    if (w->lines.size() > kMaxWatchLine) {  // ends the read: the watch is lost, and reconnects
+      w->lines.clear();
+      ec = http::error::body_limit;
     }
     return body.size();
   };
