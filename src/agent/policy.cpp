@@ -10,6 +10,11 @@ namespace topowall::agent {
 
 using nlohmann::json;
 
+namespace {
+const std::string kForSecondsRange = "for_seconds must be a whole number of seconds from 0 to " +
+                                     std::to_string(kMaxForSeconds) + " (100 years)";
+}  // namespace
+
 // An operator's decision made on another node: the same change as if made here.
 void Agent::apply_decision(const ClusterDecision& d) {
   const topology::EdgeKey k{d.src, d.dst, d.proto, d.port};
@@ -105,8 +110,9 @@ json Agent::remove_edge(const json& params) {
 json Agent::set_mode(const json& params) {
   auto mode = parse_mode(params.value("mode", std::string()));
   if (!mode) return control::error_response("bad_params", "mode must be learn, monitor or enforce");
-  std::optional<std::chrono::seconds> learn_for;
-  if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
+  const auto for_seconds = seconds_param(params, "for_seconds");
+  if (!for_seconds.valid) return control::error_response("bad_params", kForSecondsRange);
+  const auto learn_for = for_seconds.value;
   auto workload = params.value("workload", std::string());
   if (workload.empty()) {
     set_global_mode(*mode, learn_for);
@@ -215,8 +221,10 @@ json Agent::decide_flows(const json& params, topology::EdgeState state) {
     return control::error_response("not_found", "no pending flow with id " + std::to_string(*want.begin()) +
                                                     " (see topowall flows pending)");
   }
+  const auto for_seconds = seconds_param(params, "for_seconds");
+  if (!for_seconds.valid) return control::error_response("bad_params", kForSecondsRange);
   std::optional<TimePoint> expires;
-  if (auto f = uint_param(params, "for_seconds")) expires = Clock::now() + std::chrono::seconds(*f);
+  if (for_seconds.value) expires = Clock::now() + *for_seconds.value;
   std::string comment = params.value("comment", "");
   if (comment.size() > 1024) return control::error_response("bad_params", "comment longer than 1024 bytes");
   json done = json::array();

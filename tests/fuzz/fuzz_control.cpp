@@ -15,8 +15,9 @@ using nlohmann::json;
 namespace {
 constexpr int kMaxRequests = 16;  // per input: enough for a sequence (import, approve, explain ...)
 
-void answer(topowall::agent::Agent& agent, std::string_view line) {
-  std::string out;
+// `out` outlives the agent: a flows.watch stream keeps its push function after its request is answered.
+void answer(topowall::agent::Agent& agent, std::string_view line, std::string& out) {
+  out.clear();
   try {  // as control::Server: whatever the handler or dump() throws is an `internal` answer
     auto req = topowall::topology::parse_json(line);
     if (!req || !req->is_object()) return;
@@ -35,12 +36,13 @@ void answer(topowall::agent::Agent& agent, std::string_view line) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string out;
   topowall::fuzz::AgentRig rig;
   if (!rig.start_with_flows()) __builtin_trap();  // the rig itself is broken: not the input's fault
   auto text = topowall::fuzz::as_text(data, size);
   for (int n = 0; n < kMaxRequests && !text.empty(); ++n) {
     auto nl = text.find('\n');
-    answer(*rig.agent, text.substr(0, nl));
+    answer(*rig.agent, text.substr(0, nl), out);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
   }
   return 0;
