@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what topowall needs to build, test and run its lab on Debian 12.
+# --fuzz also installs clang and libFuzzer, which only tools/fuzz/run.sh needs (not CI).
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
@@ -10,6 +11,7 @@ packages=(
   podman runc containernetworking-plugins etcd-server etcd-client openssl
   chromium fonts-dejavu-core
 )
+if [ "${1:-}" = --fuzz ]; then packages+=(clang libclang-rt-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,11 @@ namespace topowall::agent {
 
 using nlohmann::json;
 
+namespace {
+const std::string kForSecondsRange = "for_seconds must be a whole number of seconds from 0 to " +
+                                     std::to_string(kMaxForSeconds) + " (100 years)";
+}  // namespace
+
 Reply Reply::fail(const std::string& code, const std::string& message) {
   return Reply{control::error_response(code, message), true};
 }
@@ -134,8 +139,9 @@ Reply PolicyService::remove_edge(const json& params) {
 Reply PolicyService::set_mode(const json& params) {
   auto mode = parse_mode(params.value("mode", std::string()));
   if (!mode) return Reply::fail("bad_params", "mode must be learn, monitor or enforce");
-  std::optional<std::chrono::seconds> learn_for;
-  if (auto f = uint_param(params, "for_seconds")) learn_for = std::chrono::seconds(*f);
+  const auto for_seconds = seconds_param(params, "for_seconds");
+  if (!for_seconds.valid) return Reply::fail("bad_params", kForSecondsRange);
+  const auto learn_for = for_seconds.value;
   auto workload = params.value("workload", std::string());
   if (workload.empty()) {
     set_global_mode(*mode, learn_for);
@@ -248,8 +254,10 @@ Reply PolicyService::decide_flows(const json& params, topology::EdgeState state)
     return Reply::fail("not_found",
                        "no pending flow with id " + std::to_string(*want.begin()) + " (see topowall flows pending)");
   }
+  const auto for_seconds = seconds_param(params, "for_seconds");
+  if (!for_seconds.valid) return Reply::fail("bad_params", kForSecondsRange);
   std::optional<TimePoint> expires;
-  if (auto f = uint_param(params, "for_seconds")) expires = time_.now() + std::chrono::seconds(*f);
+  if (for_seconds.value) expires = time_.now() + *for_seconds.value;
   std::string comment = params.value("comment", "");
   if (comment.size() > 1024) return Reply::fail("bad_params", "comment longer than 1024 bytes");
   json answer{{to_string(state), json::array()}, {"decisions", json::array()}};

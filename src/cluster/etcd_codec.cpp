@@ -1,5 +1,6 @@
 #include "cluster/etcd_codec.hpp"
 
+#include <charconv>
 #include <cstring>
 
 #include "topowall/topology/identity.hpp"
@@ -41,6 +42,15 @@ std::string base64_decode(const std::string& in) {
     if (bits >= 8) out += static_cast<char>((acc >> (bits -= 8)) & 0xff);
   }
   return out;
+}
+
+long long etcd_int(const nlohmann::json& v) {
+  if (v.is_number_integer()) return v.get<long long>();
+  if (!v.is_string()) return 0;
+  const auto& t = v.get_ref<const std::string&>();
+  long long n = 0;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+  return ec == std::errc() && end == t.data() + t.size() ? n : 0;
 }
 
 std::string prefix_end(std::string prefix) {

@@ -2,6 +2,7 @@
 // never throws and refuses anything a local record could not hold.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ std::string base64_encode(const std::string& in);
 std::string base64_decode(const std::string& in);
 // The first key after every key starting with `prefix` (etcd's range_end for a prefix).
 std::string prefix_end(std::string prefix);
+// etcd's gateway writes 64-bit numbers as strings: either form, 0 for anything else (never throws).
+long long etcd_int(const nlohmann::json& v);
 // What a node writes for one endpoint, and back; an Error (and why) if a value is unusable.
 std::string encode_endpoint(const ClusterEndpoint& e);
 [[nodiscard]] Result<ClusterEndpoint> decode_endpoint(const std::string& value);

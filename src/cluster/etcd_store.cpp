@@ -1,3 +1,4 @@
+#include "cluster/etcd_codec.hpp"
 #include "cluster/etcd_store.hpp"
 
 #include <spdlog/spdlog.h>
@@ -7,6 +8,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 
 #include "common/http_post.hpp"
 #include "common/http_stream.hpp"
@@ -21,17 +23,17 @@ namespace http = beast::http;
 using nlohmann::json;
 
 namespace {
-long long as_ll(const json& v) {  // etcd's gateway writes 64-bit numbers as strings
-  if (v.is_string()) return std::stoll(v.get<std::string>());
-  if (v.is_number()) return v.get<long long>();
-  return 0;
-}
 // Tokens expire (etcd's simple tokens after 5 idle minutes, JWTs after their TTL): take a new one first.
 constexpr auto kTokenRefresh = std::chrono::seconds(240);
 // etcd's answers when the token is no longer good ("invalid auth token", "revision of auth store is old").
 bool token_refused(const Error& e) {
   return e.message.find("auth token") != std::string::npos || e.message.find("auth store") != std::string::npos;
 }
+
+
+// One watch message (a line of the stream) at most: etcd's are far smaller (values are at most 1.5 MiB);
+// a stream that never ends its line must not grow the buffer without bound.
+constexpr std::size_t kMaxWatchLine = 64 << 20;
 }  // namespace
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
@@ -264,7 +266,7 @@ void EtcdStore::grant() {
   request("/v3/lease/grant", {{"TTL", opts_.ttl.count()}}, [this, gen](Result<json> r) {
     if (gen != generation_ || stopped_) return;
     if (!r) return fail("etcd at " + opts_.url + " unreachable: " + r.error().message);
-    lease_ = as_ll((*r)["ID"]);
+    lease_ = etcd_int((*r)["ID"]);
     if (!lease_) return fail("etcd granted no lease");
     const auto end = prefix_end(opts_.root);
     request("/v3/kv/range", {{"key", base64_encode(opts_.root)}, {"range_end", base64_encode(end)}},
@@ -292,7 +294,8 @@ void EtcdStore::start_watch(long long revision) {
   w->req.prepare_payload();
   w->parser.body_limit(boost::none);  // an endless stream
   Watch* wp = w.get();  // the parser that calls this belongs to *wp: no ownership cycle
-  w->on_chunk = [this, wp, gen, alive = alive_](std::uint64_t, beast::string_view body, beast::error_code&) -> std::size_t {
+  w->on_chunk = [this, wp, gen, alive = alive_](std::uint64_t, beast::string_view body,
+                                                beast::error_code& ec) -> std::size_t {
     if (!*alive || gen != generation_) return body.size();
     auto* w = wp;
     w->lines.append(body.data(), body.size());
@@ -305,6 +308,10 @@ void EtcdStore::start_watch(long long revision) {
         ++stats_.errors;
         spdlog::warn("cluster: a watch message could not be read: {}", e.what());
       }
+    }
+    if (w->lines.size() > kMaxWatchLine) {  // ends the read: the watch is lost, and reconnects
+      w->lines.clear();
+      ec = http::error::body_limit;
     }
     return body.size();
   };
@@ -333,7 +340,7 @@ void EtcdStore::keepalive() {
         if (gen != generation_ || stopped_) return;
         if (!r) return fail("renewing the lease failed: " + r.error().message);
         const auto& res = r->contains("result") ? (*r)["result"] : *r;
-        if (as_ll(res.value("TTL", json("0"))) <= 0) return fail("the lease expired (etcd was out of reach too long)");
+        if (etcd_int(res.value("TTL", json("0"))) <= 0) return fail("the lease expired (etcd was out of reach too long)");
         keepalive();
       });
     };

@@ -2,6 +2,9 @@
 // from another node passes (its key's node, its node's ranges) before the agent sees it.
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
+#include "cluster/etcd_codec.hpp"
 #include "cluster/etcd_store.hpp"
 
 namespace topowall::cluster {
@@ -9,10 +12,14 @@ namespace topowall::cluster {
 using nlohmann::json;
 
 namespace {
-long long as_ll(const json& v) {
-  if (v.is_string()) return std::stoll(v.get<std::string>());
-  if (v.is_number()) return v.get<long long>();
-  return 0;
+
+// The revision after an answer's header.revision; 0 (watch from now) when etcd left it out. A const
+// json's operator[] on a missing key is undefined behaviour, hence find.
+long long next_revision(const json& r) {
+  auto h = r.find("header");
+  if (h == r.end() || !h->is_object()) return 0;
+  const auto rev = etcd_int(h->value("revision", json(0)));
+  return rev > 0 && rev < std::numeric_limits<long long>::max() ? rev + 1 : 0;
 }
 bool starts(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 }  // namespace
@@ -55,7 +62,7 @@ void EtcdStore::on_ranges_kv(const std::string& key, const json* kv) {
     ranges_.erase(node);
     return;
   }
-  ranges_.set(node, std::move(a->ranges), as_ll(kv->value("create_revision", json("0"))));
+  ranges_.set(node, std::move(a->ranges), etcd_int(kv->value("create_revision", json("0"))));
 }
 
 void EtcdStore::settle_ranges() {
@@ -167,7 +174,7 @@ void EtcdStore::on_range(const json& r) {
   unsent_.clear();
   handler_(ClusterEvent{ClusterEvent::Kind::synced, {}, {}});
   if (gen != generation_) return;
-  start_watch(as_ll(r["header"]["revision"]) + 1);
+  start_watch(next_revision(r));
   keepalive();
 }
 

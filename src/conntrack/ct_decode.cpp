@@ -42,14 +42,18 @@ void parse_ip(const nlattr* nest, Tuple& t) {
     t.have_ip = put(t.src, tb[CTA_IP_V6_SRC], AF_INET6, 16) && put(t.dst, tb[CTA_IP_V6_DST], AF_INET6, 16);
 }
 
+// The attribute if it holds at least `n` bytes: mnl_attr_get_u8/u16 read without looking, so a shorter
+// one last in the datagram was read past its end (a crash at a page boundary; see the fuzz corpus).
+const nlattr* sized(const nlattr* a, std::size_t n) { return a && mnl_attr_get_payload_len(a) >= n ? a : nullptr; }
+
 void parse_proto(const nlattr* nest, Tuple& t) {
   const nlattr* tb[33] = {};
   mnl_attr_parse_nested(nest, collect, tb);
-  if (tb[CTA_PROTO_NUM]) t.proto = mnl_attr_get_u8(tb[CTA_PROTO_NUM]);
-  if (tb[CTA_PROTO_SRC_PORT]) t.sport = ntohs(mnl_attr_get_u16(tb[CTA_PROTO_SRC_PORT]));
-  if (tb[CTA_PROTO_DST_PORT]) t.dport = ntohs(mnl_attr_get_u16(tb[CTA_PROTO_DST_PORT]));
-  if (tb[CTA_PROTO_ICMP_TYPE]) t.icmp_type = mnl_attr_get_u8(tb[CTA_PROTO_ICMP_TYPE]);
-  if (tb[CTA_PROTO_ICMPV6_TYPE]) t.icmp_type = mnl_attr_get_u8(tb[CTA_PROTO_ICMPV6_TYPE]);
+  if (auto* a = sized(tb[CTA_PROTO_NUM], 1)) t.proto = mnl_attr_get_u8(a);
+  if (auto* a = sized(tb[CTA_PROTO_SRC_PORT], 2)) t.sport = ntohs(mnl_attr_get_u16(a));
+  if (auto* a = sized(tb[CTA_PROTO_DST_PORT], 2)) t.dport = ntohs(mnl_attr_get_u16(a));
+  if (auto* a = sized(tb[CTA_PROTO_ICMP_TYPE], 1)) t.icmp_type = mnl_attr_get_u8(a);
+  if (auto* a = sized(tb[CTA_PROTO_ICMPV6_TYPE], 1)) t.icmp_type = mnl_attr_get_u8(a);
 }
 
 std::optional<Tuple> parse_tuple(const nlattr* nest) {
@@ -83,7 +87,8 @@ std::optional<FlowTuple> decode_ct_message(const nlmsghdr* nlh) {
   f.dport = orig->dport;
   f.icmp_type = orig->icmp_type;
   // DNAT: the reply comes from the real server; name it, not the published address.
-  if (auto reply = parse_tuple(tb[CTA_TUPLE_REPLY]); reply && reply->src != orig->dst) {
+  // A reply of the other family cannot be this flow's server: a flow names two addresses of one family.
+  if (auto reply = parse_tuple(tb[CTA_TUPLE_REPLY]); reply && reply->src.family == f.src.family && reply->src != orig->dst) {
     f.dst = reply->src;
     if (!is_icmp(f.proto)) f.dport = reply->sport;
   }

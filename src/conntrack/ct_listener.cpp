@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/netlink.hpp"
 #include "conntrack/ct_decode.hpp"
 
 namespace topowall::conntrack {
@@ -188,7 +189,7 @@ void CtListener::drain() {
 
 void CtListener::on_datagram(const char* data, std::size_t n) {
   int len = static_cast<int>(n);
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(data); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(data); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
     ++stats_.messages;
     if (auto f = decode_ct_message(nlh)) {
       ++stats_.flows;

@@ -10,9 +10,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/netlink.hpp"
+
 namespace topowall::nflog {
 
 namespace {
+
+// 2200-01-01: later timestamps are not converted (the clock's nanoseconds end in 2262).
+constexpr std::uint64_t kMaxTimestampSec = 7258118400;
 
 int collect(const nlattr* attr, void* data) {
   auto** tb = static_cast<const nlattr**>(data);
@@ -89,7 +94,9 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
   const nlattr* tb[NFULA_MAX + 1] = {};
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect, tb) < 0) return std::nullopt;
   if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) return std::nullopt;
-  std::string prefix = mnl_attr_get_str(tb[NFULA_PREFIX]);
+  // Bounded by the attribute: a prefix without its NUL, last in the datagram, was read past its end.
+  const auto* raw = static_cast<const char*>(mnl_attr_get_payload(tb[NFULA_PREFIX]));
+  const std::string prefix(raw, strnlen(raw, mnl_attr_get_payload_len(tb[NFULA_PREFIX])));
   if (prefix.rfind("topowall:", 0) != 0) return std::nullopt;
   // The bridge family logs ARP too (the guard checks its sender address): the link header says which.
   bool arp = false;
@@ -119,9 +126,12 @@ std::optional<LoggedPacket> decode_nflog_message(const nlmsghdr* nlh) {
     nfulnl_msg_packet_timestamp ts;
     std::memcpy(&ts, mnl_attr_get_payload(tb[NFULA_TIMESTAMP]), sizeof ts);
     auto sec = be64toh(ts.sec), usec = be64toh(ts.usec);
-    auto t = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
-    // Packets without a receive timestamp carry zero: keep our own clock then.
-    if (t > p.when - std::chrono::minutes(1) && t < p.when + std::chrono::minutes(1)) p.when = t;
+    // Only what the clock's nanoseconds hold is converted: 2^63 seconds overflowed it (undefined
+    // behaviour, found by fuzz_nflog). Packets without a receive timestamp carry zero: our own clock then.
+    if (sec < kMaxTimestampSec && usec < 1000000) {
+      auto t = TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(sec) + std::chrono::microseconds(usec)));
+      if (t > p.when - std::chrono::minutes(1) && t < p.when + std::chrono::minutes(1)) p.when = t;
+    }
   }
   return p;
 }
@@ -214,7 +224,7 @@ void NflogListener::drain() {
       return;
     }
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
       auto p = decode_nflog_message(nlh);
       if (!p) {
         ++stats_.undecodable;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/fd.hpp"
+#include "common/netlink.hpp"
 
 namespace topowall::nft {
 
@@ -110,7 +111,7 @@ void NftMonitor::drain() {
     }
     if (n <= 0) return;
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
       if (filter_.feed(nlh)) on_change_("another process changed the table");
   }
 }

@@ -13,6 +13,8 @@
 #include <ctime>
 #include <vector>
 
+#include "common/netlink.hpp"
+
 namespace topowall::nft {
 
 namespace {
@@ -124,7 +126,7 @@ Status NftSocket::commit(Batch& b) {
       return nl_error(errno, "read nftables acknowledgements", "outcome unknown; the agent will resync");
     }
     int len = static_cast<int>(r);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); nlmsg_fits(nlh, len);
          nlh = mnl_nlmsg_next(nlh, &len)) {
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;
       if (nlh->nlmsg_seq < b.first_seq() || nlh->nlmsg_seq > b.last_seq()) continue;  // not ours
@@ -153,7 +155,7 @@ Status NftSocket::request(std::uint16_t type, std::uint16_t family, std::uint16_
     ssize_t r = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
     if (r < 0) return nl_error(errno, "nftables reply", "");
     int len = static_cast<int>(r);
-    for (auto* m = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+    for (auto* m = reinterpret_cast<const nlmsghdr*>(buf.data()); nlmsg_fits(m, len); m = mnl_nlmsg_next(m, &len)) {
       if (m->nlmsg_seq != seq) continue;
       if (m->nlmsg_type == NLMSG_DONE) return ok_status();
       if (m->nlmsg_type == NLMSG_ERROR) {

@@ -215,7 +215,7 @@ std::pair<Bytes, Bytes> element_of(const SetSpec& spec, nftnl_set_elem* e) {
   }
   if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
     auto v = verdict_text(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT) == static_cast<std::uint32_t>(NFT_JUMP),
-                          nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN));
+                          dumped_str(nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN)));
     data.assign(v.begin(), v.end());
   } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_DATA)) {
     std::uint32_t dl = 0;
@@ -289,8 +289,8 @@ namespace {
   auto st = query(
       sock, NFT_MSG_GETCHAIN, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, cq.get()); },
       nftnl_chain_alloc, nftnl_chain_nlmsg_parse, [&](nftnl_chain* c) {
-        if (table != nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)) return;
-        std::string name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+        if (table != dumped_str(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE))) return;
+        std::string name = dumped_str(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
         ChainSpec spec{name, ChainKind::check};
         for (const auto& w : want.chains)
           if (w.name == name) spec = w;
@@ -304,7 +304,8 @@ namespace {
       sock, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
       nftnl_rule_alloc, nftnl_rule_nlmsg_parse,
       [&](nftnl_rule* r) {
-        if (table == nftnl_rule_get_str(r, NFTNL_RULE_TABLE)) ++rules[nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)];
+        if (table == dumped_str(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
+          ++rules[dumped_str(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN))];
       },
       fam);
 }
@@ -315,7 +316,7 @@ namespace {
   return query(
       sock, NFT_MSG_GETSET, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, q.get()); },
       nftnl_set_alloc, nftnl_set_nlmsg_parse, [&](nftnl_set* s) {
-        if (table == nftnl_set_get_str(s, NFTNL_SET_TABLE)) names.push_back(nftnl_set_get_str(s, NFTNL_SET_NAME));
+        if (table == dumped_str(nftnl_set_get_str(s, NFTNL_SET_TABLE))) names.push_back(dumped_str(nftnl_set_get_str(s, NFTNL_SET_NAME)));
       });
 }
 
@@ -571,12 +572,12 @@ Result<std::uint64_t> NftWriter::counter_packets(const std::string& table, const
   auto st = query(
       sock_, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rq.get()); },
       nftnl_rule_alloc, nftnl_rule_nlmsg_parse, [&](nftnl_rule* r) {
-        if (table != nftnl_rule_get_str(r, NFTNL_RULE_TABLE) || chain != nftnl_rule_get_str(r, NFTNL_RULE_CHAIN))
+        if (table != dumped_str(nftnl_rule_get_str(r, NFTNL_RULE_TABLE)) || chain != dumped_str(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)))
           return;
         nftnl_expr_foreach(
             r,
             [](nftnl_expr* e, void* out) {
-              if (std::string(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
+              if (dumped_str(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
                 *static_cast<std::uint64_t*>(out) += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
               return 0;
             },

@@ -13,6 +13,10 @@
 
 namespace topowall::nft {
 
+// A string attribute of a dumped object: libnftnl returns null for one the message left out, and a
+// std::string made from null is undefined behaviour (a crash), so a missing name reads as "".
+inline std::string dumped_str(const char* s) { return s ? std::string(s) : std::string(); }
+
 class NftWriter final : public RulesetWriter {
  public:
   [[nodiscard]] Status open() { return sock_.open(); }

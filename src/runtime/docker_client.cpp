@@ -22,6 +22,9 @@ using nlohmann::json;
 namespace {
 constexpr const char* kApi = "/v1.41";
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// One event line at most (docker's and podman's are under 4 KiB): a stream that never ends its line
+// must not grow the buffer without bound.
+constexpr std::size_t kMaxEventLine = 1 << 20;
 
 // The agent's own network namespace is the node's (its addresses are `host`).
 bool is_own_netns(const std::string& path) {
@@ -162,6 +165,11 @@ void DockerClient::read_events(std::shared_ptr<EventStream> ev) {
       body.erase(0, pos + 1);
       if (!line.empty()) on_event_line(line);
     }
+    if (body.size() > kMaxEventLine) {
+      ++stats_.errors;
+      spdlog::warn("runtime event stream sent {} bytes without ending a line; reconnecting", body.size());
+      return schedule_reconnect();
+    }
     if (ec || ev->parser.is_done()) {
       spdlog::warn("runtime event stream ended ({}); reconnecting", ec ? ec.message() : "closed");
       return schedule_reconnect();
@@ -251,9 +259,7 @@ void DockerClient::list_all() {
       spdlog::warn("listing containers failed: {}", r ? "not an array" : r.error().message);
       return schedule_reconnect();
     }
-    std::set<std::string> seen;
-    for (const auto& c : *r)
-      if (c.contains("Id") && c["Id"].is_string()) seen.insert(c["Id"].get<std::string>());
+    const std::set<std::string> seen = container_ids(*r);
     std::erase_if(host_network_, [&](const std::string& id) { return !seen.count(id); });
     // Containers that vanished while we were disconnected.
     for (auto it = known_.begin(); it != known_.end();) {

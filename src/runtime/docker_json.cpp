@@ -78,7 +78,7 @@ std::optional<ContainerEvent> parse_event(const json& j) {
   ContainerEvent ev;
   ev.id = str(j, {"Actor", "ID"});
   if (ev.id.empty()) ev.id = str(j, {"id"});
-  if (ev.id.empty()) return std::nullopt;
+  if (!is_valid_container_id(ev.id)) return std::nullopt;
   auto action = str(j, {"Action"});
   if (action.empty()) action = str(j, {"status"});
   if (action == "init") ev.action = ContainerEvent::Action::init;
@@ -87,6 +87,21 @@ std::optional<ContainerEvent> parse_event(const json& j) {
            action == "cleanup")
     ev.action = ContainerEvent::Action::stop;
   return ev;
+}
+
+std::set<std::string> container_ids(const json& list) {
+  std::set<std::string> out;
+  if (!list.is_array()) return out;
+  for (const auto& c : list)
+    if (auto id = str(c, {"Id"}); is_valid_container_id(id)) out.insert(std::move(id));
+  return out;
+}
+
+bool is_valid_container_id(const std::string& id) {
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+  });
 }
 
 }  // namespace topowall::runtime

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "topowall/result.hpp"
@@ -27,7 +28,12 @@ struct ContainerEvent {
   enum class Action { init, start, stop, other } action = Action::other;
   std::string id;
 };
-// One line of GET /events.
+// One line of GET /events; nullopt for other types, and for an id that could not be a container's.
 std::optional<ContainerEvent> parse_event(const nlohmann::json& j);
+// GET /containers/json -> the listed containers' ids; entries without a usable Id are skipped.
+std::set<std::string> container_ids(const nlohmann::json& list);
+// An id goes into the next request's path: 1-128 of A-Z a-z 0-9 _ . - (docker and podman use 64 hex
+// digits), never '/', a space or a line break that would change the request.
+bool is_valid_container_id(const std::string& id);
 
 }  // namespace topowall::runtime

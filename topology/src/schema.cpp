@@ -168,6 +168,9 @@ std::optional<TimePoint> parse_time(std::string_view s) {
   if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  // The clock counts nanoseconds in 64 bits (years 1677-2262), and the agent subtracts these times from
+  // now: a year outside 1970-2200 overflowed that arithmetic (undefined behaviour, found by fuzz_graph).
+  if (y < kMinYear || y > kMaxYear) return std::nullopt;
   std::string_view rest = s.substr(19);
   int millis = 0;
   if (!rest.empty() && rest[0] == '.') {

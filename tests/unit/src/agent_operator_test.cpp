@@ -108,6 +108,23 @@ TEST_F(Operator, ApprovalsExpire) {
   EXPECT_FALSE(allowed("10.0.0.2", "10.0.0.4"));
 }
 
+// Found by fuzz_control: for_seconds near 2^63 overflowed now + window in the clock's nanoseconds
+// (undefined behaviour; fails under UBSan without the bound). Out of range is refused, nothing changes.
+TEST_F(Operator, WindowsTheClockCannotHoldAreRefused) {
+  const auto pending = a->state().graph.pending().size();
+  for (json big : {json(std::int64_t{9223372036854775807}), json(std::uint64_t{18446744073709551615u}), json(-1),
+                   json(3155760001)}) {
+    auto r = call("flows.approve", {{"all", true}, {"for_seconds", big}});
+    EXPECT_EQ(r["error"]["code"], "bad_params") << big;
+    r = call("mode.set", {{"mode", "learn"}, {"for_seconds", big}});
+    EXPECT_EQ(r["error"]["code"], "bad_params") << big;
+  }
+  EXPECT_EQ(a->state().graph.pending().size(), pending) << "nothing approved";
+  EXPECT_FALSE(a->state().learn_until);
+  ASSERT_TRUE(call("mode.set", {{"mode", "learn"}, {"for_seconds", 3155760000}})["ok"]);
+  EXPECT_TRUE(a->state().learn_until);
+}
+
 TEST_F(Operator, RemoveRevokesAnEdge) {
   ASSERT_TRUE(call("flows.approve", {{"all", true}})["ok"]);
   ASSERT_TRUE(allowed("10.0.0.2", "10.0.0.4"));

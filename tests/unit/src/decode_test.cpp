@@ -7,6 +7,9 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/rtnetlink.h>
 
+#include <cstring>
+
+#include "common/netlink.hpp"
 #include "conntrack/ct_decode.hpp"
 #include "fakes.hpp"
 #include "rtnl/addresses.hpp"
@@ -18,7 +21,8 @@ std::string data(const char* name) { return std::string(TOPOWALL_TEST_DATA) + "/
 
 // Build a ctnetlink NEW message: orig a->b, reply from `reply_src`.
 std::vector<char> build_ct(int family, const IpAddr& a, const IpAddr& b, const IpAddr& reply_src, int proto,
-                           std::uint16_t sport, std::uint16_t dport, std::uint16_t reply_sport, int icmp_type = -1) {
+                           std::uint16_t sport, std::uint16_t dport, std::uint16_t reply_sport, int icmp_type = -1,
+                           int reply_family = 0) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   auto* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
@@ -27,7 +31,7 @@ std::vector<char> build_ct(int family, const IpAddr& a, const IpAddr& b, const I
   auto tuple = [&](int type, const IpAddr& s, const IpAddr& d, std::uint16_t sp, std::uint16_t dp) {
     auto* t = mnl_attr_nest_start(nlh, type);
     auto* ipn = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-    bool v4 = family == AF_INET;
+    bool v4 = (type == CTA_TUPLE_REPLY && reply_family ? reply_family : family) == AF_INET;
     mnl_attr_put(nlh, v4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, s.size(), s.bytes.data());
     mnl_attr_put(nlh, v4 ? CTA_IP_V4_DST : CTA_IP_V6_DST, d.size(), d.bytes.data());
     mnl_attr_nest_end(nlh, ipn);
@@ -62,6 +66,25 @@ TEST(CtDecode, RecordedTcpNewEvent) {
   EXPECT_GT(f->sport, 1024);
 }
 
+// Found by fuzz_conntrack: a second message claiming 0xffffffff bytes passed mnl_nlmsg_ok (compared as
+// an int, -1), so the listener decoded far past the datagram and mnl_nlmsg_next walked backwards (a hang).
+TEST(NetlinkWalk, AMessageLongerThanTheDatagramEndsTheWalk) {
+  auto bytes = fakes::read_hex(data("ct_tcp.hex"));
+  const auto first = bytes.size();
+  bytes.resize(first + 64, 0);
+  const std::uint32_t huge = 0xffffffff;
+  std::memcpy(bytes.data() + first, &huge, sizeof huge);
+  int len = static_cast<int>(bytes.size());
+  int walked = 0;
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(bytes.data()); nlmsg_fits(nlh, len) && walked < 10;
+       nlh = mnl_nlmsg_next(nlh, &len))
+    ++walked;
+  EXPECT_EQ(walked, 1) << "only the recorded event is a whole message";
+  const std::uint32_t too_long = static_cast<std::uint32_t>(bytes.size() - first) + 4;  // ends past the datagram
+  std::memcpy(bytes.data() + first, &too_long, sizeof too_long);
+  EXPECT_FALSE(nlmsg_fits(reinterpret_cast<const nlmsghdr*>(bytes.data() + first), static_cast<int>(bytes.size() - first)));
+}
+
 TEST(CtDecode, RecordedUdpNewEvent) {
   auto bytes = fakes::read_hex(data("ct_udp.hex"));
   auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(bytes.data()));
@@ -70,6 +93,38 @@ TEST(CtDecode, RecordedUdpNewEvent) {
   EXPECT_EQ(f->dst.to_string(), "10.231.0.2");
   EXPECT_EQ(f->proto, Proto::udp);
   EXPECT_EQ(f->dport, 53);
+}
+
+// A protocol number attribute without its byte: mnl_attr_get_u8 read the next attribute's length
+// instead (here 6, "tcp"), and past the datagram when it came last (a crash; fuzz corpus
+// conntrack/regress-empty-proto-num-at-end.bin). Short attributes are now absent attributes.
+TEST(CtDecode, AttributesShorterThanTheirTypeAreNotRead) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_INET;
+  auto* t = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+  auto* ipn = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+  mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, ip("10.0.0.2").bytes.data());
+  mnl_attr_put(nlh, CTA_IP_V4_DST, 4, ip("10.0.0.4").bytes.data());
+  mnl_attr_nest_end(nlh, ipn);
+  auto* pn = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+  mnl_attr_put(nlh, CTA_PROTO_NUM, 0, nullptr);
+  mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(40000));
+  mnl_attr_put(nlh, CTA_PROTO_DST_PORT, 1, "\x50");
+  mnl_attr_nest_end(nlh, pn);
+  mnl_attr_nest_end(nlh, t);
+  EXPECT_FALSE(conntrack::decode_ct_message(nlh)) << "no protocol: no flow";
+}
+
+// A reply tuple of the other family is no DNAT target: the flow keeps two addresses of one family.
+TEST(CtDecode, AReplyOfTheOtherFamilyIsNotTheServer) {
+  auto msg = build_ct(AF_INET, ip("10.0.0.2"), ip("10.0.0.4"), ip("fd00::7"), IPPROTO_TCP, 40000, 80, 8080, -1, AF_INET6);
+  auto f = conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(msg.data()));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->dst.to_string(), "10.0.0.4");
+  EXPECT_EQ(f->dport, 80);
 }
 
 TEST(CtDecode, DnatNamesTheRealServer) {

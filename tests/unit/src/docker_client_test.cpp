@@ -166,3 +166,22 @@ TEST(DockerClient, AnInitialisedContainerIsAnEndpointBeforeItStarts) {
   ::unlink(path.c_str());
   EXPECT_EQ(upserted, std::set<std::string>{"web2"}) << "initialised: yes; exited, or `start` yet not running: no";
 }
+
+// The event stream is one JSON document per line: a runtime that never ends a line is cut off (and
+
+// reconnected to) at 1 MiB, instead of being buffered for without end.
+
+TEST(DockerClient, AnEventLineWithoutEndIsNotBufferedWithoutBound) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-long-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  api.docs["/v1.41/containers/json"] = json::array();
+  api.events = std::string(3 << 20, 'x');
+  runtime::DockerClient client(io, path);
+  client.start([](const DiscoveryEvent&) {});
+  for (int i = 0; i < 250 && client.stats().reconnects == 0; ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+  EXPECT_GE(client.stats().reconnects, 1u);
+  EXPECT_GE(client.stats().errors, 1u);
+}

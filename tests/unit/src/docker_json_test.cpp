@@ -66,6 +66,20 @@ TEST(DockerJson, RecordedStartEventAndActions) {
   EXPECT_FALSE(runtime::parse_event({{"Type", "image"}, {"Action", "pull"}, {"Actor", {{"ID", "x"}}}}));
 }
 
+// An id from the list or the event stream becomes the path of the next request
+// (/containers/<id>/json): one with a line break, a space or a '/' would rewrite that request.
+TEST(DockerJson, IdsThatWouldChangeTheNextRequestAreRefused) {
+  for (const char* bad : {"a\r\nHost: x\r\n\r\nGET /info", "../../info", "a b", "x?y", ""}) {
+    EXPECT_FALSE(runtime::parse_event({{"Type", "container"}, {"Action", "start"}, {"Actor", {{"ID", bad}}}})) << bad;
+    EXPECT_TRUE(runtime::container_ids(json::array({{{"Id", bad}}})).empty()) << bad;
+  }
+  EXPECT_FALSE(runtime::parse_event({{"Type", "container"}, {"Action", "start"}, {"Actor", {{"ID", std::string(129, 'a')}}}}));
+  const std::string id(64, 'f');
+  EXPECT_EQ(runtime::container_ids(json::array({{{"Id", id}}, {{"Id", 7}}, json::array(), {{"Names", {"/x"}}}})),
+            std::set<std::string>{id});
+  EXPECT_TRUE(runtime::container_ids(json::object({{"Id", id}})).empty());
+}
+
 // Its addresses are the node's: such a container is `host`, never a workload's endpoint.
 TEST(DockerJson, HostNetworkContainerIsNoEndpoint) {
   EXPECT_FALSE(runtime::parse_inspect(load("docker_inspect_host_network.json"))) << "docker, --network host";

@@ -41,6 +41,21 @@ TEST(Time, RoundTripsRfc3339) {
   EXPECT_FALSE(parse_time("2026-13-30T11:31:32Z"));
 }
 
+// Found by fuzz_graph: year 6598 is 146 trillion seconds, which overflowed the conversion to the clock's
+// nanoseconds (undefined behaviour; a garbage time at best). Only years whose times the clock holds,
+// with room for the agent's arithmetic on them, are read.
+TEST(Time, YearsTheClockCannotHoldAreRefused) {
+  EXPECT_FALSE(parse_time("6598-12-31T00:00:00.000Z"));
+  EXPECT_FALSE(parse_time("9999-12-31T23:59:59Z"));
+  EXPECT_FALSE(parse_time("0000-01-01T00:00:00Z"));
+  EXPECT_FALSE(parse_time("1969-12-31T23:59:59Z"));
+  EXPECT_EQ(format_time(at("2200-12-31T23:59:59.999Z")), "2200-12-31T23:59:59.999Z");
+  auto g = graph_from_json(nlohmann::json::parse(
+      R"({"version":1,"workloads":[{"name":"web","first_seen":"6598-12-31T00:00:00.000Z"}],"edges":[]})"));
+  ASSERT_FALSE(g);
+  EXPECT_NE(g.error().message.find("$.workloads[0].first_seen"), std::string::npos) << g.error().message;
+}
+
 TEST(Schema, StateRoundTripsExactly) {
   auto s = sample();
   auto j = state_to_json(s);

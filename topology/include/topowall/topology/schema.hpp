@@ -18,6 +18,8 @@ inline constexpr int kGraphVersion = 1;
 inline constexpr int kStateVersion = 1;
 
 std::string format_time(TimePoint t);  // RFC 3339, UTC, millisecond precision
+// Years kMinYear-kMaxYear only: any such time, and its distance from now, fits the clock's nanoseconds.
+inline constexpr int kMinYear = 1970, kMaxYear = 2200;
 std::optional<TimePoint> parse_time(std::string_view text);
 
 struct State {
