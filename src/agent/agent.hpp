@@ -14,6 +14,7 @@
 
 #include "agent/alert_pipeline.hpp"
 #include "agent/control_api.hpp"
+#include "agent/graph_transfer.hpp"
 #include "agent/endpoint_registry.hpp"
 #include "agent/flow_intake.hpp"
 #include "agent/programmer.hpp"
@@ -59,6 +60,8 @@ struct AgentConfig {
   // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
   // port scan cannot grow the table or the state file.
   topology::PendingLimits pending_limits;
+  // The largest graph topology.import and topology.diff read from a passed descriptor (--max-import-bytes).
+  std::size_t max_import_bytes = 64 << 20;
   // Alerts reaching the sinks, per source workload (a token bucket), so one scanner cannot drown the
   // others' alerts; the same bucket spaces the log's "flow outside the graph" lines.
   topology::Rate alert_rate;
@@ -128,8 +131,11 @@ class Agent {
   void expire_approvals(TimePoint now);
   nlohmann::json decide_flows(const nlohmann::json& params, topology::EdgeState state);
   nlohmann::json explain(const nlohmann::json& params) const;
-  nlohmann::json import_graph(const nlohmann::json& params);
-  nlohmann::json diff_graph(const nlohmann::json& params) const;
+  nlohmann::json import_graph(const nlohmann::json& params, int passed_fd);
+  nlohmann::json diff_graph(const nlohmann::json& params, int passed_fd) const;
+  // The graph of an import or diff: inline in `graph`, or read from the passed file with `"fd": true`.
+  // On failure, `refusal` holds the answer.
+  std::optional<topology::Graph> graph_param(const nlohmann::json& params, int passed_fd, nlohmann::json& refusal) const;
 
   nlohmann::json status_json() const;
   nlohmann::json counters_json() const;
@@ -141,7 +147,7 @@ class Agent {
   void wire_intake();
   nlohmann::json committed(nlohmann::json result);
   nlohmann::json rules_show();
-  nlohmann::json export_topology(const nlohmann::json& params) const;
+  nlohmann::json export_topology(const nlohmann::json& params, int passed_fd);
   nlohmann::json remove_edge(const nlohmann::json& params);
   nlohmann::json set_mode(const nlohmann::json& params);
 
@@ -159,6 +165,7 @@ class Agent {
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;
+  ExportStreams exports_{io_};
 
   bool dirty_ = false;
   topology::KeyedRateLimiter pending_log_limiter_;

@@ -31,6 +31,9 @@ struct State {
 // The export format: {"version", "workloads":[...], "edges":[...]}. With live
 // endpoints, each workload also lists its current replica count.
 nlohmann::json graph_to_json(const Graph& g, const EndpointTable* live = nullptr);
+// One element of the export's "workloads" (a name from the graph or the live endpoints) and "edges".
+nlohmann::json workload_to_json(const std::string& name, const Graph& g, const EndpointTable* live);
+nlohmann::json edge_to_json(const EdgeKey& k, const EdgeInfo& e);
 // Strict: unknown fields, wrong types, invalid names or duplicates are errors
 // that name the offending field.
 Result<Graph> graph_from_json(const nlohmann::json& j);
