@@ -153,7 +153,7 @@ void Agent::stop() {
 bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
-  auto st = ad_.store->save(topology::state_to_json(state_));
+  auto st = ad_.store->save_text(topology::state_to_text(state_));
   if (!st) {
     ++counters_.persist_errors;
     spdlog::error("persisting state failed: {} (will retry)", st.error().message);

@@ -178,3 +178,26 @@ TEST(GraphStream, CursorResumesAfterTheLastKeyWhenTheGraphChanges) {
   EXPECT_TRUE(back->find({"zzz", "s1", Proto::udp, 53}));
   EXPECT_FALSE(back->find({"a-first", "s1", Proto::udp, 53}));
 }
+
+// The state file written as text holds exactly the document state_to_json builds, escapes included.
+TEST(StateText, IsTheStateDocument) {
+  State s;
+  s.modes.global = Mode::enforce;
+  s.modes.overrides["api"] = Mode::learn;
+  s.learn_until = at("2026-12-01T00:00:00Z");
+  s.workload_learn_until["web"] = at("2026-12-02T00:00:00Z");
+  s.graph = sample(200);
+  s.graph.edges()[{"w1", "s1", Proto::udp, 53}].comment = "a \"quoted\"\\ comment\nwith ü";
+  s.graph.edges()[{"odd\"name", "s1", Proto::icmp, 8}].count = 3;  // not a valid name: escaped all the same
+  (void)s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), {}, 3);
+  s.ids.id("web");
+  auto text = state_to_text(s);
+  ASSERT_EQ(text.back(), '\n');
+  auto j = json::parse(text);
+  EXPECT_EQ(j, state_to_json(s));
+  s.graph.erase({"odd\"name", "s1", Proto::icmp, 8});
+  auto back = state_from_json(json::parse(state_to_text(s)));
+  ASSERT_TRUE(back) << back.error().message.substr(0, 200);
+  EXPECT_EQ(*back, s);
+  EXPECT_EQ(state_to_text(State{}), state_to_json(State{}).dump() + "\n");
+}
