@@ -65,10 +65,12 @@ void transfer(const Options& o) {
       "graph file passes to the agent as a descriptor and is parsed a workload and an edge at a time; the\n"
       "export is written into a pipe the CLI passes (docs/PROTOCOL.md, Large graphs). RSS before is the\n"
       "agent's steady state holding the previous (smaller) graph; after, holding this one, once saved and\n"
-      "settled; the peaks are VmHWM reset just before each command.\n\n");
+      "settled; the peaks are VmHWM reset just before each command. Times are the CLI's wall time, from\n"
+      "its start to its exit, with the agent's CPU time for the request in brackets; the state file is\n"
+      "saved (fsync) before the import is answered.\n\n");
   Agent agent;
   if (!agent.start(o, {"--mode", "monitor"})) return;
-  out("| edges | file | import | export | RSS before | peak during import | RSS after (steady) | peak during export "
+  out("| edges | file | import (agent CPU) | export (agent CPU) | RSS before | peak during import | RSS after (steady) | peak during export "
       "| import peak / steady |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   const auto sizes = o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000, 100000};
   for (auto edges : sizes) {
@@ -77,25 +79,30 @@ void transfer(const Options& o) {
     const long before = settle(agent);
     reset_peak(agent.pid);
     double t_import = 0, t_export = 0;
+    const double cpu0 = agent.cpu_seconds();
     int rc = run_cmd({o.cli, "--socket", agent.sock, "topology", "import", file}, nullptr, &t_import);
     const long peak_import = status_kib(agent.pid, "VmHWM:");
+    const double cpu_import = agent.cpu_seconds() - cpu0;
     if (rc != 0) {
       out(fmt::format("\nimport of {} edges FAILED (exit {})\n", edges, rc));
       return;
     }
     const long steady = settle(agent);
     reset_peak(agent.pid);
+    const double cpu1 = agent.cpu_seconds();
     const auto exported = agent.dir + "/exported.json";
     rc = run_cmd({"sh", "-c", o.cli + " --socket " + agent.sock + " topology export > " + exported}, nullptr, &t_export);
     const long peak_export = status_kib(agent.pid, "VmHWM:");
+    const double cpu_export = agent.cpu_seconds() - cpu1;
     auto back = json::parse(std::ifstream(exported), nullptr, false);
     if (rc != 0 || back.is_discarded() || back["edges"].size() != edges) {
       out(fmt::format("\nexport of {} edges FAILED (exit {}, {} edges read back)\n", edges, rc,
                       back.is_discarded() ? 0 : back["edges"].size()));
       return;
     }
-    out(fmt::format("| {} | {:.1f} MB | {:.2f} s | {:.2f} s | {} | {} | {} | {} | {:.2f} |\n", edges, bytes / 1e6, t_import,
-                    t_export, mib(before), mib(peak_import), mib(steady), mib(peak_export),
+    out(fmt::format("| {} | {:.1f} MB | {:.2f} s ({:.2f} s) | {:.2f} s ({:.2f} s) | {} | {} | {} | {} | {:.2f} |\n", edges,
+                    static_cast<double>(bytes) / 1e6, t_import, cpu_import, t_export, cpu_export, mib(before), mib(peak_import),
+                    mib(steady), mib(peak_export),
                     static_cast<double>(peak_import) / static_cast<double>(steady)));
   }
 }

@@ -54,7 +54,9 @@ std::string state_to_text(const State& s) {
   for (const auto& [k, p] : s.graph.pending()) rest.graph.restore_pending(k, p);
   rest.graph.set_next_pending_id(s.graph.next_pending_id());
   json doc = state_to_json(rest);
-  std::string out = "{";
+  std::string out;
+  out.reserve(s.graph.edges().size() * 240 + 4096);  // an edge is about 200 bytes: one allocation, no regrowth
+  out += "{";
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     if (it != doc.begin()) out += ',';
     append_string(out, it.key());
