@@ -1,5 +1,7 @@
 // Section 7: `topowall topology import` and `export` of large graphs through the real CLI against a running
 // agent (the graph passes as a descriptor), with the agent's memory before, during and after.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -55,6 +57,32 @@ long settle(const Agent& a) {
   return last;
 }
 
+// The same-run baseline: the graph inline in one request line, as the CLI sent it before. Its wall time,
+// or the agent's refusal.
+std::string inline_import(const std::string& sock, const std::string& file) {
+  auto graph = json::parse(std::ifstream(file));
+  const std::string line = json{{"v", 1}, {"method", "topology.import"}, {"params", {{"graph", graph}}}}.dump() + "\n";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, sock.c_str(), sizeof sa.sun_path - 1);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return "cannot connect";
+  const auto t0 = Clk::now();
+  for (std::size_t off = 0; off < line.size();) {
+    auto n = ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;  // refused and closed: its answer is still readable
+    off += static_cast<std::size_t>(n);
+  }
+  std::string answer;
+  char c;
+  while (::read(fd, &c, 1) == 1 && c != '\n') answer += c;
+  const double t = secs(Clk::now() - t0);
+  ::close(fd);
+  auto j = json::parse(answer, nullptr, false);
+  if (!j.is_discarded() && j.value("ok", false)) return fmt::format("{:.2f} s", t);
+  return j.is_discarded() ? "no answer" : "refused: `" + j["error"].value("code", "?") + "`";
+}
+
 std::string mib(long kib) { return fmt::format("{:.1f} MiB", static_cast<double>(kib) / 1024.0); }
 
 }  // namespace
@@ -67,11 +95,12 @@ void transfer(const Options& o) {
       "agent's steady state holding the previous (smaller) graph; after, holding this one, once saved and\n"
       "settled; the peaks are VmHWM reset just before each command. Times are the CLI's wall time, from\n"
       "its start to its exit, with the agent's CPU time for the request in brackets; the state file is\n"
-      "saved (fsync) before the import is answered.\n\n");
+      "saved (fsync) before the import is answered. The baseline is the same file sent inline in one request\n"
+      "line, as the CLI did before, to the same agent just after.\n\n");
   Agent agent;
   if (!agent.start(o, {"--mode", "monitor"})) return;
-  out("| edges | file | import (agent CPU) | export (agent CPU) | RSS before | peak during import | RSS after (steady) | peak during export "
-      "| import peak / steady |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  out("| edges | file | before: inline request | import (agent CPU) | export (agent CPU) | RSS before | peak during import | RSS after (steady) | peak during export "
+      "| import peak / steady |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   const auto sizes = o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000, 100000};
   for (auto edges : sizes) {
     const auto file = graph_file(edges, fmt::format("{}/graph-{}.json", agent.dir, edges));
@@ -100,8 +129,9 @@ void transfer(const Options& o) {
                       back.is_discarded() ? 0 : back["edges"].size()));
       return;
     }
-    out(fmt::format("| {} | {:.1f} MB | {:.2f} s ({:.2f} s) | {:.2f} s ({:.2f} s) | {} | {} | {} | {} | {:.2f} |\n", edges,
-                    static_cast<double>(bytes) / 1e6, t_import, cpu_import, t_export, cpu_export, mib(before), mib(peak_import),
+    const auto baseline = inline_import(agent.sock, file);
+    out(fmt::format("| {} | {:.1f} MB | {} | {:.2f} s ({:.2f} s) | {:.2f} s ({:.2f} s) | {} | {} | {} | {} | {:.2f} |\n", edges,
+                    static_cast<double>(bytes) / 1e6, baseline, t_import, cpu_import, t_export, cpu_export, mib(before), mib(peak_import),
                     mib(steady), mib(peak_export),
                     static_cast<double>(peak_import) / static_cast<double>(steady)));
   }
