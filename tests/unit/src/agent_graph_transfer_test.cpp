@@ -238,3 +238,24 @@ TEST_F(Transfer, TheCliImportsAndExports100kEdges) {
   EXPECT_EQ(back->edges(), g.edges());
   EXPECT_EQ(a->state().graph.edges(), g.edges());
 }
+
+// A graph from a pipe (`<(...)`, stdin) is no regular file the agent would read: the CLI copies it into
+// a memfd and passes that.
+TEST_F(Transfer, TheCliImportsAGraphFromAPipe) {
+  if (geteuid() != 0) GTEST_SKIP() << "an import changes state: needs root (or the control group)";
+  cfg.socket_path = "/tmp/topowall-transfer-pipe-" + std::to_string(getpid()) + ".sock";
+  SetUp();
+  auto g = big_graph(20);
+  files.push_back(write_file(topology::graph_to_json(g).dump()));
+  std::thread loop([this] {
+    auto work = boost::asio::make_work_guard(io);
+    io.run();
+  });
+  auto [rc, out] = run("cat " + files.back() + " | " + TOPOWALL_CLI + " --socket " + cfg.socket_path +
+                       " topology import /dev/stdin");
+  io.stop();
+  loop.join();
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "imported 20 edges\n");
+  EXPECT_EQ(a->state().graph.edges(), g.edges());
+}
