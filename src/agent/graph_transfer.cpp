@@ -21,7 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr long kFuseMagic = 0x65735546;  // FUSE_SUPER_MAGIC
-constexpr auto kStall = std::chrono::seconds(30);
 }  // namespace
 
 Result<topology::Graph> read_graph_fd(int fd, std::size_t max_bytes, GraphReadError& why) {
@@ -114,10 +113,10 @@ void ExportStreams::pump(const std::shared_ptr<Job>& job) {
       return finish(job);
     }
   }
-  job->stall.expires_after(kStall);
-  job->stall.async_wait([job, alive = alive_](boost::system::error_code ec) {
+  job->stall.expires_after(stall_);
+  job->stall.async_wait([job, alive = alive_, stall = stall_](boost::system::error_code ec) {
     if (ec || !*alive) return;
-    spdlog::warn("a topology export's reader took nothing for {} s; ending the export", kStall.count());
+    spdlog::warn("a topology export's reader took nothing for {} ms; ending the export", stall.count());
     boost::system::error_code ignored;
     job->pipe.close(ignored);  // the pending write completes with operation_aborted
   });

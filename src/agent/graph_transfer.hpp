@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <list>
@@ -34,7 +35,9 @@ class ExportStreams {
   static constexpr std::size_t kMaxActive = 8;
   static constexpr std::size_t kPart = 64 << 10;
 
-  explicit ExportStreams(boost::asio::io_context& io) : io_(io) {}
+  static constexpr std::chrono::milliseconds kStall{30000};
+
+  explicit ExportStreams(boost::asio::io_context& io, std::chrono::milliseconds stall = kStall) : io_(io), stall_(stall) {}
   ~ExportStreams();
   ExportStreams(const ExportStreams&) = delete;
   ExportStreams& operator=(const ExportStreams&) = delete;
@@ -50,6 +53,7 @@ class ExportStreams {
   void finish(const std::shared_ptr<Job>& job);
 
   boost::asio::io_context& io_;
+  std::chrono::milliseconds stall_;
   std::list<std::shared_ptr<Job>> jobs_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

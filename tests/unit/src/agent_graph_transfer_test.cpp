@@ -259,3 +259,30 @@ TEST_F(Transfer, TheCliImportsAGraphFromAPipe) {
   EXPECT_EQ(out, "imported 20 edges\n");
   EXPECT_EQ(a->state().graph.edges(), g.edges());
 }
+
+// A reader that stops taking the export (its pipe full) does not hold it for ever: after the stall time
+// the agent closes its end; what was written stays readable, then the end.
+TEST(ExportStreams, AReaderThatStopsReadingIsCutOffAfterTheStallTime) {
+  boost::asio::io_context io;
+  agent::ExportStreams exports(io, std::chrono::milliseconds(200));
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  std::size_t parts = 0;
+  ASSERT_TRUE(exports.start(p[1], [&](std::string& out, std::size_t budget) {
+    out.append(budget, 'x');
+    return ++parts < 1000;  // 64 MB if it were all read
+  }));
+  ::close(p[1]);
+  EXPECT_EQ(exports.active(), 1u);
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+       exports.active() && std::chrono::steady_clock::now() < until;)
+    io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(exports.active(), 0u) << "ended after 200 ms without progress";
+  EXPECT_LT(parts, 5u) << "no more was generated than the pipe took";
+  std::size_t bytes = 0;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) bytes += static_cast<std::size_t>(n);
+  EXPECT_GT(bytes, 0u);
+  EXPECT_LT(bytes, parts * agent::ExportStreams::kPart + 1) << "and then the end of file";
+  ::close(p[0]);
+}
