@@ -1,6 +1,5 @@
 #include "agent/agent.hpp"
 
-
 #include <algorithm>
 #include <fstream>
 #include <boost/asio/post.hpp>
@@ -8,6 +7,7 @@
 
 #include "metrics/radar_page.hpp"
 #include "topowall/topology/exporters.hpp"
+#include "topowall/topology/graph_stream.hpp"
 
 namespace topowall::agent {
 
@@ -33,7 +33,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       intake_(learner_, endpoints_, *time_, cfg_.settle),
       registry_(endpoints_, cfg_.identity, ad_.addresses.get(), ad_.cluster.get()),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
-      policy_cfg_{cfg_.after_learn, cfg_.new_workload_learn_for, cfg_.auto_promote_after},
+      policy_cfg_{cfg_.after_learn, cfg_.new_workload_learn_for, cfg_.auto_promote_after, cfg_.max_import_bytes},
       policy_(policy_cfg_, state_, endpoints_, programmer_, *time_),
       ticker_(io),
       alerts_(cfg_.alert_window, cfg_.alert_rate, std::move(ad_.sinks), endpoints_, state_.graph),
@@ -165,7 +165,7 @@ bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
   if (ad_.cluster) state_.remote_endpoints = registry_.remote_endpoints();
-  auto st = ad_.store->save(topology::state_to_json(state_));
+  auto st = ad_.store->save_text(topology::state_to_text(state_));
   if (!st) {
     ++counters_.persist_errors;
     spdlog::error("persisting state failed: {} (will retry)", st.error().message);
@@ -274,12 +274,12 @@ void Agent::register_methods() {
   api_.add(kWorkloads, [this](const json&) { return ok(workloads_json()); });
   api_.add(kFlowsPending, [this](const json&) { return ok(topology::pending_to_json(state_.graph)); });
   api_.add(kRulesShow, [this](const json&) { return rules_show(); });
-  api_.add(kTopologyExport, [this](const json& p) { return export_topology(p); });
+  api_.add_with_fd(kTopologyExport, [this](const json& p, int fd) { return export_topology(p, fd); });
   api_.add(kExplain, [this](const json& p) { return policy_.explain(p); });
-  api_.add(kTopologyDiff, [this](const json& p) { return policy_.diff_graph(p); });
+  api_.add_with_fd(kTopologyDiff, [this](const json& p, int fd) { return policy_.diff_graph(p, fd); });
   api_.add(kFlowsApprove, [this](const json& p) { return committed(policy_.decide_flows(p, topology::EdgeState::approved)); });
   api_.add(kFlowsDeny, [this](const json& p) { return committed(policy_.decide_flows(p, topology::EdgeState::denied)); });
-  api_.add(kTopologyImport, [this](const json& p) { return committed(policy_.import_graph(p)); });
+  api_.add_with_fd(kTopologyImport, [this](const json& p, int fd) { return committed(policy_.import_graph(p, fd)); });
   api_.add(kEdgesRemove, [this](const json& p) { return committed(policy_.remove_edge(p)); });
   api_.add(kModeSet, [this](const json& p) {
     auto r = policy_.set_mode(p);
@@ -307,15 +307,63 @@ json Agent::rules_show() {
       topology::compile({state_.graph, endpoints_, state_.modes, time_->now()}, state_.ids, cfg_.ruleset)));
 }
 
-json Agent::export_topology(const json& params) const {
-  auto fmt = params.value("format", std::string("json"));
-  if (fmt == "json") return ok(topology::graph_to_json(state_.graph, &endpoints_));
-  if (fmt == "dot") return ok(topology::export_dot(state_.graph));
-  if (fmt == "mermaid") return ok(topology::export_mermaid(state_.graph));
-  if (fmt == "networkpolicy")
-    return ok(topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]));
-  if (fmt == "html") return ok(metrics::radar_exported_page(radar_json()));
-  return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy, html)");
+namespace {
+// An export answered inline is built whole in memory: past this it must go through a pipe.
+constexpr std::size_t kMaxInlineExport = 4 << 20;
+}  // namespace
+
+json Agent::export_topology(const json& params, int passed_fd) {
+  const auto fmt = params.value("format", std::string("json"));
+  std::function<std::string()> text;  // the non-JSON formats are rendered whole (a fraction of the JSON's size)
+  if (fmt == "dot") text = [this] { return topology::export_dot(state_.graph); };
+  else if (fmt == "mermaid") text = [this] { return topology::export_mermaid(state_.graph); };
+  else if (fmt == "networkpolicy")
+    text = [this] {
+      return topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]);
+    };
+  else if (fmt == "html") text = [this] { return metrics::radar_exported_page(radar_json()); };
+  else if (fmt != "json")
+    return control::error_response("bad_params", "unknown format '" + fmt + "' (json, dot, mermaid, networkpolicy, html)");
+  const auto to_pipe = params.find("fd");
+  if (to_pipe != params.end() && *to_pipe == true) {
+    ExportStreams::NextFn next;
+    if (text) {
+      auto all = std::make_shared<std::string>(text());
+      next = [all, off = std::size_t{0}](std::string& out, std::size_t budget) mutable {
+        const auto n = std::min(budget, all->size() - off);
+        out.append(*all, off, n);
+        off += n;
+        return off < all->size();
+      };
+    } else {
+      next = [this, cursor = topology::GraphTextCursor{}](std::string& out, std::size_t budget) mutable {
+        return cursor.next(state_.graph, &endpoints_, out, budget);
+      };
+    }
+    if (exports_.active() >= ExportStreams::kMaxActive)
+      return control::error_response("busy", "too many exports in progress; retry when one has finished");
+    if (auto st = exports_.start(passed_fd, std::move(next)); !st) return control::error_response("bad_params", st.error().message);
+    return ok(json{{"format", fmt}, {"to_fd", true}, {"edges", state_.graph.edges().size()}});
+  }
+  const auto too_large = [](std::size_t bytes) {
+    return control::error_response("too_large", "the export is " + std::to_string(bytes) + " bytes, over the " +
+                                                    std::to_string(kMaxInlineExport) + " an answer line may carry; "
+                                                    "ask with \"fd\": true and a pipe (as `topowall topology export` does)");
+  };
+  if (text) {
+    auto t = text();
+    return t.size() > kMaxInlineExport ? too_large(t.size()) : ok(std::move(t));
+  }
+  // Measured a part at a time before the whole value is built.
+  topology::GraphTextCursor measure;
+  std::string part;
+  std::size_t bytes = 0;
+  for (bool more = true; more && bytes <= kMaxInlineExport; bytes += part.size()) {
+    part.clear();
+    more = measure.next(state_.graph, &endpoints_, part, 64 << 10);
+  }
+  if (bytes > kMaxInlineExport) return too_large(bytes);
+  return ok(topology::graph_to_json(state_.graph, &endpoints_));
 }
 
 // --- ruleset -----------------------------------------------------------------

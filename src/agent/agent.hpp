@@ -14,6 +14,7 @@
 
 #include "agent/alert_pipeline.hpp"
 #include "agent/control_api.hpp"
+#include "agent/graph_transfer.hpp"
 #include "agent/endpoint_registry.hpp"
 #include "agent/flow_intake.hpp"
 #include "agent/policy_service.hpp"
@@ -60,6 +61,8 @@ struct AgentConfig {
   // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
   // port scan cannot grow the table or the state file.
   topology::PendingLimits pending_limits;
+  // The largest graph topology.import and topology.diff read from a passed descriptor (--max-import-bytes).
+  std::size_t max_import_bytes = 64 << 20;
   // Alerts reaching the sinks, per source workload (a token bucket), so one scanner cannot drown the
   // others' alerts; the same bucket spaces the log's "flow outside the graph" lines.
   topology::Rate alert_rate;
@@ -134,7 +137,7 @@ class Agent {
   nlohmann::json committed(nlohmann::json result);
   nlohmann::json committed(Reply r) { return r.error ? std::move(r.body) : committed(std::move(r.body)); }
   nlohmann::json rules_show();
-  nlohmann::json export_topology(const nlohmann::json& params) const;
+  nlohmann::json export_topology(const nlohmann::json& params, int passed_fd);
 
   boost::asio::io_context& io_;
   AgentConfig cfg_;
@@ -152,6 +155,7 @@ class Agent {
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;
+  ExportStreams exports_{io_};
 
   bool dirty_ = false;
   topology::KeyedRateLimiter pending_log_limiter_;

@@ -9,6 +9,10 @@ using nlohmann::json;
 json ok(json result) { return json{{"v", control::kProtocolVersion}, {"ok", true}, {"result", std::move(result)}}; }
 
 void ControlApi::add(std::string_view name, Handler h) {
+  add_with_fd(name, [h = std::move(h)](const json& params, int) { return h(params); });
+}
+
+void ControlApi::add_with_fd(std::string_view name, FdHandler h) {
   const auto* m = control::find_method(name);
   if (!m || m->streams) throw std::logic_error("no such request/answer control method: " + std::string(name));
   handlers_.insert_or_assign(std::string(name), std::move(h));
@@ -49,7 +53,7 @@ json ControlApi::handle(const json& req, const control::Peer& peer, const contro
       if (!push) return control::error_response("bad_params", name + " needs a streaming connection");
       return streams_.find(name)->second(params, push);
     }
-    return handlers_.find(name)->second(params);
+    return handlers_.find(name)->second(params, peer.passed_fd);
   } catch (const std::exception& e) {
     ++handler_errors_;
     return control::error_response("internal", e.what());

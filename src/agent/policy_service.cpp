@@ -5,6 +5,7 @@
 #include <set>
 
 #include "agent/control_api.hpp"
+#include "agent/graph_transfer.hpp"
 #include "agent/params.hpp"
 #include "cluster/etcd_codec.hpp"
 #include "control/server.hpp"
@@ -323,14 +324,34 @@ json PolicyService::explain(const json& params) const {
   return ok(r);
 }
 
-Reply PolicyService::import_graph(const json& params) {
-  if (!params.contains("graph")) return Reply::fail("bad_params", "topology.import needs 'graph'");
-  // Validated as a whole first: an invalid file changes nothing.
+std::optional<topology::Graph> PolicyService::graph_param(const json& params, int passed_fd, Reply& refusal) const {
+  const auto from_fd = params.find("fd");
+  if (from_fd != params.end() && *from_fd == true) {
+    GraphReadError why;
+    auto g = read_graph_fd(passed_fd, cfg_.max_import_bytes, why);
+    if (g) return std::move(*g);
+    refusal = Reply::fail(why.code, why.message);
+    return std::nullopt;
+  }
+  if (!params.contains("graph")) {
+    refusal = Reply::fail("bad_params", "needs 'graph', or 'fd': true with the graph file passed as a descriptor");
+    return std::nullopt;
+  }
   auto g = topology::graph_from_json(params["graph"]);
-  if (!g) return Reply::fail("invalid_graph", g.error().message);
+  if (g) return std::move(*g);
+  refusal = Reply::fail("invalid_graph", g.error().message);
+  return std::nullopt;
+}
+
+Reply PolicyService::import_graph(const json& params, int passed_fd) {
+  // Validated as a whole first: an invalid file changes nothing.
+  Reply refusal;
+  auto g = graph_param(params, passed_fd, refusal);
+  if (!g) return refusal;
   auto pending = state_.graph.pending();
   auto next = state_.graph.next_pending_id();
   state_.graph = std::move(*g);
+  g.reset();  // the replaced graph's memory goes now, before the ruleset is compiled
   state_.graph.set_next_pending_id(next);
   for (auto& [k, p] : pending)
     if (!state_.graph.find(k)) state_.graph.restore_pending(k, p);
@@ -340,10 +361,10 @@ Reply PolicyService::import_graph(const json& params) {
   return Reply{json{{"edges", state_.graph.edges().size()}, {"workloads", state_.graph.workloads().size()}}};
 }
 
-json PolicyService::diff_graph(const json& params) const {
-  if (!params.contains("graph")) return control::error_response("bad_params", "topology.diff needs 'graph'");
-  auto g = topology::graph_from_json(params["graph"]);
-  if (!g) return control::error_response("invalid_graph", g.error().message);
+json PolicyService::diff_graph(const json& params, int passed_fd) const {
+  Reply refusal;
+  auto g = graph_param(params, passed_fd, refusal);
+  if (!g) return refusal.body;
   json only_file = json::array(), only_live = json::array(), changed = json::array();
   for (const auto& [k, e] : g->edges()) {
     const auto* live = state_.graph.find(k);

@@ -23,6 +23,7 @@ struct PolicyConfig {
   Mode after_learn = Mode::monitor;               // the node's mode once its learning window ends
   std::chrono::seconds new_workload_learn_for{0};  // a new workload learns on its own this long (0: never)
   std::chrono::seconds auto_promote_after{0};      // learning without a new edge this long: enforce (0: never)
+  std::uint64_t max_import_bytes = 64ull << 20;    // a graph file passed as a descriptor, at most
 };
 
 // A control answer: the result to save and send, or an error response to send as it is.
@@ -44,9 +45,10 @@ class PolicyService {
   [[nodiscard]] Reply decide_flows(const nlohmann::json& params, topology::EdgeState state);
   [[nodiscard]] Reply remove_edge(const nlohmann::json& params);
   [[nodiscard]] Reply set_mode(const nlohmann::json& params);  // body: null (the caller answers the status)
-  [[nodiscard]] Reply import_graph(const nlohmann::json& params);
+  // Import and diff take the graph inline (`graph`) or from the file passed as a descriptor (`"fd": true`).
+  [[nodiscard]] Reply import_graph(const nlohmann::json& params, int passed_fd);
   nlohmann::json explain(const nlohmann::json& params) const;     // a response, ok or error
-  nlohmann::json diff_graph(const nlohmann::json& params) const;  // a response, ok or error
+  nlohmann::json diff_graph(const nlohmann::json& params, int passed_fd) const;  // a response, ok or error
 
   // An operator's decision made on another node: the same change as if made here.
   void apply_decision(const ClusterDecision& d);
@@ -59,6 +61,7 @@ class PolicyService {
  private:
   const topology::EdgeInfo& decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
                                    std::optional<TimePoint> expires, TimePoint now);
+  std::optional<topology::Graph> graph_param(const nlohmann::json& params, int passed_fd, Reply& refusal) const;
   void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
                       nlohmann::json& answer);
   void check_learn_window(TimePoint now);

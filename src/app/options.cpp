@@ -86,6 +86,10 @@ void add_limit_flags(CLI::App& app, Flags& f) {
   app.add_option("--max-pending", f.pending_limits.total, "pending flows kept in all")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_option("--max-import-bytes", f.max_import_bytes,
+                 "largest graph `topowall topology import` may send (100k edges are about 18 MB)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 10, std::size_t{1} << 32));
   app.add_option("--workload-alert-rate", f.alert_rate.per_second,
                  "alerts per second per source workload reaching the sinks (the rest are counted)")
       ->capture_default_str()
@@ -170,6 +174,7 @@ std::vector<std::string> split_csv(const std::string& csv) {
   if (!external) return external.error();
   cfg.external = std::move(*external);
   cfg.pending_limits = f.pending_limits;
+  cfg.max_import_bytes = f.max_import_bytes;
   cfg.alert_rate = f.alert_rate;
   cfg.set_bridge_netfilter = f.set_bridge_netfilter;
   return ok_status();

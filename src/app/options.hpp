@@ -48,6 +48,7 @@ struct Flags {
   std::string metrics_listen;
   bool uninstall = false;
   topology::PendingLimits pending_limits;
+  std::size_t max_import_bytes = 64 << 20;
   topology::Rate alert_rate;
   bool no_anti_spoofing = false, set_bridge_netfilter = false;
 };

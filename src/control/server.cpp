@@ -5,16 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/streambuf.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <spdlog/spdlog.h>
+#include <vector>
 
-#include "common/handles.hpp"
+#include "common/fd.hpp"
 #include "topowall/topology/json_limits.hpp"
 
 namespace topowall::control {
@@ -27,18 +28,48 @@ json error_response(const std::string& code, const std::string& message) {
   return json{{"v", kProtocolVersion}, {"ok", false}, {"error", {{"code", code}, {"message", message}}}};
 }
 
-struct Server::Conn : std::enable_shared_from_this<Conn> {
-  Conn(Server& s, local::socket sock) : server(s), sock(std::move(sock)), in(s.opts_.max_request_bytes) {
-    ++server.open_conns_;
+namespace {
+
+constexpr std::size_t kRecvChunk = 64 << 10;
+
+// Whether the peer was in `gid` when it connected (SO_PEERGROUPS: the kernel's copy taken at connect,
+// not /proc/<pid>, whose pid may have exited and been reused by the time it is read).
+bool peer_in_group(int fd, gid_t gid) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return std::find(groups.begin(), groups.end(), gid) != groups.end();
+    }
+    if (errno != ERANGE) return false;  // fails closed: reads only
+    groups.resize(len / sizeof(gid_t) + 1);
   }
+  return false;
+}
+
+}  // namespace
+
+struct Server::Conn : std::enable_shared_from_this<Conn> {
+  Conn(Server& s, local::socket sock) : server(s), sock(std::move(sock)) { ++server.open_conns_; }
   ~Conn() {
     if (!*alive) return;
     --server.open_conns_;
     server.stats_.output_bytes -= out_bytes;
   }
+  // A descriptor received, and the stream offset of the last byte that came with it: it belongs to the
+  // request line that byte is part of (the kernel hands it over with the first bytes of the sendmsg that
+  // carried it, and never merges later bytes into that read).
+  struct Passed {
+    std::uint64_t at;
+    UniqueFd fd;
+  };
   Server& server;
   local::socket sock;
-  asio::streambuf in;
+  std::string in;               // received bytes; in[head..] not handled yet
+  std::size_t head = 0;
+  std::uint64_t in_offset = 0;  // stream offset of in[0]
+  std::deque<Passed> fds;
   Peer peer;
   std::deque<std::string> out;
   std::size_t out_bytes = 0;
@@ -108,32 +139,87 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
     }
     return ++in_window <= server.opts_.max_requests_per_second;
   }
+  void refuse_and_close(const std::string& code, const std::string& message) {
+    ++server.stats_.rejected;
+    closing = true;
+    fds.clear();
+    send(error_response(code, message).dump() + "\n");
+  }
+  // The next request: one already received (pipelined), handled on a later turn of the loop so other
+  // connections are served in between; else wait for bytes.
   void read() {
     auto self = shared_from_this();
-    asio::async_read_until(sock, in, '\n', [self](boost::system::error_code ec, std::size_t n) {
-      if (!*self->alive) return;
-      if (ec == asio::error::not_found) {
-        ++self->server.stats_.rejected;
-        self->closing = true;
-        self->send(error_response("too_large", "request exceeds " +
-                                                   std::to_string(self->server.opts_.max_request_bytes) +
-                                                   " bytes; send one JSON object per line")
-                       .dump() + "\n");
-        return;
-      }
-      if (ec) return;  // peer closed
-      std::string line(asio::buffers_begin(self->in.data()), asio::buffers_begin(self->in.data()) + n);
-      self->in.consume(n);
-      try {
-        self->handle(line);
-      } catch (const std::exception& e) {  // never out of the event loop
-        spdlog::error("control request failed: {}", e.what());
-        self->send(error_response("internal", e.what()).dump() + "\n");
-      }
-      if (!self->closing) self->read_or_pause();
+    if (in.find('\n', head) != std::string::npos) {
+      asio::post(sock.get_executor(), [self] {
+        if (*self->alive && self->sock.is_open()) self->next_line();
+      });
+      return;
+    }
+    if (in.size() - head >= server.opts_.max_request_bytes)
+      return refuse_and_close("too_large", "request exceeds " + std::to_string(server.opts_.max_request_bytes) +
+                                               " bytes; send one JSON object per line (a graph goes as a descriptor)");
+    sock.async_wait(local::socket::wait_read, [self](boost::system::error_code ec) {
+      if (!*self->alive || ec) return;
+      self->receive();
     });
   }
-  void handle(const std::string& line) {
+  // recvmsg rather than a plain read: a plain read would silently close any descriptor that came along.
+  void receive() {
+    if (head > 0) {  // drop what was handled, so the buffer never outgrows the request limit
+      in.erase(0, head);
+      in_offset += head;
+      head = 0;
+    }
+    const std::size_t old = in.size();
+    in.resize(old + std::min(kRecvChunk, server.opts_.max_request_bytes - old));
+    iovec iov{in.data() + old, in.size() - old};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof ctrl;
+    ssize_t n = ::recvmsg(sock.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    in.resize(old + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return read();
+    bool too_many = (msg.msg_flags & MSG_CTRUNC) != 0;  // the kernel closed what did not fit
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        UniqueFd owned(fd);
+        if (fds.size() >= kMaxPassedFds) too_many = true;
+        else fds.push_back({in_offset + old + static_cast<std::size_t>(n) - 1, std::move(owned)});
+      }
+    }
+    if (n <= 0) return;  // closed by the peer, or an error: the connection ends
+    if (too_many)
+      return refuse_and_close("too_many_fds", "at most " + std::to_string(kMaxPassedFds) +
+                                                  " descriptors may wait on a connection; send one with the request that uses it");
+    read();
+  }
+  void next_line() {
+    const std::size_t nl = in.find('\n', head);
+    std::string line = in.substr(head, nl - head + 1);
+    head = nl + 1;
+    // The descriptors that came with this line: the last one is its own, earlier ones were sent with no
+    // request to take them and are closed.
+    UniqueFd passed;
+    while (!fds.empty() && fds.front().at <= in_offset + nl) {
+      passed = std::move(fds.front().fd);
+      fds.pop_front();
+    }
+    try {
+      handle(line, passed.get());
+    } catch (const std::exception& e) {  // never out of the event loop
+      spdlog::error("control request failed: {}", e.what());
+      send(error_response("internal", e.what()).dump() + "\n");
+    }
+    if (!closing) read_or_pause();
+  }
+  void handle(const std::string& line, int passed_fd) {
     ++server.stats_.requests;
     json resp;
     if (!rate_ok()) {
@@ -156,11 +242,13 @@ struct Server::Conn : std::enable_shared_from_this<Conn> {
           auto c = weak.lock();
           return c && c->push(j.dump() + "\n");
         };
+        peer.passed_fd = passed_fd;
         try {
           resp = server.handler_(*req, peer, push);
         } catch (const std::exception& e) {
           resp = error_response("internal", std::string("request failed: ") + e.what());
         }
+        peer.passed_fd = -1;
         if (resp.is_object() && !resp.value("ok", false)) ++server.stats_.rejected;
       }
     }
@@ -233,25 +321,8 @@ void Server::accept() {
         conn->peer.uid = cred.uid;
         conn->peer.gid = cred.gid;
         conn->peer.pid = cred.pid;
-        conn->peer.may_write = cred.uid == 0 || (has_group_ && cred.gid == group_gid_);
-        if (!conn->peer.may_write && has_group_) {
-          // Supplementary groups of the peer process.
-          std::string path = "/proc/" + std::to_string(cred.pid) + "/status";
-          if (FilePtr f{fopen(path.c_str(), "re")}) {
-            char line[4096];
-            while (fgets(line, sizeof line, f.get()))
-              if (std::strncmp(line, "Groups:", 7) == 0) {
-                char* p = line + 7;
-                while (*p) {
-                  char* end;
-                  long g = strtol(p, &end, 10);
-                  if (end == p) break;
-                  if (static_cast<gid_t>(g) == group_gid_) conn->peer.may_write = true;
-                  p = end;
-                }
-              }
-          }
-        }
+        conn->peer.may_write =
+            cred.uid == 0 || (has_group_ && (cred.gid == group_gid_ || peer_in_group(conn->sock.native_handle(), group_gid_)));
       }
       conn->read();
     }

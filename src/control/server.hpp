@@ -22,6 +22,10 @@ struct Peer {
   gid_t gid = 0;
   pid_t pid = 0;
   bool may_write = false;  // root or member of the configured group
+  // A descriptor the client sent with this request (SCM_RIGHTS), lent for the call and closed after it
+  // (dup it to keep it); -1 when none came. topology.import reads a graph from it, topology.export writes
+  // into it: a graph of any size then never has to fit in one request or answer line.
+  int passed_fd = -1;
 };
 
 // Returns the whole response object; a streaming call may keep `push` to send more lines later.
@@ -39,10 +43,14 @@ struct ServerOptions {
   std::size_t max_output_bytes = 4 << 20;
 };
 
+// Descriptors a connection may have received and not yet handed to a request; more is a hostile client
+// (each one is a slot of the agent's descriptor table) and closes the connection.
+inline constexpr std::size_t kMaxPassedFds = 2;
+
 struct ServerStats {
   std::uint64_t connections = 0;
   std::uint64_t requests = 0;
-  std::uint64_t rejected = 0;  // malformed, oversized, rate-limited or refused
+  std::uint64_t rejected = 0;  // malformed, oversized, rate-limited, refused or too many descriptors
   std::uint64_t output_bytes = 0;  // answers queued now, all connections
   std::uint64_t output_peak = 0;   // the most one connection has had queued
   std::uint64_t paused = 0;        // times a connection's reading paused on a full queue

@@ -42,9 +42,16 @@ Result<std::optional<nlohmann::json>> FileStateStore::load() {
   return std::optional<nlohmann::json>(std::move(*j));
 }
 
-Status FileStateStore::save(const nlohmann::json& doc) {
+Status StateStore::save_text(const std::string& text) {
+  auto doc = topology::parse_json(text);
+  if (!doc) return Error{"the state to save is " + doc.error().message};
+  return save(*doc);
+}
+
+Status FileStateStore::save(const nlohmann::json& doc) { return save_text(doc.dump(1) + "\n"); }
+
+Status FileStateStore::save_text(const std::string& text) {
   const std::string tmp = path() + ".tmp";
-  const std::string text = doc.dump(1) + "\n";
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd) return sys_error("write " + tmp);

@@ -15,6 +15,8 @@ class StateStore {
   // nullopt when there is no state yet (a fresh state directory).
   [[nodiscard]] virtual Result<std::optional<nlohmann::json>> load() = 0;
   [[nodiscard]] virtual Status save(const nlohmann::json& doc) = 0;
+  // The document as text (topology::state_to_text: a large graph is never built as a JSON value).
+  [[nodiscard]] virtual Status save_text(const std::string& text);
 };
 
 // <dir>/state.json, written as temp file + fsync + rename + fsync(dir).
@@ -24,6 +26,7 @@ class FileStateStore final : public StateStore {
   [[nodiscard]] Status prepare();  // create the directory (0700) if needed
   [[nodiscard]] Result<std::optional<nlohmann::json>> load() override;
   [[nodiscard]] Status save(const nlohmann::json& doc) override;
+  [[nodiscard]] Status save_text(const std::string& text) override;
   std::string path() const { return dir_ + "/state.json"; }
 
  private:

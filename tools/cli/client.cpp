@@ -50,7 +50,28 @@ Result<nlohmann::json> Client::next() {
   }
 }
 
-Result<nlohmann::json> Client::call(const std::string& method, const nlohmann::json& params) {
+namespace {
+// The first send carries the descriptor; the kernel delivers it with the first bytes of the line.
+ssize_t send_part(int sock, const char* data, std::size_t len, int pass_fd) {
+  iovec iov{const_cast<char*>(data), len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    msg.msg_control = ctrl;
+    msg.msg_controllen = sizeof ctrl;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+}  // namespace
+
+Result<nlohmann::json> Client::call(const std::string& method, const nlohmann::json& params, int pass_fd) {
   if (fd_ < 0)
     if (auto st = connect(); !st) return st.error();
   std::string line = nlohmann::json{{"v", 1}, {"method", method}, {"params", params}}.dump() + "\n";
@@ -58,7 +79,7 @@ Result<nlohmann::json> Client::call(const std::string& method, const nlohmann::j
   while (off < line.size()) {
     // MSG_NOSIGNAL: an agent that refuses us (busy) closes first; EPIPE, not a SIGPIPE death, and the
     // reason it already sent is still readable below.
-    ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    ssize_t n = send_part(fd_, line.data() + off, line.size() - off, off == 0 ? pass_fd : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EPIPE) break;

@@ -12,9 +12,9 @@ int fail(const std::string& msg, int code) {
   return code;
 }
 
-int call(const Ctx& ctx, std::string_view method, const json& params, const Show& show) {
+int call(const Ctx& ctx, std::string_view method, const json& params, const Show& show, int pass_fd) {
   Client c(ctx.socket);
-  auto r = c.call(std::string(method), params);
+  auto r = c.call(std::string(method), params, pass_fd);
   if (!r) return fail(r.error().message, r.error().code ? 3 : 1);
   if (!r->value("ok", false)) {
     const auto& e = (*r)["error"];

@@ -27,8 +27,9 @@ void add_mode(CLI::App& app, Ctx& ctx);      // mode
 
 // Prints "topowall: msg" to stderr; returns `code`.
 int fail(const std::string& msg, int code);
-// Calls the agent; on success hands the result to `show` and returns 0, else the exit code.
-int call(const Ctx& ctx, std::string_view method, const json& params, const Show& show);
+// Calls the agent (passing `pass_fd` along, if any); on success hands the result to `show` and returns
+// 0, else the exit code.
+int call(const Ctx& ctx, std::string_view method, const json& params, const Show& show, int pass_fd = -1);
 // Shows a result as indented JSON with `-o json`, else through `human`.
 Show json_or(const Ctx& ctx, Show human);
 

@@ -103,51 +103,81 @@ json key_fields(const EdgeKey& k) {
   return json{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
 }
 
-Graph parse_graph(const json& j) {
-  only_fields(j, "$", {"version", "workloads", "edges"});
+void parse_workload(Graph& g, const json& w, const std::string& p) {
+  only_fields(w, p, {"name", "labels", "first_seen", "replicas"});
+  auto name = get_name(w, p, "name");
+  if (g.workloads().count(name)) fail(p + ".name", "duplicate workload '" + name + "'");
+  auto& rec = g.workloads()[name];
+  rec.labels = get_labels(w, p);
+  if (w.contains("first_seen")) rec.first_seen = get_time(w, p, "first_seen");
+}
+
+void parse_edge(Graph& g, const json& e, const std::string& p) {
+  only_fields(e, p, {"src", "dst", "proto", "port", "state", "count", "first_seen", "last_seen", "comment", "expires"});
+  auto k = get_key(e, p);
+  if (g.edges().count(k)) fail(p, "duplicate edge " + k.to_string());
+  EdgeInfo info;
+  const auto& st = need(e, p, "state");
+  if (!st.is_string() || !parse_edge_state(st.get<std::string>()))
+    fail(p + ".state", "must be one of learned, approved, denied");
+  info.state = *parse_edge_state(st.get<std::string>());
+  info.count = e.contains("count") ? get_uint(e, p, "count", UINT64_MAX) : 0;
+  if (e.contains("first_seen")) info.first_seen = get_time(e, p, "first_seen");
+  if (e.contains("last_seen")) info.last_seen = get_time(e, p, "last_seen");
+  if (e.contains("expires")) info.expires = get_time(e, p, "expires");
+  if (e.contains("comment")) {
+    const auto& c = e["comment"];
+    if (!c.is_string() || c.get<std::string>().size() > 1024) fail(p + ".comment", "must be a string of at most 1024 bytes");
+    info.comment = c.get<std::string>();
+  }
+  g.edges().emplace_hint(g.edges().end(), k, std::move(info));
+}
+
+void check_version(const json& j) {
   auto v = get_uint(j, "$", "version", 1000);
   if (v != static_cast<std::uint64_t>(kGraphVersion))
     fail("$.version", fmt::format("unsupported version {} (this agent reads {})", v, kGraphVersion));
+}
+
+Graph parse_graph(const json& j) {
+  only_fields(j, "$", {"version", "workloads", "edges"});
+  check_version(j);
   Graph g;
   const auto& ws = need(j, "$", "workloads");
   if (!ws.is_array()) fail("$.workloads", "must be an array");
-  for (std::size_t i = 0; i < ws.size(); ++i) {
-    auto p = fmt::format("$.workloads[{}]", i);
-    only_fields(ws[i], p, {"name", "labels", "first_seen", "replicas"});
-    auto name = get_name(ws[i], p, "name");
-    if (g.workloads().count(name)) fail(p + ".name", "duplicate workload '" + name + "'");
-    auto& rec = g.workloads()[name];
-    rec.labels = get_labels(ws[i], p);
-    if (ws[i].contains("first_seen")) rec.first_seen = get_time(ws[i], p, "first_seen");
-  }
+  for (std::size_t i = 0; i < ws.size(); ++i) parse_workload(g, ws[i], fmt::format("$.workloads[{}]", i));
   const auto& es = need(j, "$", "edges");
   if (!es.is_array()) fail("$.edges", "must be an array");
-  for (std::size_t i = 0; i < es.size(); ++i) {
-    auto p = fmt::format("$.edges[{}]", i);
-    only_fields(es[i], p,
-                {"src", "dst", "proto", "port", "state", "count", "first_seen", "last_seen", "comment", "expires"});
-    auto k = get_key(es[i], p);
-    if (g.edges().count(k)) fail(p, "duplicate edge " + k.to_string());
-    EdgeInfo info;
-    const auto& st = need(es[i], p, "state");
-    if (!st.is_string() || !parse_edge_state(st.get<std::string>()))
-      fail(p + ".state", "must be one of learned, approved, denied");
-    info.state = *parse_edge_state(st.get<std::string>());
-    info.count = es[i].contains("count") ? get_uint(es[i], p, "count", UINT64_MAX) : 0;
-    if (es[i].contains("first_seen")) info.first_seen = get_time(es[i], p, "first_seen");
-    if (es[i].contains("last_seen")) info.last_seen = get_time(es[i], p, "last_seen");
-    if (es[i].contains("expires")) info.expires = get_time(es[i], p, "expires");
-    if (es[i].contains("comment")) {
-      const auto& c = es[i]["comment"];
-      if (!c.is_string() || c.get<std::string>().size() > 1024) fail(p + ".comment", "must be a string of at most 1024 bytes");
-      info.comment = c.get<std::string>();
-    }
-    g.edges()[k] = info;
-  }
+  for (std::size_t i = 0; i < es.size(); ++i) parse_edge(g, es[i], fmt::format("$.edges[{}]", i));
   return g;
 }
 
+// A thrown Fail as a Status, for the element-wise readers of graph_stream.cpp.
+template <typename F>
+Status as_status(F&& f) {
+  try {
+    f();
+    return ok_status();
+  } catch (const Fail& e) {
+    return Error{e.msg};
+  } catch (const json::exception& e) {
+    return Error{std::string("malformed graph: ") + e.what()};
+  }
+}
+
 }  // namespace
+
+namespace detail {
+Status add_workload(Graph& g, const json& w, const std::string& path) {
+  return as_status([&] { parse_workload(g, w, path); });
+}
+Status add_edge(Graph& g, const json& e, const std::string& path) {
+  return as_status([&] { parse_edge(g, e, path); });
+}
+Status check_graph_version(const json& top) {
+  return as_status([&] { check_version(top); });
+}
+}  // namespace detail
 
 std::string format_time(TimePoint t) {
   using namespace std::chrono;
@@ -190,37 +220,41 @@ std::optional<TimePoint> parse_time(std::string_view s) {
   return TimePoint(std::chrono::duration_cast<Clock::duration>(total));
 }
 
+json workload_to_json(const std::string& name, const Graph& g, const EndpointTable* live) {
+  json w{{"name", name}};
+  if (auto it = g.workloads().find(name); it != g.workloads().end()) {
+    w["labels"] = it->second.labels;
+    w["first_seen"] = format_time(it->second.first_seen);
+  } else {
+    w["labels"] = json::object();
+  }
+  if (live) {
+    auto it = live->workloads().find(name);
+    w["replicas"] = it == live->workloads().end() ? 0 : it->second.size();
+  }
+  return w;
+}
+
+json edge_to_json(const EdgeKey& k, const EdgeInfo& e) {
+  json o = key_fields(k);
+  o["state"] = to_string(e.state);
+  o["count"] = e.count;
+  o["first_seen"] = format_time(e.first_seen);
+  o["last_seen"] = format_time(e.last_seen);
+  if (!e.comment.empty()) o["comment"] = e.comment;
+  if (e.expires) o["expires"] = format_time(*e.expires);
+  return o;
+}
+
 json graph_to_json(const Graph& g, const EndpointTable* live) {
   json ws = json::array();
   std::set<std::string> names;
   for (const auto& [name, rec] : g.workloads()) names.insert(name);
   if (live)
     for (const auto& [name, ids] : live->workloads()) names.insert(name);
-  for (const auto& name : names) {
-    json w{{"name", name}};
-    if (auto it = g.workloads().find(name); it != g.workloads().end()) {
-      w["labels"] = it->second.labels;
-      w["first_seen"] = format_time(it->second.first_seen);
-    } else {
-      w["labels"] = json::object();
-    }
-    if (live) {
-      auto it = live->workloads().find(name);
-      w["replicas"] = it == live->workloads().end() ? 0 : it->second.size();
-    }
-    ws.push_back(std::move(w));
-  }
+  for (const auto& name : names) ws.push_back(workload_to_json(name, g, live));
   json es = json::array();
-  for (const auto& [k, e] : g.edges()) {
-    json o = key_fields(k);
-    o["state"] = to_string(e.state);
-    o["count"] = e.count;
-    o["first_seen"] = format_time(e.first_seen);
-    o["last_seen"] = format_time(e.last_seen);
-    if (!e.comment.empty()) o["comment"] = e.comment;
-    if (e.expires) o["expires"] = format_time(*e.expires);
-    es.push_back(std::move(o));
-  }
+  for (const auto& [k, e] : g.edges()) es.push_back(edge_to_json(k, e));
   return json{{"version", kGraphVersion}, {"workloads", std::move(ws)}, {"edges", std::move(es)}};
 }
 

@@ -16,111 +16,17 @@
 
 #include "client.hpp"
 #include "control/server.hpp"
+#include "control_server_fixture.hpp"
 
 using namespace topowall;
 using nlohmann::json;
+
+using namespace topowall::ctltest;
 
 namespace {
 // 200,000 levels: well under 1 MiB, and far past what one thread's stack survives when a value that
 // deep is copied or dumped (each level is a recursive call).
 std::string nested(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
-
-struct ServerFixture : ::testing::Test {
-  void SetUp() override {
-    path = "/tmp/topowall-ctl-" + std::to_string(getpid()) + ".sock";
-    control::ServerOptions o;
-    o.path = path;
-    o.max_request_bytes = max_request_bytes;
-    o.max_requests_per_second = 50;
-    o.max_output_bytes = max_output_bytes;
-    server = std::make_unique<control::Server>(io, o, [this](const json& r, const control::Peer& p, const control::PushFn& push) {
-      ++handled;
-      // A large answer (as `topology export` or `rules show` can be), and a stream (as `flows watch`).
-      if (r.value("method", "") == "big") return json{{"ok", true}, {"result", std::string(kBig, 'x')}};
-      if (r.value("method", "") == "watch") {
-        watcher = push;
-        return json(nullptr);
-      }
-      if (r.value("method", "") == "whoami")
-        return json{{"ok", true}, {"result", {{"uid", p.uid}, {"may_write", p.may_write}}}};
-      if (r.value("method", "") == "throw") throw std::runtime_error("boom");
-      if (r.value("method", "") == "status") return json{{"ok", true}, {"result", 42}};  // not what the CLI knows
-      // Copies params into the answer, as the agent's dispatcher copies them.
-      if (r.value("method", "") == "echo") return json{{"ok", true}, {"result", r.value("params", json::object())}};
-      return control::error_response("unknown_method", "no");
-    });
-    ASSERT_TRUE(server->start());
-    thread = std::thread([this] { io.run(); });
-  }
-  void TearDown() override {
-    io.stop();
-    thread.join();
-    server.reset();
-  }
-  // Raw exchange: send bytes, read one line.
-  std::string raw(const std::string& bytes) { return raw_lines(bytes, 1).at(0); }
-  // Send bytes on one connection, read `n` answer lines.
-  std::vector<std::string> raw_lines(const std::string& bytes, int n) {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strcpy(sa.sun_path, path.c_str());
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    // The server may refuse (busy) and close before we write: EPIPE, never SIGPIPE.
-    (void)!send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    std::vector<std::string> out(1);
-    char c;
-    while (static_cast<int>(out.size()) <= n && read(fd, &c, 1) == 1) {
-      if (c == '\n') out.emplace_back();
-      else out.back().push_back(c);
-    }
-    close(fd);
-    out.resize(n);
-    return out;
-  }
-  // The server's figures, read on its own thread.
-  control::ServerStats stats_now() {
-    std::promise<control::ServerStats> p;
-    boost::asio::post(io, [&] { p.set_value(server->stats()); });
-    return p.get_future().get();
-  }
-  // Connects and writes without ever reading.
-  int connect_raw(const std::string& bytes) {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strcpy(sa.sun_path, path.c_str());
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    std::size_t off = 0;
-    for (int i = 0; i < 2000 && off < bytes.size(); ++i) {
-      auto n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n > 0) off += static_cast<std::size_t>(n);
-      else std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    EXPECT_EQ(off, bytes.size());
-    return fd;
-  }
-  static constexpr std::size_t kBig = 32 << 10;
-  std::size_t max_request_bytes = 4096;
-  std::size_t max_output_bytes = 4 << 20;
-  control::PushFn watcher;
-  boost::asio::io_context io;
-  std::unique_ptr<control::Server> server;
-  std::thread thread;
-  std::string path;
-  std::atomic<int> handled{0};
-};
-
-// A small output bound, so a test can exceed it many times over.
-struct SmallOutputServerFixture : ServerFixture {
-  SmallOutputServerFixture() { max_output_bytes = 256 << 10; }
-};
-
-// The agent's own request limit, so a hostile request can be as large as the agent would read.
-struct FullSizeServerFixture : ServerFixture {
-  FullSizeServerFixture() { max_request_bytes = 1 << 20; }
-};
 }  // namespace
 
 TEST_F(ServerFixture, SocketIsAPathWithMode0660) {
@@ -303,10 +209,12 @@ TEST(ControlClient, TheCliRefusesADeeplyNestedAnswer) {
 
 // A client that pipelines requests and never reads its answers: the server stops reading from it once its
 // queued output reaches the bound, so what the server holds for it stays under the bound (plus the one answer
-// that crossed it), and the other clients are served meanwhile. Reading resumes once the client reads.
+// that crossed it), and the other clients are served meanwhile. Reading resumes once the client reads, and
+// every answer arrives, in the order of the requests.
 TEST_F(SmallOutputServerFixture, AClientThatNeverReadsCannotGrowTheServersOutput) {
+  constexpr int kRequests = 3000;
   std::string requests;
-  for (int i = 0; i < 2000; ++i) requests += "{\"method\":\"big\"}\n";
+  for (int i = 0; i < kRequests; ++i) requests += "{\"method\":\"seq\",\"params\":{\"seq\":" + std::to_string(i) + "}}\n";
   int stuck = connect_raw(requests);
   // The server answers until its kernel buffer and the queue are full, then waits.
   std::uint64_t last = 0;
@@ -317,25 +225,48 @@ TEST_F(SmallOutputServerFixture, AClientThatNeverReadsCannotGrowTheServersOutput
     last = now;
   }
   auto st = stats_now();
-  EXPECT_LT(st.requests, 2000u) << "reading paused";
+  EXPECT_LT(st.requests, static_cast<std::uint64_t>(kRequests)) << "reading paused";
   EXPECT_GE(st.output_peak, max_output_bytes / 2) << "the queue did fill";
   EXPECT_LE(st.output_peak, max_output_bytes + kBig + 1024) << "and stayed under the bound";
   EXPECT_LE(st.output_bytes, max_output_bytes + kBig + 1024);
   EXPECT_GE(st.paused, 1u);
-  cli::Client other(path);
-  auto r = other.call("whoami");
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ((*r).value("ok", false), true) << "others are still served";
-  // Once the client reads, the server reads on: every request is answered.
-  int lines = 0;
-  char buf[65536];
-  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-       lines < 2000 && std::chrono::steady_clock::now() < until;) {
-    auto n = read(stuck, buf, sizeof buf);
-    if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n';
+  for (int i = 0; i < 3; ++i) {
+    cli::Client other(path);
+    auto r = other.call("whoami");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ((*r).value("ok", false), true) << "others are still served";
   }
-  EXPECT_EQ(lines, 2000) << "reading resumed as the queue drained";
+  EXPECT_LE(stats_now().output_peak, max_output_bytes + kBig + 1024) << "still under the bound";
+  // Once the client reads, the server reads on: every request is answered, in order. (The rate limit
+  // refuses some: their answers hold no seq and are counted apart.)
+  int answered = 0, limited = 0, next_seq = 0;
+  bool in_order = true;
+  std::string buf;
+  char chunk[65536];
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       answered + limited < kRequests && std::chrono::steady_clock::now() < until;) {
+    auto n = read(stuck, chunk, sizeof chunk);
+    if (n <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    buf.append(chunk, static_cast<std::size_t>(n));
+    for (auto nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
+      auto j = json::parse(buf.substr(0, nl));
+      buf.erase(0, nl + 1);
+      if (!j.value("ok", false)) {
+        ++limited;
+        ++next_seq;  // the refused request's place
+        continue;
+      }
+      in_order = in_order && j["result"]["seq"] == next_seq;
+      ++next_seq;
+      ++answered;
+    }
+  }
+  EXPECT_EQ(answered + limited, kRequests) << "reading resumed as the queue drained";
+  EXPECT_TRUE(in_order) << "answers come in the order of the requests";
+  EXPECT_GT(answered, 0);
   close(stuck);
   bool freed = false;
   for (int i = 0; i < 100 && !freed; ++i) {

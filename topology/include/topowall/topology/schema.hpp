@@ -37,11 +37,17 @@ struct State {
 // The export format: {"version", "workloads":[...], "edges":[...]}. With live
 // endpoints, each workload also lists its current replica count.
 nlohmann::json graph_to_json(const Graph& g, const EndpointTable* live = nullptr);
+// One element of the export's "workloads" (a name from the graph or the live endpoints) and "edges".
+nlohmann::json workload_to_json(const std::string& name, const Graph& g, const EndpointTable* live);
+nlohmann::json edge_to_json(const EdgeKey& k, const EdgeInfo& e);
 // Strict: unknown fields, wrong types, invalid names or duplicates are errors
 // that name the offending field.
 Result<Graph> graph_from_json(const nlohmann::json& j);
 
 nlohmann::json state_to_json(const State& s);
+// The same value as state_to_json(s), as text, written without building the edges as a JSON value
+// (for 100k edges that took most of an import's time and memory).
+std::string state_to_text(const State& s);
 Result<State> state_from_json(const nlohmann::json& j);
 
 nlohmann::json pending_to_json(const Graph& g);
