@@ -103,7 +103,7 @@ TEST_F(Policy, CommandsAnswerTypedErrorsAndChangeNothingOnError) {
   EXPECT_EQ(r.body["error"]["code"], "not_found");
   r = policy.set_mode(json{{"mode", "sometimes"}});
   EXPECT_EQ(r.body["error"]["code"], "bad_params");
-  r = policy.import_graph(json{{"graph", {{"version", 99}}}});
+  r = policy.import_graph(json{{"graph", {{"version", 99}}}}, -1);
   EXPECT_EQ(r.body["error"]["code"], "invalid_graph");
   EXPECT_EQ(dirty, 0);
 }
