@@ -202,16 +202,16 @@ void EtcdStore::on_watch_message(const json& m) {
       ++stats_.events;
       if (!deleted) on_decision_kv(k, kv);
     } else if (starts(k, ranges_prefix())) {
+      // Settled at once: a claim later in this same message is judged by the ranges announced before it.
       on_ranges_kv(k, deleted ? nullptr : &kv);
+      settle_ranges();
       ranges_changed = true;
     } else if (starts(k, endpoints()) && !starts(k, mine)) {
       ++stats_.events;
       on_endpoint_kv(k, deleted ? nullptr : &kv);
     }
   }
-  if (!ranges_changed) return;
-  settle_ranges();
-  refilter();
+  if (ranges_changed) refilter();
 }
 
 }  // namespace topowall::cluster
