@@ -77,12 +77,18 @@ struct Transfer : ::testing::Test {
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     std::string text;
     char buf[65536];
+    // Gives up only when nothing arrives for 30 s (the agent's own stall limit): under a sanitizer a big
+    // export takes minutes, and a fixed total deadline cut it short.
     for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30); std::chrono::steady_clock::now() < until;) {
       io.poll();
       ssize_t n = ::read(p[0], buf, sizeof buf);
       if (n == 0) break;
-      if (n > 0) text.append(buf, static_cast<std::size_t>(n));
-      else std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (n > 0) {
+        text.append(buf, static_cast<std::size_t>(n));
+        until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
     }
     ::close(p[0]);
     return text;
