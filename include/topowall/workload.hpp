@@ -18,6 +18,9 @@ struct EndpointInfo {
   std::string name;   // container name or netns name
   std::string image;  // empty for named namespaces
   std::map<std::string, std::string> labels;
+  // Kubernetes pods (discovered through CRI): the pod's namespace, which scopes its identity. Empty for
+  // containers and named namespaces outside Kubernetes.
+  std::string pod_namespace;
   std::string netns_path;  // /run/netns/..., /proc/<pid>/ns/net, or empty
   int pid = 0;
   std::vector<IpAddr> addresses;
