@@ -4,29 +4,40 @@
 
 namespace topowall::topology {
 
+namespace {
+
+// The deepest nesting of arrays and objects outside strings, stopping once it passes `max_depth`. A
+// scan, not nlohmann's callback parser: that one searches the enclosing container for a discarded value
+// after every object, so a long array of objects (a graph, a state file) took quadratic time.
+bool deeper_than(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<nlohmann::json> parse_json(std::string_view text, int max_depth) {
   using nlohmann::json;
-  bool too_deep = false;
-  // `depth` counts the containers around the event, so an array or object opened at depth d is level
-  // d + 1. Returning false discards it, and everything inside, unbuilt; the parser itself keeps only a
-  // flat stack and reads on, so the refusal is reported once the text is read.
-  json::parser_callback_t limit = [&](int depth, json::parse_event_t event, json&) {
-    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
-        depth >= max_depth) {
-      too_deep = true;
-      return false;
-    }
-    return !too_deep;
-  };
-  const auto nested = [&] {
+  // Refused before anything is built; the parse then never meets a value deeper than the limit.
+  if (deeper_than(text, max_depth))
     return Error{fmt::format("JSON nested deeper than {} levels of arrays and objects", max_depth)};
-  };
   try {
-    auto j = json::parse(text.begin(), text.end(), limit);
-    if (too_deep) return nested();
-    return j;
+    return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    if (too_deep) return nested();
     return Error{fmt::format("not valid JSON (syntax error at byte {})", e.byte)};
   } catch (const std::exception& e) {  // out of memory: still an answer, never an exception
     return Error{std::string("not readable as JSON (") + e.what() + ")"};

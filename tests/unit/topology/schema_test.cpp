@@ -136,6 +136,16 @@ TEST(Schema, ImportedTextIsParsedWithANestingLimit) {
   EXPECT_EQ(parse_json(std::string(200000, '[')).error().message,
             "JSON nested deeper than 64 levels of arrays and objects");
 
+  // Brackets inside strings are text, not nesting.
+  EXPECT_TRUE(parse_json(R"({"a":")" + std::string(200, '[') + R"(\"[{"})"));
+  // A long array of objects: nlohmann's callback parser (the old way of bounding depth) searched the array
+  // after each object, so this took minutes (quadratic); it must take a fraction of a second.
+  std::string many = "[";
+  for (int i = 0; i < 300000; ++i) many += i ? R"(,{"a":1})" : R"({"a":1})";
+  auto long_array = parse_json(many + "]");
+  ASSERT_TRUE(long_array) << long_array.error().message;
+  EXPECT_EQ(long_array->size(), 300000u);
+
   auto bad = parse_json("{\"version\": 1,");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message.rfind("not valid JSON (syntax error at byte", 0), 0u) << bad.error().message;
