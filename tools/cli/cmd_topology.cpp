@@ -19,29 +19,6 @@
 namespace topowall::cli {
 namespace {
 
-// The nesting, checked with a scan of the brackets outside strings (an 18 MB graph in a few ms, where a
-// parse took longer than the agent's): a hostile file is named here (exit 2) without contacting the
-// agent. The agent checks everything again, syntax included.
-std::string too_deep(const std::string& text) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > topology::kMaxJsonDepth)
-        return "JSON nested deeper than " + std::to_string(topology::kMaxJsonDepth) + " levels of arrays and objects";
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return "";
-}
-
 bool read_all(int fd, std::string& out) {
   char buf[65536];
   for (;;) {
@@ -62,8 +39,12 @@ UniqueFd open_graph(Ctx& ctx, const std::string& file) {
     ctx.rc = fail("cannot read " + file, 2);
     return {};
   }
-  if (auto why = too_deep(text); !why.empty()) {
-    ctx.rc = fail(file + " is " + why + "; expected the output of topology export --format json", 2);
+  // The nesting, checked with a scan (an 18 MB graph in a few ms): a hostile file is named here (exit 2)
+  // without contacting the agent, which checks everything again, syntax included.
+  if (topology::nested_deeper_than(text, topology::kMaxJsonDepth)) {
+    ctx.rc = fail(file + " is JSON nested deeper than " + std::to_string(topology::kMaxJsonDepth) +
+                      " levels of arrays and objects; expected the output of topology export --format json",
+                  2);
     return {};
   }
   struct stat st{};

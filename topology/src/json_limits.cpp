@@ -4,12 +4,9 @@
 
 namespace topowall::topology {
 
-namespace {
-
-// The deepest nesting of arrays and objects outside strings, stopping once it passes `max_depth`. A
-// scan, not nlohmann's callback parser: that one searches the enclosing container for a discarded value
+// A scan, not nlohmann's callback parser: that one searches the enclosing container for a discarded value
 // after every object, so a long array of objects (a graph, a state file) took quadratic time.
-bool deeper_than(std::string_view text, int max_depth) {
+bool nested_deeper_than(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false, escaped = false;
   for (char c : text) {
@@ -28,12 +25,10 @@ bool deeper_than(std::string_view text, int max_depth) {
   return false;
 }
 
-}  // namespace
-
 Result<nlohmann::json> parse_json(std::string_view text, int max_depth) {
   using nlohmann::json;
   // Refused before anything is built; the parse then never meets a value deeper than the limit.
-  if (deeper_than(text, max_depth))
+  if (nested_deeper_than(text, max_depth))
     return Error{fmt::format("JSON nested deeper than {} levels of arrays and objects", max_depth)};
   try {
     return json::parse(text.begin(), text.end());

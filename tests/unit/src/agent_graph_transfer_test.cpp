@@ -245,6 +245,14 @@ TEST_F(Transfer, TheCliImportsAndExports100kEdges) {
   EXPECT_EQ(a->state().graph.edges(), g.edges());
 }
 
+// A hostile file is named by the CLI itself (exit 2), before any agent is asked: there is none here.
+TEST_F(Transfer, TheCliRefusesADeeplyNestedGraphWithoutCallingTheAgent) {
+  files.push_back(write_file(R"({"version":1,"workloads":[],"edges":[)" + std::string(100000, '[') + "]}"));
+  auto [rc, out] = run(std::string(TOPOWALL_CLI) + " --socket /nonexistent/topowall.sock topology import " + files.back());
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("nested deeper than 64 levels"), std::string::npos) << out;
+}
+
 // A graph from a pipe (`<(...)`, stdin) is no regular file the agent would read: the CLI copies it into
 // a memfd and passes that.
 TEST_F(Transfer, TheCliImportsAGraphFromAPipe) {

@@ -17,6 +17,9 @@ inline constexpr int kMaxJsonDepth = 64;
 // The value, or why not, worded to follow "<what> is ": "not valid JSON (syntax error at byte 12)" or
 // "JSON nested deeper than 64 levels of arrays and objects". A value too deep is refused while it is
 // parsed, before it is built. Never throws.
+// Whether arrays and objects outside strings nest deeper than `max_depth` (unbalanced text included).
+[[nodiscard]] bool nested_deeper_than(std::string_view text, int max_depth = kMaxJsonDepth);
+
 [[nodiscard]] Result<nlohmann::json> parse_json(std::string_view text, int max_depth = kMaxJsonDepth);
 
 }  // namespace topowall::topology
