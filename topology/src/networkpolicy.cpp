@@ -49,7 +49,8 @@ struct Context {
 
 // One `from`/`to` entry's peers; "" if the peer cannot be expressed (then the rule is left out).
 std::string peers(const Context& c, const std::string& self_ns, const std::string& name) {
-  if (name == kWorld) return "    - ipBlock: {cidr: 0.0.0.0/0}\n    - ipBlock: {cidr: ::/0}\n";
+  // Quoted: `{cidr: ::/0}` is not YAML (the export used to emit it).
+  if (name == kWorld) return "    - ipBlock: {cidr: \"0.0.0.0/0\"}\n    - ipBlock: {cidr: \"::/0\"}\n";
   std::string blocks;
   for (const auto& n : c.networks)
     if (n.name == name) blocks += fmt::format("    - ipBlock: {{cidr: \"{}\"}}\n", n.cidr.to_string());
