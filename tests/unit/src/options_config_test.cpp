@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
+#include <utility>
 #include <unistd.h>
 
 #include "app/options.hpp"
@@ -106,31 +108,38 @@ TEST(OptionsConfig, EveryFlagIsAKey) {
   EXPECT_GE(checked, 40);
 }
 
-// The configuration files the project ships (systemd, Kubernetes ConfigMap) parse and say what they mean.
+// The configuration files the project ships (systemd, the Kubernetes ConfigMaps) parse and say what they mean.
 TEST(OptionsConfig, ShippedFilesParse) {
   const std::string dir = std::string(TOPOWALL_SOURCE_DIR) + "/deploy";
-  ConfigFile f([&] {
-    std::ifstream in(dir + "/systemd/topowalld.conf");
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
-  }());
+  };
+  ConfigFile f(read(dir + "/systemd/topowalld.conf"));
   ASSERT_GT(std::filesystem::file_size(f.path), 0u) << "deploy/systemd/topowalld.conf";
   auto o = parse("--config " + f.path);
   ASSERT_TRUE(o) << o.error().message;
   EXPECT_EQ(o->state_dir, "/var/lib/topowall");
+  EXPECT_NE(read(dir + "/systemd/topowalld.service").find("--config /etc/topowall/topowalld.conf"), std::string::npos);
 
-  // The ConfigMap's topowalld.conf is the text under `topowalld.conf: |`, indented by four.
-  std::ifstream in(dir + "/kubernetes/topowalld.yaml");
-  ASSERT_TRUE(in) << "deploy/kubernetes/topowalld.yaml";
-  std::string text, line;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    if (inside && !line.empty() && line.rfind("    ", 0) != 0) break;
-    if (inside) text += (line.size() >= 4 ? line.substr(4) : "") + "\n";
-    if (line.find("topowalld.conf: |") != std::string::npos) inside = true;
+  for (const auto* [file, cri] : {std::pair{"topowalld.yaml", "/run/containerd/containerd.sock"},
+                                  std::pair{"topowalld-crio.yaml", "/run/crio/crio.sock"},
+                                  std::pair{"topowalld-docker.yaml", ""}}) {
+    // The ConfigMap's topowalld.conf is the text under `topowalld.conf: |`, indented by four.
+    std::istringstream in(read(dir + "/kubernetes/" + file));
+    std::string text, line;
+    bool inside = false;
+    while (std::getline(in, line)) {
+      if (inside && !line.empty() && line.rfind("    ", 0) != 0) break;
+      if (inside) text += (line.size() >= 4 ? line.substr(4) : "") + "\n";
+      if (line.find("topowalld.conf: |") != std::string::npos) inside = true;
+    }
+    ASSERT_FALSE(text.empty()) << "no topowalld.conf in the ConfigMap of " << file;
+    ConfigFile k(text);
+    auto ko = parse("--config " + k.path + " --node-name n1");
+    ASSERT_TRUE(ko) << file << ": " << ko.error().message << "\n" << text;
+    EXPECT_EQ(ko->metrics_listen, "127.0.0.1:9617") << file << ": the probes need it";
+    EXPECT_EQ(ko->cri_socket, cri) << file;
+    if (*cri) EXPECT_FALSE(ko->discover_netns) << file << ": pod namespaces are pods, not workloads of their own";
   }
-  ASSERT_FALSE(text.empty()) << "no topowalld.conf in the ConfigMap";
-  ConfigFile k(text);
-  auto ko = parse("--config " + k.path + " --node-name n1");
-  ASSERT_TRUE(ko) << ko.error().message << "\n" << text;
-  EXPECT_EQ(ko->metrics_listen, "127.0.0.1:9617") << "the probes need it";
 }
