@@ -36,7 +36,7 @@ TEST(DeployManifests, PassTheKubernetesSchemas) {
 
 TEST(DeployManifests, CriNodesGetTheCriSocketReadOnlyAndLeastPrivilege) {
   if (auto why = k8s_schema_missing(); !why.empty()) GTEST_SKIP() << why;
-  for (const auto* [file, socket_dir] : {std::pair{"topowalld.yaml", "/run/containerd"}, std::pair{"topowalld-crio.yaml", "/run/crio"}}) {
+  for (const auto& [file, socket_dir] : {std::pair{"topowalld.yaml", "/run/containerd"}, std::pair{"topowalld-crio.yaml", "/run/crio"}}) {
     SCOPED_TRACE(file);
     const auto text = text_of(kDir + file);
     EXPECT_EQ(text.find("docker.sock"), std::string::npos) << "a containerd or CRI-O node has no dockerd";

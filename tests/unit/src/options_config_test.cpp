@@ -122,7 +122,7 @@ TEST(OptionsConfig, ShippedFilesParse) {
   EXPECT_EQ(o->state_dir, "/var/lib/topowall");
   EXPECT_NE(read(dir + "/systemd/topowalld.service").find("--config /etc/topowall/topowalld.conf"), std::string::npos);
 
-  for (const auto* [file, cri] : {std::pair{"topowalld.yaml", "/run/containerd/containerd.sock"},
+  for (const auto& [file, cri] : {std::pair{"topowalld.yaml", "/run/containerd/containerd.sock"},
                                   std::pair{"topowalld-crio.yaml", "/run/crio/crio.sock"},
                                   std::pair{"topowalld-docker.yaml", ""}}) {
     // The ConfigMap's topowalld.conf is the text under `topowalld.conf: |`, indented by four.
@@ -140,6 +140,8 @@ TEST(OptionsConfig, ShippedFilesParse) {
     ASSERT_TRUE(ko) << file << ": " << ko.error().message << "\n" << text;
     EXPECT_EQ(ko->metrics_listen, "127.0.0.1:9617") << file << ": the probes need it";
     EXPECT_EQ(ko->cri_socket, cri) << file;
-    if (*cri) EXPECT_FALSE(ko->discover_netns) << file << ": pod namespaces are pods, not workloads of their own";
+    if (*cri) {
+      EXPECT_FALSE(ko->discover_netns) << file << ": pod namespaces are pods, not workloads of their own";
+    }
   }
 }
