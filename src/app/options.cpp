@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -237,6 +238,26 @@ void add_flags(CLI::App& app, Flags& flags) {
   add_ruleset_flags(app, flags);
   add_cluster_flags(app, flags);
   add_limit_flags(app, flags);
+}
+
+std::string describe_config_error(const std::string& what) {
+  const std::string extra = "INI was not able to parse ";  // CLI11's words for a key no option has
+  if (what.rfind(extra, 0) == 0)
+    return "--config: unknown key '" + what.substr(extra.size()) +
+           "': not a topowalld option (keys are the flag names without --, see topowalld --help)";
+  return "--config: " + what;
+}
+
+int parse_command_line(CLI::App& app, int argc, const char* const* argv) {
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ConfigError& e) {
+    std::fprintf(stderr, "%s\n", describe_config_error(e.what()).c_str());
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
 }
 
 Result<Options> to_options(const Flags& f) {

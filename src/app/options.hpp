@@ -77,6 +77,12 @@ struct Options {
 // Registers every flag of topowalld on `app`, bound to `flags` (CLI11 checks ranges and choices).
 void add_flags(CLI::App& app, Flags& flags);
 
+// Parses the command line and the --config file. Returns -1 to go on, else the exit code: 0 after
+// --help, 2 with the problem said on stderr for a bad configuration file, CLI11's own for other errors.
+int parse_command_line(CLI::App& app, int argc, const char* const* argv);
+// What a CLI11 configuration-file error says, for a person: the unknown key named as such.
+std::string describe_config_error(const std::string& what);
+
 // Checks what CLI11 cannot and converts: durations, NAME=CIDR networks, the mark mask, failsafe
 // ports, the metrics address. The Error names the flag, the value, and what it should look like.
 [[nodiscard]] Result<Options> to_options(const Flags& flags);

@@ -75,7 +75,16 @@ TEST(OptionsConfig, AnUnknownKeyIsAClearError) {
     ADD_FAILURE() << "an unknown key was accepted";
   } catch (const CLI::ParseError& e) {
     EXPECT_NE(std::string(e.what()).find("anti-spoofing-off"), std::string::npos) << e.what();
+    EXPECT_EQ(app::describe_config_error(e.what()),
+              "--config: unknown key 'anti-spoofing-off': not a topowalld option (keys are the flag names without --, see "
+              "topowalld --help)");
   }
+  // As topowalld starts: a bad file is a bad option, exit 2.
+  CLI::App cli;
+  app::Flags flags;
+  app::add_flags(cli, flags);
+  const char* argv[] = {"topowalld", "--config", f.path.c_str()};
+  EXPECT_EQ(app::parse_command_line(cli, 3, argv), 2);
   // Values are checked as on the command line.
   ConfigFile bad("nflog-group = 0\n");
   EXPECT_THROW((void)parse("--config " + bad.path), CLI::ParseError);
