@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   CLI::App cli{"topowalld: learns the node's container topology and enforces it"};
   app::Flags flags;
   app::add_flags(cli, flags);
-  CLI11_PARSE(cli, argc, argv);
+  if (int code = app::parse_command_line(cli, argc, argv); code >= 0) return code;
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("topowalld"));
   spdlog::set_level(spdlog::level::from_str(flags.log_level));

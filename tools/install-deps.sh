@@ -10,6 +10,7 @@ packages=(
   nftables conntrack iproute2 kmod busybox-static iperf3 curl
   podman runc containernetworking-plugins etcd-server etcd-client openssl
   chromium fonts-dejavu-core
+  python3-kubernetes python3-yaml
 )
 if [ "${1:-}" = --fuzz ]; then packages+=(clang libclang-rt-dev); fi
 missing=()

@@ -319,7 +319,8 @@ json Agent::export_topology(const json& params, int passed_fd) {
   else if (fmt == "mermaid") text = [this] { return topology::export_mermaid(state_.graph); };
   else if (fmt == "networkpolicy")
     text = [this] {
-      return topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0]);
+      return topology::export_networkpolicy(state_.graph, cfg_.identity.labels.empty() ? "app" : cfg_.identity.labels[0],
+                                            cfg_.external);
     };
   else if (fmt == "html") text = [this] { return metrics::radar_exported_page(radar_json()); };
   else if (fmt != "json")

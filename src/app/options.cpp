@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -19,6 +20,8 @@ void add_general_flags(CLI::App& app, Flags& f) {
   app.add_option("--socket", f.socket, "control socket path")->capture_default_str();
   app.add_option("--runtime-socket", f.runtime_socket,
                  "Docker Engine API socket (dockerd, or `podman system service`)");
+  app.add_option("--cri-socket", f.cri_socket,
+                 "Kubernetes: CRI runtime socket, /run/containerd/containerd.sock or /run/crio/crio.sock");
   app.add_option("--mode", f.mode, "initial mode of a fresh state directory: learn|monitor|enforce")
       ->check(CLI::IsMember({"learn", "monitor", "enforce"}));
   app.add_option("--learn-for", f.learn_for, "learning window, e.g. 30m, 2h, 7d; then --after-learn");
@@ -116,8 +119,8 @@ void add_limit_flags(CLI::App& app, Flags& f) {
     auto eq = e.find('=');
     auto cidr = eq == std::string::npos ? std::nullopt : Cidr::parse(e.substr(eq + 1));
     auto name = eq == std::string::npos ? std::string() : e.substr(0, eq);
-    if (!cidr || !topology::is_valid_name(name) || topology::is_reserved_name(name))
-      return Error{"--external-network '" + e + "' must be NAME=CIDR, e.g. corp=10.0.0.0/8 (NAME not host or world)"};
+    if (!cidr || !topology::is_plain_name(name) || topology::is_reserved_name(name))
+      return Error{"--external-network '" + e + "' must be NAME=CIDR, e.g. corp=10.0.0.0/8 (NAME of A-Z a-z 0-9 . _ -, not host or world)"};
     out.push_back({*cidr, name});
   }
   return out;
@@ -226,10 +229,35 @@ std::vector<std::string> split_csv(const std::string& csv) {
 }  // namespace
 
 void add_flags(CLI::App& app, Flags& flags) {
+  // Every flag can also be a key of the file (`state-dir = "/var/lib/topowall"`, `alert-sink = ["log",
+  // "syslog"]`, `discover-netns = true`); the command line wins over the file. A misspelt key is an
+  // error, not a silently ignored setting on a firewall.
+  app.set_config("--config", "", "TOML file of options (keys are the flag names without --), e.g. /etc/topowall/topowalld.conf");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   add_general_flags(app, flags);
   add_ruleset_flags(app, flags);
   add_cluster_flags(app, flags);
   add_limit_flags(app, flags);
+}
+
+std::string describe_config_error(const std::string& what) {
+  const std::string extra = "INI was not able to parse ";  // CLI11's words for a key no option has
+  if (what.rfind(extra, 0) == 0)
+    return "--config: unknown key '" + what.substr(extra.size()) +
+           "': not a topowalld option (keys are the flag names without --, see topowalld --help)";
+  return "--config: " + what;
+}
+
+int parse_command_line(CLI::App& app, int argc, const char* const* argv) {
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ConfigError& e) {
+    std::fprintf(stderr, "%s\n", describe_config_error(e.what()).c_str());
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
 }
 
 Result<Options> to_options(const Flags& f) {
@@ -241,6 +269,7 @@ Result<Options> to_options(const Flags& f) {
     if (auto ep = metrics::parse_listen(f.metrics_listen); !ep) return ep.error();
   o.state_dir = f.state_dir;
   o.runtime_socket = f.runtime_socket;
+  o.cri_socket = f.cri_socket;
   // Without a runtime API, named namespaces are the workloads unless told otherwise.
   o.discover_netns = (f.runtime_socket.empty() || f.discover_netns) && !f.no_discover_netns;
   o.netns = netns::NetnsOptions{f.netns_dir, f.netns_labels, f.netns_prefix};

@@ -25,6 +25,7 @@ struct Flags {
   std::string state_dir = "/var/lib/topowall";
   std::string socket = "/run/topowall/topowall.sock";
   std::string runtime_socket;
+  std::string cri_socket;   // "" no CRI discovery (the CRI source, issue 13, reads Options::cri_socket)
   std::string mode;         // "" keeps the state directory's mode
   std::string learn_for;    // "" no learning window
   std::string after_learn = "monitor";
@@ -58,6 +59,7 @@ struct Options {
   agent::AgentConfig agent;
   std::string state_dir;
   std::string runtime_socket;    // "" no container runtime
+  std::string cri_socket;        // "" no CRI runtime (Kubernetes pods)
   bool discover_netns = false;   // named network namespaces as workloads
   netns::NetnsOptions netns;
   std::string log_level;
@@ -74,6 +76,12 @@ struct Options {
 
 // Registers every flag of topowalld on `app`, bound to `flags` (CLI11 checks ranges and choices).
 void add_flags(CLI::App& app, Flags& flags);
+
+// Parses the command line and the --config file. Returns -1 to go on, else the exit code: 0 after
+// --help, 2 with the problem said on stderr for a bad configuration file, CLI11's own for other errors.
+int parse_command_line(CLI::App& app, int argc, const char* const* argv);
+// What a CLI11 configuration-file error says, for a person: the unknown key named as such.
+std::string describe_config_error(const std::string& what);
 
 // Checks what CLI11 cannot and converts: durations, NAME=CIDR networks, the mark mask, failsafe
 // ports, the metrics address. The Error names the flag, the value, and what it should look like.

@@ -48,8 +48,20 @@ void etcd_authenticate(boost::asio::io_context& io, const EtcdTarget& t, const s
             });
 }
 
+namespace {
+// A namespaced name (`shop/web`) has a '/', which is also the key's separator: `a/b` -> `c` and `a` ->
+// `b/c` would share a key, one decision overwriting the other. '%' is in no name, so this is injective,
+// and plain names (no '/') keep the keys they always had.
+std::string key_part(const std::string& name) {
+  std::string out;
+  for (char c : name) out += c == '/' ? std::string("%2F") : std::string(1, c);
+  return out;
+}
+}  // namespace
+
 std::string decision_key(const std::string& root, const ClusterDecision& d) {
-  return root + "decisions/" + d.src + "/" + d.dst + "/" + std::string(to_string(d.proto)) + "/" + std::to_string(d.port);
+  return root + "decisions/" + key_part(d.src) + "/" + key_part(d.dst) + "/" + std::string(to_string(d.proto)) + "/" +
+         std::to_string(d.port);
 }
 
 namespace {

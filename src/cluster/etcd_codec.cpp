@@ -139,7 +139,7 @@ Result<NodeAnnouncement> decode_ranges(const std::string& value) try {
   if (!j.is_object()) return Error{"not a JSON object"};
   NodeAnnouncement a;
   a.node = j.value("node", "");
-  if (!topology::is_valid_name(a.node)) return Error{"node name '" + a.node + "' is not valid"};
+  if (!topology::is_plain_name(a.node)) return Error{"node name '" + a.node + "' is not valid"};
   if (!j.contains("ranges") || !j["ranges"].is_array()) return Error{"no range list"};
   for (const auto& r : j["ranges"]) {
     auto c = r.is_string() ? Cidr::parse(r.get<std::string>()) : std::nullopt;

@@ -81,7 +81,7 @@ Status EtcdStore::validate() const {
     return Error{"--cluster-etcd '" + opts_.url + "' must be http://host:port or https://host:port of an etcd member"};
   if (!tls_error_.empty()) return Error{"--cluster-etcd TLS: " + tls_error_};
   if (!password_error_.empty()) return Error{password_error_};
-  if (!topology::is_valid_name(opts_.node))
+  if (!topology::is_plain_name(opts_.node))
     return Error{"node name '" + opts_.node + "' is not valid: letters, digits, '.', '_', '-' (set --node-name)"};
   return ok_status();
 }

@@ -56,38 +56,4 @@ std::string export_mermaid(const Graph& g) {
   return out;
 }
 
-std::string export_networkpolicy(const Graph& g, const std::string& label_key) {
-  std::set<std::string> workloads;
-  for (const auto& [name, rec] : g.workloads()) workloads.insert(name);
-  for (const auto& [k, e] : g.edges()) {
-    if (k.src != "host" && k.src != "world") workloads.insert(k.src);
-    if (k.dst != "host" && k.dst != "world") workloads.insert(k.dst);
-  }
-  auto peer = [&](const std::string& name) -> std::string {
-    if (name == "world") return "    - ipBlock: {cidr: 0.0.0.0/0}\n    - ipBlock: {cidr: ::/0}\n";
-    return fmt::format("    - podSelector:\n        matchLabels: {{\"{}\": \"{}\"}}\n", label_key, name);
-  };
-  auto port = [](const EdgeKey& k) -> std::string {
-    if (is_icmp(k.proto)) return "";  // NetworkPolicy has no ICMP
-    std::string p = k.proto == Proto::tcp ? "TCP" : k.proto == Proto::udp ? "UDP" : "SCTP";
-    return fmt::format("    ports:\n    - {{protocol: {}, port: {}}}\n", p, k.port);
-  };
-  std::string out;
-  for (const auto& w : workloads) {
-    std::string ingress, egress;
-    for (const auto& [k, e] : g.edges()) {
-      if (e.state == EdgeState::denied || k.src == "host" || k.dst == "host") continue;
-      if (k.dst == w) ingress += "  - from:\n" + peer(k.src) + port(k);
-      if (k.src == w) egress += "  - to:\n" + peer(k.dst) + port(k);
-    }
-    out += fmt::format(
-        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: topowall-{}\n"
-        "  labels: {{app.kubernetes.io/managed-by: topowall}}\nspec:\n  podSelector:\n    matchLabels: {{\"{}\": \"{}\"}}\n"
-        "  policyTypes: [Ingress, Egress]\n  ingress:{}\n  egress:{}\n",
-        w, label_key, w, ingress.empty() ? " []" : "\n" + ingress.substr(0, ingress.size() - 1),
-        egress.empty() ? " []" : "\n" + egress.substr(0, egress.size() - 1));
-  }
-  return out;
-}
-
 }  // namespace topowall::topology

@@ -107,3 +107,27 @@ TEST(NodeRanges, TheFirstAnnouncementWinsAnOverlap) {
   EXPECT_TRUE(overlaps(*Cidr::parse("10.0.0.0/8"), *Cidr::parse("10.1.2.3/32")));
   EXPECT_FALSE(overlaps(*Cidr::parse("10.0.0.0/8"), *Cidr::parse("11.0.0.0/8")));
 }
+
+// Namespaced workloads travel between nodes whole; ranges and nodes keep plain names.
+TEST(ClusterCodec, NamespacedWorkloadsRoundTripNodesStayPlain) {
+  ClusterEndpoint e{"node-a", "c1", "shop/web", "web-5d9c8f7b6-x2k4q", {*IpAddr::parse("10.1.0.2")}};
+  auto back = decode_endpoint(encode_endpoint(e));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->workload, "shop/web");
+  for (const char* bad : {"shop/web/x", "Shop/web", "/web", "shop/"}) {
+    e.workload = bad;
+    EXPECT_FALSE(decode_endpoint(encode_endpoint(e))) << bad;
+  }
+  EXPECT_FALSE(decode_ranges(R"({"node":"shop/node-a","ranges":[]})")) << "a node name never has a namespace";
+}
+
+// A '/' in a workload name is also the key's separator: `a/b -> c` and `a -> b/c` must not share a key
+// (one decision would overwrite the other in etcd); plain names keep the keys they always had.
+TEST(ClusterCodec, DecisionKeysOfNamespacedNamesNeverCollide) {
+  ClusterDecision one{"shop/web", "db", Proto::tcp, 80, "approved", "", "", "n1"};
+  ClusterDecision two{"shop", "web/db", Proto::tcp, 80, "denied", "", "", "n1"};
+  EXPECT_NE(decision_key("/topowall/", one), decision_key("/topowall/", two));
+  EXPECT_EQ(decision_key("/topowall/", one), "/topowall/decisions/shop%2Fweb/db/tcp/80");
+  ClusterDecision plain{"web", "db", Proto::udp, 53, "approved", "", "", "n1"};
+  EXPECT_EQ(decision_key("/topowall/", plain), "/topowall/decisions/web/db/udp/53");
+}

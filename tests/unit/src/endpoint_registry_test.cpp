@@ -62,3 +62,20 @@ TEST_F(Registry, SyncedOnlyOnceEveryExpectedSourceListed) {
   reg.on_discovery(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}}, Src::netns);
   EXPECT_TRUE(reg.synced());
 }
+
+// Pods with the same app label in two namespaces are two workloads, each owning its own address; a
+// label naming another namespace stays in the pod's own.
+TEST_F(Registry, PodsAreNamespaceScopedWorkloads) {
+  auto pod = [](const char* id, const char* ns, const char* app, const char* addr) {
+    auto p = container(id, std::string(app) + "-x2k4q", {addr});
+    p.labels = {{"app", app}};
+    p.pod_namespace = ns;
+    return p;
+  };
+  reg.on_discovery(up(pod("p1", "shop", "web", "10.0.0.2")), Src::runtime);
+  reg.on_discovery(up(pod("p2", "tenant-a", "web", "10.0.0.3")), Src::runtime);
+  reg.on_discovery(up(pod("p3", "tenant-a", "shop/web", "10.0.0.4")), Src::runtime);
+  EXPECT_EQ(table.resolve(ip("10.0.0.2")), "shop/web");
+  EXPECT_EQ(table.resolve(ip("10.0.0.3")), "tenant-a/web");
+  EXPECT_EQ(table.resolve(ip("10.0.0.4")), "tenant-a/shop-web");
+}

@@ -89,3 +89,77 @@ TEST(Identity, PrefixedReservedNamesStayWithinTheLengthLimit) {
   EXPECT_TRUE(is_valid_name(f)) << f;
   EXPECT_FALSE(is_reserved_name(f, cfg)) << f;
 }
+
+namespace {
+EndpointInfo pod(std::string ns, std::string name, std::map<std::string, std::string> labels = {}) {
+  EndpointInfo e = ep(std::move(name), "", std::move(labels));
+  e.pod_namespace = std::move(ns);
+  return e;
+}
+}  // namespace
+
+// The same app in two namespaces is two workloads; the namespace is part of the name.
+TEST(Identity, PodsAreNamespaceScoped) {
+  IdentityConfig cfg;
+  EXPECT_EQ(workload_identity(pod("shop", "web-1", {{"app", "web"}}), cfg), "shop/web");
+  EXPECT_EQ(workload_identity(pod("tenant-a", "web-1", {{"app", "web"}}), cfg), "tenant-a/web");
+  EXPECT_EQ(workload_identity(pod("shop", "x", {{"app.kubernetes.io/name", "db"}}), cfg), "shop/db");
+  EXPECT_EQ(workload_identity(pod("shop", "x", {{"team", "pay"}, {"app", "web"}}), IdentityConfig{{"team"}}), "shop/pay");
+  // `host`, `world` and the networks are plain names: a pod's app may be called so without taking them.
+  EXPECT_EQ(workload_identity(pod("shop", "x", {{"app", "host"}}), cfg), "shop/host");
+  EXPECT_TRUE(is_valid_name("shop/web"));
+}
+
+// Without the label: the owner's name by the controllers' naming conventions, else the pod name.
+TEST(Identity, PodsWithoutTheLabelAreNamedAfterTheirOwner) {
+  IdentityConfig cfg;
+  EXPECT_EQ(workload_identity(pod("shop", "web-5d9c8f7b6-x2k4q", {{"pod-template-hash", "5d9c8f7b6"}}), cfg), "shop/web");
+  EXPECT_EQ(workload_identity(pod("shop", "my-api-77f9c6d4b-zq7lp", {{"pod-template-hash", "77f9c6d4b"}}), cfg), "shop/my-api");
+  EXPECT_EQ(workload_identity(pod("shop", "db-12", {{"statefulset.kubernetes.io/pod-name", "db-12"},
+                                                    {"controller-revision-hash", "db-6d8f5"}}), cfg),
+            "shop/db");
+  EXPECT_EQ(workload_identity(pod("kube-system", "kube-proxy-8wz5t",
+                                  {{"controller-revision-hash", "7b9d5c4f8"}, {"pod-template-generation", "1"}}), cfg),
+            "kube-system/kube-proxy");
+  // No controller: the pod name without a generated suffix (one from the suffix alphabet only).
+  EXPECT_EQ(workload_identity(pod("shop", "debug-x2k4q"), cfg), "shop/debug");
+  EXPECT_EQ(workload_identity(pod("shop", "nginx-proxy"), cfg), "shop/nginx-proxy") << "'o' is never generated";
+  EXPECT_EQ(workload_identity(pod("shop", "db-0"), cfg), "shop/db-0") << "no StatefulSet label: not an ordinal";
+  // A hash label that does not match the name (a hand-made pod) names nothing.
+  EXPECT_EQ(workload_identity(pod("shop", "web-abc", {{"pod-template-hash", "5d9c8f7b6"}}), cfg), "shop/web-abc");
+}
+
+// A tenant controls its pods' labels and names, never its namespace: nothing it writes may produce
+// another namespace's name, or a name that is not valid.
+TEST(Identity, LabelsCannotForgeAnotherNamespace) {
+  IdentityConfig cfg;
+  EXPECT_EQ(workload_identity(pod("tenant", "x", {{"app", "shop/web"}}), cfg), "tenant/shop-web");
+  EXPECT_EQ(workload_identity(pod("tenant", "x", {{"app", "../shop/web"}}), cfg), "tenant/shop-web");
+  EXPECT_EQ(workload_identity(pod("tenant", "shop/web"), cfg), "tenant/shop-web");
+  EXPECT_EQ(workload_identity(pod("tenant", "x", {{"app", "/"}}), cfg), "tenant/x");
+  for (const auto* evil : {"shop/web", "a/b/c", "/", "\n", "web\"}", std::string(300, '/').c_str()}) {
+    auto n = workload_identity(pod("tenant", evil, {{"app", evil}}), cfg);
+    EXPECT_TRUE(is_valid_name(n)) << n;
+    EXPECT_EQ(name_namespace(n), "tenant") << n;
+  }
+  // A namespace that is not a DNS label did not come from Kubernetes: it never equals the one it resembles.
+  auto odd = workload_identity(pod("Shop", "x", {{"app", "web"}}), cfg);
+  EXPECT_EQ(odd, "invalid-shop/web");
+  EXPECT_EQ(name_namespace(workload_identity(pod("shop/evil", "x", {{"app", "web"}}), cfg)), "invalid-shop-evil");
+  EXPECT_TRUE(is_valid_name(workload_identity(pod(std::string(100, 'n'), "x"), cfg)));
+}
+
+// Exactly one '/', between a DNS label and a plain name.
+TEST(Identity, NamespacedNamesAreValidatedStrictly) {
+  EXPECT_TRUE(is_valid_name("kube-system/coredns"));
+  EXPECT_TRUE(is_valid_name("a/B.c_d-e"));
+  EXPECT_TRUE(is_valid_name(std::string(63, 'n') + "/" + std::string(63, 'a')));
+  for (const auto* bad : {"/web", "shop/", "shop//web", "shop/web/x", "Shop/web", "-shop/web", "shop-/web", "sh_op/web",
+                          "shop/-web", "shop/we b", "shop/../x"})
+    EXPECT_FALSE(is_valid_name(bad)) << bad;
+  EXPECT_FALSE(is_valid_name(std::string(64, 'n') + "/web"));
+  EXPECT_FALSE(is_valid_name("shop/" + std::string(64, 'a')));
+  EXPECT_FALSE(is_plain_name("shop/web")) << "nodes and networks never have a namespace";
+  EXPECT_EQ(name_namespace("shop/web"), "shop");
+  EXPECT_EQ(name_namespace("web"), "");
+}

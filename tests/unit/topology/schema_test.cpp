@@ -192,3 +192,22 @@ TEST(Exporters, PendingIsNewestFirst) {
   EXPECT_EQ(p[0]["id"], 2);
   for (auto* f : {"id", "src", "dst", "proto", "port", "count", "first_seen", "last_seen"}) EXPECT_TRUE(p[0].contains(f));
 }
+
+// Graph files and saved state carry namespaced names whole; one '/' after a DNS label, never more.
+TEST(Schema, NamespacedNamesRoundTripAndAreCheckedStrictly) {
+  State s;
+  s.graph.note_workload("shop/web", {{"app", "web"}}, at("2026-11-30T10:00:00Z"));
+  s.graph.observe({"tenant-a/web", "shop/db", Proto::tcp, 5432}, at("2026-11-30T10:01:00Z"));
+  s.modes.overrides["shop/web"] = Mode::enforce;
+  s.ids.id("shop/web");
+  auto back = state_from_json(json::parse(state_to_json(s).dump()));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, s);
+  for (const auto* bad : {"shop/web/x", "Shop/web", "shop//web", "/web", "../shop/web"}) {
+    auto j = graph_to_json(s.graph);
+    j["edges"][0]["src"] = bad;
+    auto g = graph_from_json(j);
+    ASSERT_FALSE(g) << bad;
+    EXPECT_NE(g.error().message.find("invalid name"), std::string::npos) << g.error().message;
+  }
+}
