@@ -12,6 +12,7 @@
 
 #include "cri/cri.pb.h"
 #include "runtime/cri_rpc.hpp"
+#include "runtime/cri_status.hpp"
 
 namespace topowall::runtime {
 

@@ -1,4 +1,4 @@
-#include "runtime/cri_sandbox.hpp"
+#include "runtime/cri_status.hpp"
 
 #include <sys/stat.h>
 

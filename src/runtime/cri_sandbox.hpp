@@ -12,10 +12,6 @@
 #include "topowall/result.hpp"
 #include "topowall/runtime.hpp"
 
-namespace runtime::v1 {
-class PodSandboxStatusResponse;
-}
-
 namespace topowall::runtime {
 
 // One ready pod sandbox. The pod's containers join its network namespace, so the pod is the endpoint.
@@ -31,9 +27,6 @@ struct VerboseInfo {
   int pid = 0;
 };
 [[nodiscard]] VerboseInfo parse_verbose_info(const std::map<std::string, std::string>& info);
-
-// A ready sandbox from a verbose status answer; an error says what was missing (the pod is then skipped).
-[[nodiscard]] Result<Sandbox> sandbox_from_status(const ::runtime::v1::PodSandboxStatusResponse& r);
 
 // The endpoints last reported, and the events that turn them into a new complete listing.
 class SandboxSet {
