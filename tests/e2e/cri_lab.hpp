@@ -146,7 +146,8 @@ struct CriLab : ::testing::Test {
   int endpoints() { return cli("status").value("endpoints", -1); }
   std::set<std::string> edges() {
     std::set<std::string> out;
-    for (const auto& e : cli("topology export --format json")["edges"])
+    const auto graph = cli("topology export --format json");  // held: ["edges"] of a temporary would dangle
+    for (const auto& e : graph["edges"])
       out.insert(e["src"].get<std::string>() + ">" + e["dst"].get<std::string>() + ":" + e["proto"].get<std::string>() +
                  "/" + std::to_string(e["port"].get<int>()));
     return out;

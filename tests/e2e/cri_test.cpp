@@ -38,7 +38,7 @@ TEST_F(CriLab, PodsAreDiscoveredLearnedEnforcedAndForgotten) {
   // `web>api` today, `shop/web>shop/api` once identity is namespace-scoped.
   auto learned = [&] { return edges().count("web>api:tcp/8080") + edges().count("shop/web>shop/api:tcp/8080"); };
   ASSERT_TRUE(eventually([&] { return learned() == 1; }))
-      << "learned nothing: " << cli("topology export --format json").dump() << " " << edges().size();
+      << "learned nothing: " << cli("topology export --format json").dump();
 
   ASSERT_EQ(cli("mode enforce")["mode"], "enforce");
   EXPECT_TRUE(tcp("shop/web-0", api_ip, 8080)) << "a learned flow passes";

@@ -86,11 +86,10 @@ down() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   # Whatever a failed test left: shims of this containerd (their sockets are under /run/containerd/s).
-  local p
-  for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "-address $dir/cri.sock " && kill -9 "${p#/proc/}" 2>/dev/null
+  local f
+  for f in $(grep -l -s -F -- "$dir/cri.sock" /proc/[0-9]*/cmdline); do
+    f=${f#/proc/}; kill -9 "${f%/cmdline}" 2>/dev/null || true
   done
-  true
   grep -s " $dir/" /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip netns del "$netns" 2>/dev/null || true
   rm -rf "$dir"
