@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -135,8 +136,10 @@ void CriClient::worker() {
   std::set<std::string> last_ids;
   auto burst_until = Clock::time_point{};
   auto seen = Clock::time_point{};
+  std::uint64_t wakeups = 0;
   while (!stopping_) {
     Round round = fetch(cache);
+    round.wakeups = std::exchange(wakeups, 0);
     if (!round.error.empty()) {
       deliver(std::move(round));
       wait(kRetry);
@@ -152,6 +155,7 @@ void CriClient::worker() {
     auto now = Clock::now();
     auto timeout = now < burst_until ? opts_.burst_interval : opts_.relist_period;
     if (wait(std::chrono::duration_cast<std::chrono::milliseconds>(timeout))) {
+      ++wakeups;
       seen = Clock::now();
       burst_until = seen + opts_.burst_for;
     } else if (Clock::now() >= burst_until) {
@@ -199,6 +203,7 @@ void CriClient::deliver(Round round) {
     if (!*alive || stopping_) return;
     try {  // an asio callback: nothing may escape into io_context::run
       stats_.inspects += round.status_calls;
+      stats_.events += round.wakeups;
       stats_.errors += round.errors;
       if (!round.error.empty()) {
         ++stats_.errors;

@@ -59,6 +59,7 @@ class CriClient final : public Discovery {
     std::vector<Sandbox> sandboxes;
     std::chrono::steady_clock::time_point seen{};
     std::uint64_t status_calls = 0, errors = 0;
+    std::uint64_t wakeups = 0;  // changes noticed (event stream, namespace directory) since the last round
     std::string error;  // non-empty: the round failed, `sandboxes` means nothing
   };
   void worker();
