@@ -112,7 +112,7 @@ void enforced(runtime::CriRpc& rpc, nft::NftWriter& probe, int n, std::vector<st
 }
 
 void row(const std::string& what, const std::vector<double>& v) {
-  out(fmt::format("| {} | {} | {:.0f} ms | {:.0f} ms |\n", what, v.size(), percentile(v, 50), percentile(v, 99)));
+  out(fmt::format("| {} | {} | {:.0f} ms | {:.0f} ms |\n", what, v.size(), percentile(v, 0.5), percentile(v, 0.99)));
 }
 
 }  // namespace
@@ -147,9 +147,9 @@ void cri_pods(const Options& o) {
     row("RunPodSandbox with the agent running", call);
     row("RunPodSandbox called → endpoint enforced", total);
     row("RunPodSandbox returned → endpoint enforced", after);
-    const double b50 = percentile(baseline, 50), b99 = percentile(baseline, 99);
-    out(fmt::format("| ratio enforced / baseline | | **{:.2f}** | {:.2f} |\n", b50 > 0 ? percentile(total, 50) / b50 : 0,
-                    b99 > 0 ? percentile(total, 99) / b99 : 0));
+    const double b50 = percentile(baseline, 0.5), b99 = percentile(baseline, 0.99);
+    out(fmt::format("| ratio enforced / baseline | | **{:.2f}** | {:.2f} |\n", b50 > 0 ? percentile(total, 0.5) / b50 : 0,
+                    b99 > 0 ? percentile(total, 0.99) / b99 : 0));
     if (total.size() != call.size()) out(fmt::format("WARNING: {} pods never enforced\n", call.size() - total.size()));
   }
   sh(kLab + " down " + kDir + " " + kTag);
