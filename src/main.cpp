@@ -21,6 +21,7 @@
 #include "nft/monitor.hpp"
 #include "nft/writer.hpp"
 #include "rtnl/address_watcher.hpp"
+#include "runtime/cri_client.hpp"
 #include "runtime/docker_client.hpp"
 #include "store/state_store.hpp"
 
@@ -72,6 +73,7 @@ int add_adapters(boost::asio::io_context& io, app::Options& o, agent::Adapters& 
   if (auto st = store->prepare(); !st) return fail(1, st.error().message);
   ad.store = std::move(store);
   if (!o.runtime_socket.empty()) ad.runtime = std::make_unique<runtime::DockerClient>(io, o.runtime_socket);
+  if (!o.cri_socket.empty()) ad.runtime = std::make_unique<runtime::CriClient>(io, runtime::CriOptions{o.cri_socket});
   if (o.discover_netns) ad.netns = std::make_unique<netns::NetnsWatcher>(io, o.netns);
   ad.flows = std::make_unique<conntrack::CtListener>(io);
   ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);

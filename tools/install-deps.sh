@@ -8,7 +8,8 @@ packages=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 kmod busybox-static iperf3 curl
-  podman runc containernetworking-plugins etcd-server etcd-client openssl
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  podman runc containerd containernetworking-plugins etcd-server etcd-client openssl util-linux
   chromium fonts-dejavu-core
   python3-kubernetes python3-yaml
 )

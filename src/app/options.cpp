@@ -21,7 +21,7 @@ void add_general_flags(CLI::App& app, Flags& f) {
   app.add_option("--runtime-socket", f.runtime_socket,
                  "Docker Engine API socket (dockerd, or `podman system service`)");
   app.add_option("--cri-socket", f.cri_socket,
-                 "Kubernetes: CRI runtime socket, /run/containerd/containerd.sock or /run/crio/crio.sock");
+                 "Kubernetes CRI socket: pods as workloads (/run/containerd/containerd.sock, /run/crio/crio.sock)");
   app.add_option("--mode", f.mode, "initial mode of a fresh state directory: learn|monitor|enforce")
       ->check(CLI::IsMember({"learn", "monitor", "enforce"}));
   app.add_option("--learn-for", f.learn_for, "learning window, e.g. 30m, 2h, 7d; then --after-learn");
@@ -268,10 +268,12 @@ Result<Options> to_options(const Flags& f) {
   if (!f.metrics_listen.empty())
     if (auto ep = metrics::parse_listen(f.metrics_listen); !ep) return ep.error();
   o.state_dir = f.state_dir;
+  if (!f.runtime_socket.empty() && !f.cri_socket.empty())
+    return Error{"--runtime-socket and --cri-socket both given: a node runs pods through one runtime; choose one"};
   o.runtime_socket = f.runtime_socket;
   o.cri_socket = f.cri_socket;
   // Without a runtime API, named namespaces are the workloads unless told otherwise.
-  o.discover_netns = (f.runtime_socket.empty() || f.discover_netns) && !f.no_discover_netns;
+  o.discover_netns = ((f.runtime_socket.empty() && f.cri_socket.empty()) || f.discover_netns) && !f.no_discover_netns;
   o.netns = netns::NetnsOptions{f.netns_dir, f.netns_labels, f.netns_prefix};
   o.log_level = f.log_level;
   o.alert_sinks = f.alert_sinks;

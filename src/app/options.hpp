@@ -25,7 +25,7 @@ struct Flags {
   std::string state_dir = "/var/lib/topowall";
   std::string socket = "/run/topowall/topowall.sock";
   std::string runtime_socket;
-  std::string cri_socket;   // "" no CRI discovery (the CRI source, issue 13, reads Options::cri_socket)
+  std::string cri_socket;
   std::string mode;         // "" keeps the state directory's mode
   std::string learn_for;    // "" no learning window
   std::string after_learn = "monitor";
@@ -59,7 +59,7 @@ struct Options {
   agent::AgentConfig agent;
   std::string state_dir;
   std::string runtime_socket;    // "" no container runtime
-  std::string cri_socket;        // "" no CRI runtime (Kubernetes pods)
+  std::string cri_socket;        // "" no Kubernetes CRI runtime (exclusive with runtime_socket)
   bool discover_netns = false;   // named network namespaces as workloads
   netns::NetnsOptions netns;
   std::string log_level;

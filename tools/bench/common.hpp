@@ -129,6 +129,7 @@ void container_start(const Options& o);
 void alerts(const Options& o);
 void memory(const Options& o);
 void transfer(const Options& o);
+void cri_pods(const Options& o);
 int memory_child(std::size_t eps, std::size_t edges);
 void radar(const Options& o);
 

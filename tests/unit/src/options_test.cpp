@@ -107,6 +107,18 @@ TEST(Options, NamespaceDiscoveryFollowsTheRuntimeSocket) {
   EXPECT_FALSE(none->discover_netns);
 }
 
+TEST(Options, TheCriSocketIsARuntimeAndExcludesTheDockerApi) {
+  auto cri = parse("--cri-socket /run/containerd/containerd.sock");
+  ASSERT_TRUE(cri);
+  EXPECT_EQ(cri->cri_socket, "/run/containerd/containerd.sock");
+  EXPECT_TRUE(cri->runtime_socket.empty());
+  // containerd mounts pods' namespaces in /run/netns: they are pods, not named-namespace workloads.
+  EXPECT_FALSE(cri->discover_netns);
+  auto both = parse("--cri-socket /run/crio/crio.sock --runtime-socket /run/podman/podman.sock");
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message.find("choose one"), std::string::npos) << both.error().message;
+}
+
 TEST(Options, ClusterMetricsSinksAndUninstall) {
   auto o = parse(
       "--cluster-etcd https://10.0.0.5:2379 --node-name n1 --cluster-ca ca.pem --cluster-cert c.pem --cluster-key k.pem "
