@@ -52,18 +52,11 @@ TEST_F(CriLab, PodsAreDiscoveredLearnedEnforcedAndForgotten) {
   EXPECT_GE(cli("status")["counters"].value("runtime_events", 0), 1) << "no change was noticed between relists";
   EXPECT_TRUE(tcp("shop/web-1", api_ip, 8080)) << "the new replica inherits its workload's edges";
 
-  // Once identity is namespace-scoped (`<namespace>/<app>`, issue 13's identity part), tenant/web is not
-  // shop/web: blocked, and the alert names it with its namespace. Until then both pods are `web`, one
-  // workload, and this part is reported as not checked rather than asserted.
-  const auto tenant_web = workload_of(cli("workloads"), "web-0");
-  if (cli("workloads").dump().find("tenant/web") != std::string::npos) {
-    EXPECT_FALSE(tcp("tenant/web-0", api_ip, 8080)) << "tenant/web inherited shop/web's edge";
-    EXPECT_TRUE(eventually([&] { return alerts_text().find("\"src\":\"tenant/web\"") != std::string::npos; }))
-        << alerts_text();
-  } else {
-    std::cerr << "NOTE: identity is not namespace-scoped yet (" << tenant_web
-              << "): the tenant/web assertions were not checked\n";
-  }
+  // Identity is namespace-scoped: tenant/web is not shop/web, so it is blocked and named with its namespace.
+  EXPECT_NE(cli("workloads").dump().find("tenant/web"), std::string::npos) << cli("workloads").dump();
+  EXPECT_FALSE(tcp("tenant/web-0", api_ip, 8080)) << "tenant/web inherited shop/web's edge";
+  EXPECT_TRUE(eventually([&] { return alerts_text().find("\"src\":\"tenant/web\"") != std::string::npos; }))
+      << alerts_text();
 
   // Deletion: the pod's endpoint goes; a new pod on its address inherits nothing.
   remove_pod("shop/api-0");
