@@ -27,12 +27,14 @@ TEST_F(AgentLab, OnlyAnsweredConnectionsAreLearned) {
   EXPECT_EQ(lab_edges(), expected);
   EXPECT_EQ(call("flows.pending")["result"].size(), 0u);
   // Ending the waiting entries (as their timeouts would) reports them: counted per workload, never learned.
+  // The kernel deletes a connection refused by a reset before it marks the reply seen, so the reset is
+  // counted with the unanswered: the dropped SYN, the reset and the closed UDP port make three.
   auto net = *Cidr::parse("10.231.3.0/24");
   ASSERT_TRUE(conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src); }));
   json cov;
   ASSERT_TRUE(pump_until([&] {
     cov = call("status")["result"]["learning"]["coverage"]["twia-a"];
-    return cov.value("refused", 0) >= 1 && cov.value("unanswered", 0) >= 2;
+    return cov.value("unanswered", 0) >= 3;
   })) << cov.dump();
   EXPECT_EQ(cov["peers"], 1);
   EXPECT_EQ(cov["verdict"], "learning");
