@@ -48,6 +48,17 @@ struct Cidr {
   auto operator<=>(const Cidr&) const = default;
 };
 
+// What conntrack said of a connection when it reported it. Only a conversation is learned: an
+// unanswered SYN, a reset, a probe of a closed UDP port or a scan teaches nothing.
+enum class FlowPhase : std::uint8_t {
+  answered,    // the destination answered: a TCP handshake completed, a UDP/ICMP reply seen
+  attempt,     // opened, no answer yet (a SYN, a first datagram)
+  progress,    // a later change of a connection already reported: nothing to learn
+  unanswered,  // ended without any answer
+  refused,     // ended answered only by a refusal (a TCP reset)
+};
+std::string_view to_string(FlowPhase phase);
+
 // One connection as conntrack reports it: the original direction, with the real
 // destination taken from the reply tuple when the flow was DNATed.
 struct FlowTuple {
@@ -57,6 +68,8 @@ struct FlowTuple {
   std::uint16_t sport = 0;
   std::uint16_t dport = 0;    // tcp/udp/sctp
   std::uint8_t icmp_type = 0; // icmp/icmpv6
+  // Built by hand (tests, fakes), a flow is a conversation; the conntrack decoder always says which.
+  FlowPhase phase = FlowPhase::answered;
 };
 
 }  // namespace topowall

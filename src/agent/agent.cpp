@@ -29,7 +29,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       cfg_(std::move(cfg)),
       ad_(std::move(adapters)),
       time_(ad_.time ? std::move(ad_.time) : std::make_unique<RealTimeSource>()),
-      learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits),
+      learner_(state_.graph, endpoints_, state_.modes, cfg_.pending_limits, cfg_.learn),
       intake_(learner_, endpoints_, *time_, cfg_.settle),
       registry_(endpoints_, cfg_.identity, ad_.addresses.get(), ad_.cluster.get()),
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
@@ -50,6 +50,16 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   policy_.set_on_dirty([this] { dirty_ = true; });
   register_methods();
   alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
+  signals_ = [this](const std::string& w) {
+    topology::LearningSignals sig;
+    if (learner_.quarantined(w, time_->now())) sig.quarantine = learner_.quarantine_of(w);
+    if (auto it = learner_.attempts().find(w); it != learner_.attempts().end()) sig.last_attempt = it->second.last_attempt;
+    return sig;
+  };
+  policy_.set_signals(signals_);
+  learner_.set_on_quarantine([this](const std::string& w, const std::string& reason, const topology::EdgeKey& k) {
+    alerts_.on_quarantine(w, reason, k, time_->now());
+  });
 }
 
 Agent::~Agent() {

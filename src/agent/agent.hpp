@@ -32,6 +32,7 @@
 #include "topowall/runtime.hpp"
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/identity.hpp"
+#include "topowall/topology/coverage.hpp"
 #include "topowall/topology/learner.hpp"
 #include "topowall/topology/rate_limit.hpp"
 #include "topowall/topology/schema.hpp"
@@ -61,6 +62,10 @@ struct AgentConfig {
   // Pending flows kept per source workload and in all; beyond, the least recently seen are evicted, so a
   // port scan cannot grow the table or the state file.
   topology::PendingLimits pending_limits;
+  // What learning trusts: answered flows, one-way repeats, the fan-out quarantine, world ingress held.
+  topology::LearnConfig learn;
+  // A learning workload is converged once this long passes without a new edge (status, workloads).
+  std::chrono::seconds converge_after{600};
   // The largest graph topology.import and topology.diff read from a passed descriptor (--max-import-bytes).
   std::size_t max_import_bytes = 64 << 20;
   // Alerts reaching the sinks, per source workload (a token bucket), so one scanner cannot drown the
@@ -137,6 +142,7 @@ class Agent {
   nlohmann::json committed(nlohmann::json result);
   nlohmann::json committed(Reply r) { return r.error ? std::move(r.body) : committed(std::move(r.body)); }
   nlohmann::json rules_show();
+  nlohmann::json coverage_json(TimePoint now, bool full) const;
   nlohmann::json export_topology(const nlohmann::json& params, int passed_fd);
 
   boost::asio::io_context& io_;
@@ -164,6 +170,7 @@ class Agent {
   std::chrono::steady_clock::time_point last_gen_check_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;
+  topology::SignalsFn signals_;  // the learner's view of a workload, for coverage and auto-promotion
 };
 
 }  // namespace topowall::agent

@@ -36,6 +36,24 @@ void AlertPipeline::on_logged(const LoggedPacket& p) {
   }
 }
 
+void AlertPipeline::on_quarantine(const std::string& workload, const std::string& reason,
+                                  const topology::EdgeKey& key, TimePoint when) {
+  try {
+    spdlog::warn("workload {} quarantined ({}): it reached more new edges than the limit while learning; its new "
+                 "edges are held for review (topowall pending, approve, deny)",
+                 workload, reason);
+    topology::Alert a;
+    a.time = when;
+    a.edge = key;
+    a.reason = reason;
+    a.held = true;
+    raise(a);
+  } catch (const std::exception& e) {
+    ++counters_.handler_errors;
+    spdlog::error("alert handling failed: {}", e.what());
+  }
+}
+
 // The guard's drops: never pending, never learned; the alert names the container behind the port and
 // whom its source address belongs to ("a sent as c").
 void AlertPipeline::on_guard(const LoggedPacket& p) {

@@ -37,6 +37,9 @@ class AlertPipeline {
   void set_on_blocked(std::function<void(const topology::EdgeKey&, TimePoint)> f) { on_blocked_ = std::move(f); }
 
   void on_logged(const LoggedPacket& p);  // never throws
+  // The learner quarantined a workload (a scan, a fan-out): an alert names it. Never throws.
+  void on_quarantine(const std::string& workload, const std::string& reason, const topology::EdgeKey& key,
+                     TimePoint when);
   void flush(TimePoint now);              // folded alerts whose window closed, to the sinks
   // Live watchers (`flows watch`): every alert and learned edge as it happens.
   [[nodiscard]] bool watch(control::PushFn push);

@@ -48,11 +48,12 @@ void FlowIntake::flush() {
 
 void FlowIntake::learn(const FlowTuple& flow, bool resync) {
   auto outcome = learner_.observe(flow, time_.now(), resync);
-  if (outcome == topology::Outcome::not_ours || outcome == topology::Outcome::denied) return;
+  using O = topology::Outcome;
+  if (outcome == O::not_ours || outcome == O::denied || outcome == O::unanswered || outcome == O::ignored) return;
   hooks_.changed();
-  if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
+  if (outcome != O::new_edge && outcome != O::pending_new && outcome != O::held_new) return;
   const auto k = *topology::edge_for(flow, endpoints_);
-  if (outcome == topology::Outcome::pending_new) return hooks_.pending(k);
+  if (outcome != O::new_edge) return hooks_.pending(k);
   spdlog::info("learned {}", k.to_string());
   hooks_.learned(k, flow);
 }

@@ -189,17 +189,18 @@ void PolicyService::check_workload_windows(TimePoint now) {
 
 void PolicyService::auto_promote(TimePoint now) {
   if (cfg_.auto_promote_after.count() <= 0) return;
-  // Last sign of learning per workload: its first sighting or its newest edge (one pass).
-  std::map<std::string, TimePoint> last;
-  for (const auto& [w, rec] : state_.graph.workloads()) last[w] = rec.first_seen;
-  for (const auto& [k, e] : state_.graph.edges())
-    for (const auto* w : {&k.src, &k.dst}) {
-      auto& t = last[*w];
-      t = std::max(t, e.first_seen);
-    }
-  for (const auto& [w, ids] : endpoints_.workloads()) {
-    if (state_.modes.of(w) != Mode::learn || now - last[w] < cfg_.auto_promote_after) continue;
-    spdlog::info("workload {} learned nothing new for {}s: promoted to enforce", w, cfg_.auto_promote_after.count());
+  std::vector<std::string> learning;
+  for (const auto& [w, ids] : endpoints_.workloads())
+    if (state_.modes.of(w) == Mode::learn) learning.push_back(w);
+  if (learning.empty()) return;
+  // Converged, not merely quiet: nothing new learned, held or attempted for the period, and not quarantined.
+  topology::CoverageConfig cc;
+  cc.quiet = cfg_.auto_promote_after;
+  cc.buckets = 0;
+  for (const auto& [w, c] : topology::coverage(state_.graph, learning, signals_, now, cc)) {
+    if (!c.converged) continue;
+    spdlog::info("workload {} converged (nothing new for {}s; {} edges, {} peers): promoted to enforce", w,
+                 cfg_.auto_promote_after.count(), c.edges, c.peers);
     state_.modes.overrides[w] = Mode::enforce;
     state_.workload_learn_until.erase(w);
     dirty();

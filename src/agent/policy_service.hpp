@@ -14,6 +14,7 @@
 #include "agent/programmer.hpp"
 #include "topowall/cluster.hpp"
 #include "topowall/time_source.hpp"
+#include "topowall/topology/coverage.hpp"
 #include "topowall/topology/endpoints.hpp"
 #include "topowall/topology/schema.hpp"
 
@@ -22,7 +23,7 @@ namespace topowall::agent {
 struct PolicyConfig {
   Mode after_learn = Mode::monitor;               // the node's mode once its learning window ends
   std::chrono::seconds new_workload_learn_for{0};  // a new workload learns on its own this long (0: never)
-  std::chrono::seconds auto_promote_after{0};      // learning without a new edge this long: enforce (0: never)
+  std::chrono::seconds auto_promote_after{0};      // learning converged for this long: enforce (0: never)
   std::uint64_t max_import_bytes = 64ull << 20;    // a graph file passed as a descriptor, at most
 };
 
@@ -40,6 +41,8 @@ class PolicyService {
 
   void set_cluster(ClusterStore* cluster) { cluster_ = cluster; }
   void set_on_dirty(std::function<void()> f) { on_dirty_ = std::move(f); }
+  // The learner's view of a workload (attempts, quarantine): convergence needs it besides the graph.
+  void set_signals(topology::SignalsFn f) { signals_ = std::move(f); }
 
   // Operator commands (control API parameters; each answers what it did).
   [[nodiscard]] Reply decide_flows(const nlohmann::json& params, topology::EdgeState state);
@@ -79,6 +82,7 @@ class PolicyService {
   const TimeSource& time_;
   ClusterStore* cluster_ = nullptr;
   std::function<void()> on_dirty_;
+  topology::SignalsFn signals_;
 };
 
 }  // namespace topowall::agent

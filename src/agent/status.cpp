@@ -25,6 +25,7 @@ json Agent::status_json() const {
     learn["remaining_seconds"] =
         std::max<long long>(0, std::chrono::duration_cast<std::chrono::seconds>(*state_.learn_until - now).count());
   }
+  learn["coverage"] = coverage_json(now, false);
   json overrides = json::object();
   for (const auto& [w, m] : state_.modes.overrides) overrides[w] = to_string(m);
   json j{{"mode", to_string(state_.modes.global)},
@@ -62,6 +63,11 @@ json Agent::counters_json() const {
                 {"new_edges", ls.new_edges},
                 {"pending_flows", ls.pending},
                 {"pending_evicted", ls.pending_evicted + counters_.pending_evicted},
+                {"flows_unanswered", ls.unanswered},
+                {"flows_refused", ls.refused},
+                {"learn_held", ls.held},
+                {"learn_quarantines", ls.quarantines},
+                {"learn_one_way", ls.one_way_learned},
                 {"deferred_flows", intake_.counters().deferred},
                 {"deferred_overflow", intake_.counters().overflow},
                 {"endpoint_upserts", registry_.counters().upserts},
@@ -150,7 +156,34 @@ json Agent::radar_json() const {
   return topology::radar_model({state_.graph, &endpoints_, &state_.modes, alerts_.recent(), Clock::now()});
 }
 
+// Per workload: how far learning got (coverage, convergence) and what it did not trust. `full` adds the
+// new-edge curve (workloads); status keeps it short.
+json Agent::coverage_json(TimePoint now, bool full) const {
+  std::vector<std::string> names;
+  for (const auto& [w, ids] : endpoints_.workloads()) names.push_back(w);
+  topology::CoverageConfig cc;
+  cc.quiet = cfg_.converge_after;
+  json out = json::object();
+  for (const auto& [w, c] : topology::coverage(state_.graph, names, signals_, now, cc)) {
+    auto j = topology::coverage_to_json(c, now, cc);
+    if (!full) j.erase("new_edge_curve");
+    const auto& attempts = learner_.attempts();
+    auto it = attempts.find(w);
+    const topology::WorkloadAttempts none;
+    const auto& a = it == attempts.end() ? none : it->second;
+    j["unanswered"] = a.unanswered;
+    j["refused"] = a.refused;
+    j["held"] = a.held;
+    j["quarantines"] = a.quarantines;
+    auto q = learner_.quarantine_of(w);
+    j["quarantine"] = q ? json(*q) : json(nullptr);
+    out[w] = std::move(j);
+  }
+  return out;
+}
+
 json Agent::workloads_json() const {
+  const auto cov = coverage_json(time_->now(), true);
   json out = json::array();
   for (const auto& [name, ids] : endpoints_.workloads()) {
     json addrs = json::array(), containers = json::array();
@@ -174,7 +207,8 @@ json Agent::workloads_json() const {
                    {"addresses", addrs},
                    {"containers", containers},
                    {"replicas", ids.size()},
-                   {"mode", to_string(state_.modes.of(name))}});
+                   {"mode", to_string(state_.modes.of(name))},
+                   {"learning", cov.value(name, json::object())}});
   }
   return out;
 }

@@ -40,6 +40,26 @@ void add_general_flags(CLI::App& app, Flags& f) {
   app.add_option("--log-level", f.log_level, "trace|debug|info|warn|error")->capture_default_str();
 }
 
+// What learning trusts (issue 15): answered flows, one-way repeats, a fan-out quarantine, world held.
+void add_learn_flags(CLI::App& app, Flags& f) {
+  app.add_option("--learn-one-way-after", f.learn_one_way_after,
+                 "learn an unanswered UDP flow (syslog, statsd) once it repeats over this period (0: never)")
+      ->capture_default_str();
+  app.add_option("--learn-one-way-events", f.learn_one_way_events,
+                 "the distinct sightings over --learn-one-way-after a one-way flow needs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--learn-fanout-limit", f.learn_fanout_limit,
+                 "new edges a learning workload may reach within --learn-fanout-window before it is quarantined "
+                 "(its further new edges wait for review; 0: no quarantine)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--learn-fanout-window", f.learn_fanout_window, "the window of --learn-fanout-limit")
+      ->capture_default_str();
+  app.add_flag("--learn-trust-world", f.learn_trust_world,
+               "learn new edges from world into a workload (default: they wait for review)");
+}
+
 void add_ruleset_flags(CLI::App& app, Flags& f) {
   app.add_option("--table", f.table, "the nftables table (family inet) topowall owns")->capture_default_str();
   app.add_option("--nflog-group", f.nflog_group, "NFLOG group for alerts")->capture_default_str()->check(CLI::Range(1, 65535));
@@ -53,8 +73,12 @@ void add_ruleset_flags(CLI::App& app, Flags& f) {
                  "a workload first seen while monitoring/enforcing learns alone this long (0: enforced at once)")
       ->capture_default_str();
   app.add_option("--auto-promote-after", f.auto_promote_after,
-                 "promote a learning workload to enforce after this quiet period (0: never)")
+                 "promote a learning workload to enforce once it has converged for this long: nothing new learned, held or attempted, not quarantined (0: never)")
       ->capture_default_str();
+  app.add_option("--converge-after", f.converge_after,
+                 "a learning workload has converged after this long with nothing new (status, workloads)")
+      ->capture_default_str();
+  add_learn_flags(app, f);
   app.add_option("--id-reuse-after", f.id_reuse_after,
                  "a workload id unused this long (no address) may go to another workload")
       ->capture_default_str();
@@ -191,6 +215,19 @@ std::vector<std::string> split_csv(const std::string& csv) {
   auto promote = duration_flag("--auto-promote-after", f.auto_promote_after, " (0: never)");
   if (!promote) return promote.error();
   cfg.auto_promote_after = *promote;
+  auto converge = duration_flag("--converge-after", f.converge_after, "");
+  if (!converge) return converge.error();
+  cfg.converge_after = *converge;
+  auto one_way = duration_flag("--learn-one-way-after", f.learn_one_way_after, " (0: never)");
+  if (!one_way) return one_way.error();
+  cfg.learn.one_way_after = *one_way;
+  cfg.learn.one_way_events = f.learn_one_way_events;
+  auto window = duration_flag("--learn-fanout-window", f.learn_fanout_window, "");
+  if (!window) return window.error();
+  if (window->count() <= 0) return Error{"--learn-fanout-window must be at least 1s (use --learn-fanout-limit 0 to turn the quarantine off)"};
+  cfg.learn.fanout_window = *window;
+  cfg.learn.fanout_limit = f.learn_fanout_limit;
+  cfg.learn.world_pending = !f.learn_trust_world;
   auto reuse = duration_flag("--id-reuse-after", f.id_reuse_after, "");
   if (!reuse) return reuse.error();
   cfg.id_reuse_after = *reuse;

@@ -42,6 +42,9 @@ struct Flags {
   std::vector<std::string> failsafe{"tcp/22"};
   std::vector<std::string> alert_sinks{"log"};
   std::string new_workload_learn_for = "0", auto_promote_after = "0", id_reuse_after = "10m";
+  std::string learn_one_way_after = "60s", learn_fanout_window = "60s", converge_after = "10m";
+  std::uint32_t learn_one_way_events = 3, learn_fanout_limit = 20;
+  bool learn_trust_world = false;
   std::string cluster_etcd, node_name;
   TlsFiles cluster_tls;
   cluster::EtcdCredential cluster_auth, cluster_decisions;  // user "" = the node name / none

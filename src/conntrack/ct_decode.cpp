@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include <cstring>
@@ -67,11 +69,68 @@ std::optional<Tuple> parse_tuple(const nlattr* nest) {
   return t;
 }
 
+int parse_tcp_state(const nlattr* protoinfo) {
+  const nlattr* tb[33] = {};
+  if (!protoinfo || mnl_attr_parse_nested(protoinfo, collect, tb) < 0 || !tb[CTA_PROTOINFO_TCP]) return -1;
+  const nlattr* tcp[33] = {};
+  if (mnl_attr_parse_nested(tb[CTA_PROTOINFO_TCP], collect, tcp) < 0) return -1;
+  auto* st = sized(tcp[CTA_PROTOINFO_TCP_STATE], 1);
+  return st ? mnl_attr_get_u8(st) : -1;
+}
+
+CtFacts facts_of(const nlmsghdr* nlh, const nlattr* const* tb) {
+  CtFacts f;
+  // Events: NEW carries NLM_F_CREATE, an update none, a destroy is a DELETE; a dump answer is MULTI.
+  if ((nlh->nlmsg_type & 0xff) == IPCTNL_MSG_CT_DELETE)
+    f.kind = CtFacts::Kind::destroyed;
+  else if (nlh->nlmsg_flags & NLM_F_MULTI)
+    f.kind = CtFacts::Kind::dumped;
+  else if (nlh->nlmsg_flags & NLM_F_CREATE)
+    f.kind = CtFacts::Kind::created;
+  else
+    f.kind = CtFacts::Kind::updated;
+  if (auto* a = sized(tb[CTA_STATUS], 4)) {
+    const auto status = ntohl(mnl_attr_get_u32(a));
+    f.seen_reply = status & IPS_SEEN_REPLY;
+    f.assured = status & IPS_ASSURED;
+  }
+  f.tcp_state = parse_tcp_state(tb[CTA_PROTOINFO]);
+  return f;
+}
+
 }  // namespace
+
+FlowPhase flow_phase(Proto proto, const CtFacts& f) {
+  using K = CtFacts::Kind;
+  if (proto == Proto::tcp || proto == Proto::sctp) {
+    const bool established = proto == Proto::tcp && f.tcp_state == TCP_CONNTRACK_ESTABLISHED && f.seen_reply;
+    switch (f.kind) {
+      case K::destroyed:
+        return f.assured ? FlowPhase::progress : f.seen_reply ? FlowPhase::refused : FlowPhase::unanswered;
+      case K::dumped: return f.assured || established ? FlowPhase::answered : FlowPhase::attempt;
+      case K::created: return established ? FlowPhase::answered : FlowPhase::attempt;
+      case K::updated:
+        // TCP: the one update that reaches ESTABLISHED (later ones say FIN_WAIT, TIME_WAIT ...).
+        // SCTP carries no state here: its update that sets ASSURED is the answer.
+        if (proto == Proto::tcp) return established ? FlowPhase::answered : FlowPhase::progress;
+        return f.assured ? FlowPhase::answered : FlowPhase::progress;
+    }
+  }
+  switch (f.kind) {
+    case K::destroyed: return f.seen_reply ? FlowPhase::progress : FlowPhase::unanswered;
+    case K::dumped:
+    case K::created: return f.seen_reply ? FlowPhase::answered : FlowPhase::attempt;
+    case K::updated:
+      // The reply sets SEEN_REPLY on its own event; ASSURED comes on a later packet.
+      return f.seen_reply && !f.assured ? FlowPhase::answered : FlowPhase::progress;
+  }
+  return FlowPhase::progress;
+}
 
 std::optional<FlowTuple> decode_ct_message(const nlmsghdr* nlh) {
   if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK) return std::nullopt;
-  if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW) return std::nullopt;
+  const auto type = nlh->nlmsg_type & 0xff;
+  if (type != IPCTNL_MSG_CT_NEW && type != IPCTNL_MSG_CT_DELETE) return std::nullopt;
   if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) return std::nullopt;
   const nlattr* tb[33] = {};
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect, tb) < 0) return std::nullopt;
@@ -86,6 +145,7 @@ std::optional<FlowTuple> decode_ct_message(const nlmsghdr* nlh) {
   f.sport = orig->sport;
   f.dport = orig->dport;
   f.icmp_type = orig->icmp_type;
+  f.phase = flow_phase(f.proto, facts_of(nlh, tb));
   // DNAT: the reply comes from the real server; name it, not the published address.
   // A reply of the other family cannot be this flow's server: a flow names two addresses of one family.
   if (auto reply = parse_tuple(tb[CTA_TUPLE_REPLY]); reply && reply->src.family == f.src.family && reply->src != orig->dst) {

@@ -119,7 +119,10 @@ CtListener::~CtListener() { stop(); }
 
 Status CtListener::start(FlowHandler handler) {
   handler_ = std::move(handler);
-  auto sock = open_mnl_socket(NETLINK_NETFILTER, NF_NETLINK_CONNTRACK_NEW, "conntrack NEW events");
+  // Updates say when a connection was answered (learning waits for that); destroys say which never were.
+  auto sock = open_mnl_socket(NETLINK_NETFILTER,
+                              NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE | NF_NETLINK_CONNTRACK_DESTROY,
+                              "conntrack events");
   if (!sock) return sock.error();
   sock_ = std::move(*sock);
   int fd = mnl_socket_get_fd(sock_.get());
@@ -192,6 +195,7 @@ void CtListener::on_datagram(const char* data, std::size_t n) {
   for (auto* nlh = reinterpret_cast<const nlmsghdr*>(data); nlmsg_fits(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
     ++stats_.messages;
     if (auto f = decode_ct_message(nlh)) {
+      if (f->phase == FlowPhase::progress) continue;  // a later state change (FIN_WAIT ...): nothing to learn
       ++stats_.flows;
       try {
         handler_(*f, false);

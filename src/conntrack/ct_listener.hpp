@@ -1,4 +1,4 @@
-// ctnetlink NEW-event subscriber on the host namespace.
+// ctnetlink event subscriber (new, update, destroy) on the host namespace.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

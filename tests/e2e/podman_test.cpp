@@ -155,3 +155,37 @@ TEST_F(PodmanLab, AContainerWithNetAdminCannotImpersonateOrSpoof) {
   EXPECT_TRUE(pending_pairs().count("evil>db") == 1 || pending_pairs().empty()) << "nothing learned for web";
   EXPECT_EQ(edges().count("evil>db:tcp/8080"), 0u);
 }
+
+// A container that scans its neighbour while learning (issue 15): closed ports teach nothing, the scan
+// quarantines it with an alert naming it, and the open port it finds waits for review with the reason.
+TEST_F(PodmanLab, AScanWhileLearningLearnsNothingBeyondTheRealEdges) {
+  run("topowall-e2e-api", "api", "httpd -p 9000 -h /www; httpd -f -p 8080 -h /www", kSubnet + ".10");
+  run("topowall-e2e-web-1", "web", "sleep 600");
+  start_agent();
+  wait_endpoints(2);
+  const auto api = ip_of("topowall-e2e-api");
+  ASSERT_TRUE(tcp("topowall-e2e-web-1", api, 8080));  // its real edge
+  const std::set<std::string> real{"web>api:tcp/8080"};
+  ASSERT_TRUE(eventually([&] { return edges() == real; })) << edges().size();
+  // The scan: 30 closed ports (refused with a reset), then an open one.
+  ASSERT_EQ(sh("podman exec topowall-e2e-web-1 sh -c 'for p in $(seq 1 30) 9000; do echo x | nc -w 1 " + api +
+               " $p; done; true'"),
+            0);
+  ASSERT_TRUE(eventually([&] { return alerts_text().find("\"reason\":\"scan\"") != std::string::npos; }))
+      << alerts_text();
+  EXPECT_NE(alerts_text().find("\"verdict\":\"held\""), std::string::npos) << alerts_text();
+  json held;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& p : cli("flows pending"))
+      if (p["src"] == "web" && p["port"] == 9000) held = p;
+    return !held.is_null();
+  })) << cli("flows pending").dump();
+  EXPECT_EQ(held["reason"], "scan");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(edges(), real) << "no probed port became an edge";
+  json web;
+  for (const auto& w : cli("workloads"))
+    if (w["name"] == "web") web = w["learning"];
+  EXPECT_EQ(web["verdict"], "quarantined") << web.dump();
+  EXPECT_EQ(web["quarantine"], "scan");
+}

@@ -152,6 +152,9 @@ TEST_F(ExplainLab, EveryKernelVerdictIsWhatExplainSays) {
   ASSERT_TRUE(passes(at("world"), at("a"), tcp_a, false));
   ASSERT_TRUE(passes(at("host"), at("b"), tcp_b, false));
   ASSERT_TRUE(passes(at("a"), at("host"), tcp_a, true));
+  // A new edge from world into a workload waits for review (issue 15): approved, as an operator would.
+  ASSERT_TRUE(pump_until([&] { return call("flows.pending")["result"].size() >= 1; }));
+  ASSERT_TRUE(call("flows.approve", {{"all", true}})["ok"]);
   ASSERT_TRUE(pump_until([&] { return lab_edges().size() >= 6; })) << lab_edges().size() << " edges learned";
   pump(300);
   ASSERT_TRUE(conntrack::delete_conntrack(ours));

@@ -146,8 +146,15 @@ Server::Server(const std::string& ns_path, int port, bool udp) : udp_(udp) {
       pollfd p{fd_.get(), POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
       if (udp_) {
+        // Echo: a UDP service answers (learning trusts only answered flows; a one-way sender is tested apart).
         char buf[64];
-        if (recv(fd_.get(), buf, sizeof buf, 0) >= 0) ++accepted_;
+        sockaddr_storage from{};
+        socklen_t len = sizeof from;
+        auto n = recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n >= 0) {
+          ++accepted_;
+          (void)sendto(fd_.get(), buf, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+        }
       } else {
         int c = accept(fd_.get(), nullptr, nullptr);
         if (c >= 0) {

@@ -13,10 +13,10 @@ namespace topowall::cli {
 namespace {
 
 void show_pending(const json& ps) {
-  Table t({"ID", "SOURCE", "DESTINATION", "PORT", "COUNT", "FIRST SEEN", "LAST SEEN"});
+  Table t({"ID", "SOURCE", "DESTINATION", "PORT", "COUNT", "FIRST SEEN", "LAST SEEN", "REASON"});
   for (const auto& p : ps)
     t.row({str(p["id"]), str(p["src"]), str(p["dst"]), port_text(p), str(p["count"]), relative_time(str(p["first_seen"])),
-           relative_time(str(p["last_seen"]))});
+           relative_time(str(p["last_seen"])), p.value("reason", "-")});
   std::cout << t.render();
 }
 

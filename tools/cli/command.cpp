@@ -39,6 +39,25 @@ std::string port_text(const json& e) {
   return proto + "/" + str(e["port"]);
 }
 
+// Per workload: the convergence verdict and what learning did not trust.
+static void show_coverage(const json& cov) {
+  if (cov.empty()) return;
+  std::size_t converged = 0;
+  for (const auto& [w, c] : cov.items()) converged += c.value("converged", false);
+  std::printf("converged:  %zu of %zu workloads\n", converged, cov.size());
+  for (const auto& [w, c] : cov.items()) {
+    auto verdict = c.value("verdict", std::string("?"));
+    if (c.contains("quarantine") && c["quarantine"].is_string()) verdict += " (" + str(c["quarantine"]) + ")";
+    const auto last = c.contains("since_last_new_edge_seconds") && c["since_last_new_edge_seconds"].is_number()
+                          ? topology::format_duration(std::chrono::seconds(c["since_last_new_edge_seconds"].get<long long>())) + " ago"
+                          : std::string("never");
+    std::printf("  %-20s %-22s last new edge %s, %s peers, %s unanswered, %s refused, %s held\n", w.c_str(),
+                verdict.c_str(), last.c_str(), str(c.value("peers", json(0))).c_str(),
+                str(c.value("unanswered", json(0))).c_str(), str(c.value("refused", json(0))).c_str(),
+                str(c.value("held", json(0))).c_str());
+  }
+}
+
 void show_status(const json& s) {
   std::printf("mode:       %s\n", s.value("mode", "?").c_str());
   if (!s["mode_overrides"].empty()) {
@@ -55,6 +74,7 @@ void show_status(const json& s) {
     std::printf("learning:   %s left\n",
                 topology::format_duration(std::chrono::seconds(l["remaining_seconds"].get<long long>())).c_str());
   std::printf("new edges:  %.1f/min over the last 5 minutes\n", l.value("new_edges_per_minute", 0.0));
+  show_coverage(l.value("coverage", json::object()));
   std::printf("discovery:  %s\n", s.value("discovery_synced", false) ? "synced" : "in progress");
   if (s.contains("cluster_connected"))
     std::printf("cluster:    %s, %s remote endpoints\n",

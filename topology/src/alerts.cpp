@@ -11,6 +11,8 @@ std::string why(const Alert& a) {
   if (a.reason == "ctmark_taken") return " (its conntrack mark was already set by another component)";
   if (a.reason == "spoofed") return fmt::format(" (spoofed source: {} sent as {})", a.edge.src, a.as);
   if (a.reason == "unclassified") return " (from a container interface not classified yet)";
+  if (a.held) return fmt::format(" ({}: {} reached too many new edges while learning; its new edges wait for review)",
+                                 a.reason, a.edge.src);
   return "";
 }
 }  // namespace
@@ -29,14 +31,14 @@ nlohmann::json alert_json_base(const Alert& a) {
           {"dst_addr", a.dst_addr},
           {"proto", a.arp ? std::string_view("arp") : to_string(a.edge.proto)},
           {"port", a.edge.port},
-          {"verdict", a.blocked ? "blocked" : "would-block"},
+          {"verdict", a.held ? "held" : a.blocked ? "blocked" : "would-block"},
           {"reason", a.reason},
           {"count", a.count},
           {"summary", a.summary}};
 }
 
 std::string alert_text(const Alert& a) {
-  return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}{}", a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
+  return fmt::format("{} {} ({}) -> {} ({}) {}/{}{}{}", a.held ? "HELD" : a.blocked ? "BLOCKED" : "WOULD-BLOCK", a.edge.src, a.src_addr,
                      a.edge.dst, a.dst_addr, a.arp ? std::string_view("arp") : to_string(a.edge.proto), a.edge.port,
                      why(a),
                      a.summary ? fmt::format(" repeated {} times", a.count) : "");

@@ -9,11 +9,16 @@ constexpr bool G = true, D = true, _ = false;
 
 // Grouped as `status` shows them; `name, help, gauge, degraded`.
 constexpr std::array kCounters{
-    CounterInfo{"flows", "new flows seen (conntrack NEW events and dump entries)"},
+    CounterInfo{"flows", "flows seen (conntrack new, answered and ended connections, and dump entries)"},
     CounterInfo{"flows_not_ours", "flows with no known endpoint at either end"},
     CounterInfo{"new_edges", "edges learned"},
     CounterInfo{"pending_flows", "flows outside the graph recorded as pending"},
     CounterInfo{"pending_evicted", "pending flows evicted, least recently seen first, to stay within --max-pending-per-source and --max-pending", _, D},
+    CounterInfo{"flows_unanswered", "connections that ended without an answer (never learned)"},
+    CounterInfo{"flows_refused", "connections refused by their destination, a TCP reset (never learned)"},
+    CounterInfo{"learn_held", "new edges held for review while learning: from a quarantined workload (scan, fan-out) or from world"},
+    CounterInfo{"learn_quarantines", "workloads quarantined for reaching more new edges than --learn-fanout-limit within --learn-fanout-window"},
+    CounterInfo{"learn_one_way", "unanswered UDP flows learned because they repeated (--learn-one-way-after)"},
     CounterInfo{"deferred_flows", "flows held until discovery could name their ends"},
     CounterInfo{"deferred_overflow", "held flows dropped because the hold queue was full", _, D},
     CounterInfo{"endpoint_upserts", "endpoints added or changed"},

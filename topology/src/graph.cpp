@@ -39,11 +39,12 @@ bool Graph::observe(const EdgeKey& key, TimePoint now, std::uint64_t count, Edge
 }
 
 PendingObserved Graph::observe_pending(const EdgeKey& key, TimePoint now, const PendingLimits& limits,
-                                       std::uint64_t count) {
+                                       std::uint64_t count, const std::string& reason) {
   PendingObserved r;
   if (auto it = pending_.find(key); it != pending_.end()) {
     auto& p = it->second;
     p.count += count;
+    if (p.reason.empty()) p.reason = reason;
     if (now > p.last_seen) {
       unindex(key, p.last_seen);
       p.last_seen = now;
@@ -61,6 +62,7 @@ PendingObserved Graph::observe_pending(const EdgeKey& key, TimePoint now, const 
   p.id = next_pending_id_++;
   p.count = count;
   p.first_seen = p.last_seen = now;
+  p.reason = reason;
   restore_pending(key, p);
   r.inserted = true;
   return r;

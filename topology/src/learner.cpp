@@ -37,30 +37,99 @@ std::optional<EdgeKey> edge_for(const FlowTuple& f, const EndpointTable& endpoin
   return k;
 }
 
+bool Learner::learning(const EdgeKey& k) const {
+  return modes_.effective(k.src, endpoints_.is_workload(k.src), k.dst, endpoints_.is_workload(k.dst)) == Mode::learn;
+}
+
+const std::string& Learner::owner(const EdgeKey& k) const {
+  return endpoints_.is_workload(k.src) || !endpoints_.is_workload(k.dst) ? k.src : k.dst;
+}
+
 Outcome Learner::observe(const FlowTuple& flow, TimePoint now, bool resync) {
   ++stats_.flows;
+  if (flow.phase == FlowPhase::progress) return Outcome::ignored;
   auto key = edge_for(flow, endpoints_);
   if (!key) {
     ++stats_.not_ours;
     return Outcome::not_ours;
   }
-  if (const auto* e = graph_.find(*key)) {
-    if (e->state == EdgeState::denied) return Outcome::denied;
+  const auto* e = graph_.find(*key);
+  if (e && e->state == EdgeState::denied) return Outcome::denied;
+  if (flow.phase != FlowPhase::answered) return not_answered(*key, flow, e != nullptr, now, resync);
+  if (e) {
     if (!resync) graph_.observe(*key, now);
     return Outcome::known_edge;
   }
-  if (modes_.effective(key->src, endpoints_.is_workload(key->src), key->dst,
-                        endpoints_.is_workload(key->dst)) == Mode::learn) {
-    graph_.observe(*key, now);
-    ++stats_.new_edges;
-    recent_new_.push_back(now);
-    while (recent_new_.size() > 10000) recent_new_.pop_front();
-    return Outcome::new_edge;
+  if (learning(*key)) {
+    if (!resync) note_new_key(*key, now);
+    return learn_new(*key, now);
   }
   ++stats_.pending;
   auto seen = graph_.observe_pending(*key, now, limits_);
   stats_.pending_evicted += seen.evicted;
   return seen.inserted ? Outcome::pending_new : Outcome::pending_repeat;
+}
+
+// An attempt, a refusal, an end without answer: counted, never learned, except a UDP flow that keeps
+// coming back unanswered (a one-way protocol).
+Outcome Learner::not_answered(const EdgeKey& key, const FlowTuple& flow, bool known, TimePoint now, bool resync) {
+  if (resync) return Outcome::unanswered;  // a dumped entry still waiting teaches nothing
+  if (flow.phase == FlowPhase::refused || flow.phase == FlowPhase::unanswered) {
+    auto& a = attempts_[owner(key)];
+    ++(flow.phase == FlowPhase::refused ? a.refused : a.unanswered);
+    ++(flow.phase == FlowPhase::refused ? stats_.refused : stats_.unanswered);
+  }
+  if (known) {
+    // A known one-way sender: its unanswered ends are its sightings (an answered flow counts its answer).
+    if (key.proto == Proto::udp && flow.phase == FlowPhase::unanswered) {
+      graph_.observe(key, now);
+      return Outcome::known_edge;
+    }
+    return Outcome::unanswered;
+  }
+  if (!learning(key)) return Outcome::unanswered;
+  note_new_key(key, now);  // a scan of closed ports quarantines its source before an open one answers
+  if (key.proto == Proto::udp && flow.phase != FlowPhase::refused && one_way_.note(key, now, cfg_)) {
+    ++stats_.one_way_learned;
+    return learn_new(key, now);
+  }
+  return Outcome::unanswered;
+}
+
+void Learner::note_new_key(const EdgeKey& key, TimePoint now) {
+  // Only what a workload itself tries counts: a scan from outside must not keep it from converging.
+  if (!endpoints_.is_workload(key.src)) return;
+  attempts_[key.src].last_attempt = now;
+  if (!fanout_.note(key, now, cfg_).tripped) return;
+  ++stats_.quarantines;
+  ++attempts_[key.src].quarantines;
+  on_quarantine_(key.src, fanout_.reason_of(key.src).value_or("fan-out"), key);
+}
+
+std::optional<std::string> Learner::hold_reason(const EdgeKey& key, TimePoint now) {
+  // Held once, held until an operator decides: a lifted quarantine does not launder what the scan found.
+  if (auto it = graph_.pending().find(key); it != graph_.pending().end() && !it->second.reason.empty())
+    return it->second.reason;
+  if (cfg_.world_pending && key.src == kWorld && endpoints_.is_workload(key.dst)) return std::string("world");
+  if (endpoints_.is_workload(key.src)) return fanout_.quarantined(key.src, now, cfg_);
+  return std::nullopt;
+}
+
+Outcome Learner::learn_new(const EdgeKey& key, TimePoint now) {
+  if (auto reason = hold_reason(key, now)) {
+    ++stats_.held;
+    auto& a = attempts_[owner(key)];
+    ++a.held;
+    a.last_held = now;
+    auto seen = graph_.observe_pending(key, now, limits_, 1, *reason);
+    stats_.pending_evicted += seen.evicted;
+    return seen.inserted ? Outcome::held_new : Outcome::pending_repeat;
+  }
+  graph_.observe(key, now);
+  ++stats_.new_edges;
+  recent_new_.push_back(now);
+  while (recent_new_.size() > 10000) recent_new_.pop_front();
+  return Outcome::new_edge;
 }
 
 double Learner::new_edge_rate(TimePoint now, std::chrono::seconds window) const {

@@ -283,6 +283,7 @@ json pending_to_json(const Graph& g) {
     o["count"] = p->count;
     o["first_seen"] = format_time(p->first_seen);
     o["last_seen"] = format_time(p->last_seen);
+    if (!p->reason.empty()) o["reason"] = p->reason;
     out.push_back(std::move(o));
   }
   return out;
@@ -327,6 +328,7 @@ json state_to_json(const State& s) {
     o["count"] = p.count;
     o["first_seen"] = format_time(p.first_seen);
     o["last_seen"] = format_time(p.last_seen);
+    if (!p.reason.empty()) o["reason"] = p.reason;
     pending.push_back(std::move(o));
   }
   json j{{"schema", "topowall.state"},
@@ -385,12 +387,17 @@ Result<State> state_from_json(const json& j) {
       if (!ps.is_array()) fail("$.pending", "must be an array");
       for (std::size_t i = 0; i < ps.size(); ++i) {
         auto p = fmt::format("$.pending[{}]", i);
-        only_fields(ps[i], p, {"src", "dst", "proto", "port", "id", "count", "first_seen", "last_seen"});
+        only_fields(ps[i], p, {"src", "dst", "proto", "port", "id", "count", "first_seen", "last_seen", "reason"});
         PendingFlow f;
         f.id = get_uint(ps[i], p, "id", UINT64_MAX);
         f.count = get_uint(ps[i], p, "count", UINT64_MAX);
         f.first_seen = get_time(ps[i], p, "first_seen");
         f.last_seen = get_time(ps[i], p, "last_seen");
+        if (ps[i].contains("reason")) {
+          const auto& r = ps[i]["reason"];
+          if (!r.is_string() || r.get<std::string>().size() > 32) fail(p + ".reason", "must be a short string");
+          f.reason = r.get<std::string>();
+        }
         s.graph.restore_pending(get_key(ps[i], p), f);
       }
     }

@@ -35,6 +35,17 @@ std::optional<Proto> parse_proto(std::string_view t) {
   return std::nullopt;
 }
 
+std::string_view to_string(FlowPhase p) {
+  switch (p) {
+    case FlowPhase::answered: return "answered";
+    case FlowPhase::attempt: return "attempt";
+    case FlowPhase::progress: return "progress";
+    case FlowPhase::unanswered: return "unanswered";
+    case FlowPhase::refused: return "refused";
+  }
+  return "?";
+}
+
 std::string_view to_string(Mode m) {
   switch (m) {
     case Mode::learn: return "learn";

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/rtnetlink.h>
@@ -154,7 +155,7 @@ TEST(CtDecode, IgnoresUnmodelledProtocolsAndOtherMessages) {
   EXPECT_FALSE(conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(gre.data())));
   auto msg = build_ct(AF_INET, ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.3"), IPPROTO_TCP, 1, 2, 2);
   auto* nlh = reinterpret_cast<nlmsghdr*>(msg.data());
-  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
   EXPECT_FALSE(conntrack::decode_ct_message(nlh));
   // Truncated: the header claims less than an nfgenmsg.
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
@@ -183,4 +184,58 @@ TEST(RtnlDecode, RecordedIpv6AddressAndUsableFilter) {
   auto u = rtnl::usable({*r, lo, ll});
   ASSERT_EQ(u.size(), 1u);
   EXPECT_EQ(u[0], r->addr);
+}
+
+// Learning needs to know whether a connection was answered (issue 15).
+TEST(CtDecode, PhaseOfEachEventSaysWhetherTheConnectionWasAnswered) {
+  using K = conntrack::CtFacts::Kind;
+  auto phase = [](Proto p, K k, bool reply, bool assured, int state = -1) {
+    return conntrack::flow_phase(p, conntrack::CtFacts{k, reply, assured, state});
+  };
+  constexpr int kSynSent = 1, kSynRecv = 2, kEstablished = 3, kFinWait = 4, kClose = 7;
+  // TCP: the SYN, its SYN/ACK, the completed handshake, then the close.
+  EXPECT_EQ(phase(Proto::tcp, K::created, false, false, kSynSent), FlowPhase::attempt);
+  EXPECT_EQ(phase(Proto::tcp, K::updated, true, false, kSynRecv), FlowPhase::progress);
+  EXPECT_EQ(phase(Proto::tcp, K::updated, true, true, kEstablished), FlowPhase::answered);
+  EXPECT_EQ(phase(Proto::tcp, K::updated, true, true, kFinWait), FlowPhase::progress) << "counted once";
+  EXPECT_EQ(phase(Proto::tcp, K::destroyed, true, true), FlowPhase::progress);
+  // A bare ACK picked up mid-stream is ESTABLISHED without a reply: no conversation.
+  EXPECT_EQ(phase(Proto::tcp, K::created, false, false, kEstablished), FlowPhase::attempt);
+  // Refused (a reset came back) and unanswered ends.
+  EXPECT_EQ(phase(Proto::tcp, K::updated, true, false, kClose), FlowPhase::progress);
+  EXPECT_EQ(phase(Proto::tcp, K::destroyed, true, false), FlowPhase::refused);
+  EXPECT_EQ(phase(Proto::tcp, K::destroyed, false, false), FlowPhase::unanswered);
+  // A dump: answered once assured or established with a reply.
+  EXPECT_EQ(phase(Proto::tcp, K::dumped, true, true, 6), FlowPhase::answered);
+  EXPECT_EQ(phase(Proto::tcp, K::dumped, false, false, kSynSent), FlowPhase::attempt);
+  // UDP and ICMP: the first reply, once; an end without one.
+  EXPECT_EQ(phase(Proto::udp, K::created, false, false), FlowPhase::attempt);
+  EXPECT_EQ(phase(Proto::udp, K::updated, true, false), FlowPhase::answered);
+  EXPECT_EQ(phase(Proto::udp, K::updated, true, true), FlowPhase::progress);
+  EXPECT_EQ(phase(Proto::udp, K::destroyed, false, false), FlowPhase::unanswered);
+  EXPECT_EQ(phase(Proto::icmp, K::updated, true, false), FlowPhase::answered);
+  EXPECT_EQ(phase(Proto::icmp, K::dumped, true, false), FlowPhase::answered);
+}
+
+TEST(CtDecode, StatusProtoinfoAndMessageKindAreRead) {
+  auto msg = build_ct(AF_INET, ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.3"), IPPROTO_TCP, 40000, 80, 80);
+  msg.resize(MNL_SOCKET_BUFFER_SIZE);
+  auto* nlh = reinterpret_cast<nlmsghdr*>(msg.data());
+  mnl_attr_put_u32(nlh, CTA_STATUS, htonl(IPS_SEEN_REPLY | IPS_ASSURED | IPS_CONFIRMED));
+  auto* pi = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
+  auto* tcp = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);
+  mnl_attr_put_u8(nlh, CTA_PROTOINFO_TCP_STATE, 3);  // ESTABLISHED
+  mnl_attr_nest_end(nlh, tcp);
+  mnl_attr_nest_end(nlh, pi);
+  nlh->nlmsg_flags = 0;  // an update event
+  auto f = conntrack::decode_ct_message(nlh);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->phase, FlowPhase::answered);
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;  // the same, as a new event: still answered
+  EXPECT_EQ(conntrack::decode_ct_message(nlh)->phase, FlowPhase::answered);
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;  // its end
+  EXPECT_EQ(conntrack::decode_ct_message(nlh)->phase, FlowPhase::progress);
+  // A recorded NEW event (a SYN): an attempt.
+  auto bytes = fakes::read_hex(data("ct_tcp.hex"));
+  EXPECT_EQ(conntrack::decode_ct_message(reinterpret_cast<const nlmsghdr*>(bytes.data()))->phase, FlowPhase::attempt);
 }

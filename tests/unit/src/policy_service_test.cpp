@@ -76,6 +76,33 @@ TEST_F(Policy, AQuietLearnerIsPromotedExactlyAfterTheQuietPeriod) {
   EXPECT_EQ(state.modes.of("db"), Mode::monitor) << "only learners are promoted";
 }
 
+// Auto-promotion waits for convergence, not mere quiet (issue 15): a quarantined workload, or one still
+// trying new edges (answered or not), or with a flow newly held for review, stays learning.
+TEST_F(Policy, AutoPromotionWaitsForConvergence) {
+  cfg.auto_promote_after = 300s;
+  state.modes.global = Mode::monitor;
+  state.modes.overrides["web"] = Mode::learn;
+  topology::LearningSignals sig;
+  policy.set_signals([&](const std::string& w) { return w == "web" ? sig : topology::LearningSignals{}; });
+  state.graph.observe({"web", "db", Proto::tcp, 5432}, time.now());
+  sig.quarantine = "scan";
+  time.advance(1000s);
+  policy.tick();
+  EXPECT_EQ(state.modes.of("web"), Mode::learn) << "quarantined: never promoted";
+  sig.quarantine.reset();
+  sig.last_attempt = time.now() - 10s;  // a refused attempt at a new edge, 10 s ago
+  policy.tick();
+  EXPECT_EQ(state.modes.of("web"), Mode::learn) << "still trying something new";
+  time.advance(200s);
+  (void)state.graph.observe_pending({"web", "db", Proto::tcp, 22}, time.now(), {}, 1, "scan");
+  time.advance(100s);
+  policy.tick();
+  EXPECT_EQ(state.modes.of("web"), Mode::learn) << "a flow held for review 100 s ago";
+  time.advance(200s);
+  policy.tick();
+  EXPECT_EQ(state.modes.of("web"), Mode::enforce);
+}
+
 TEST_F(Policy, AnApprovalExpiresAtItsTimeAndLeavesTheKernel) {
   const topology::EdgeKey k{"web", "db", Proto::tcp, 5432};
   (void)state.graph.observe_pending(k, time.now(), {});

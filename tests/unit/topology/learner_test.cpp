@@ -92,8 +92,8 @@ TEST_F(Fixture, OutsideLearnModeNewFlowsArePending) {
 TEST_F(Fixture, PerWorkloadOverrideAndStricterEndWins) {
   modes.global = Mode::enforce;
   modes.overrides["api"] = Mode::learn;
-  // world -> api: only api votes.
-  EXPECT_EQ(learner.observe(tcp("8.8.8.8", "10.0.0.4", 443), t0), Outcome::new_edge);
+  // world -> api: only api votes; it learns, and a new edge from world is held for review.
+  EXPECT_EQ(learner.observe(tcp("8.8.8.8", "10.0.0.4", 443), t0), Outcome::held_new);
   // web (global enforce) -> api (learn): the stricter end wins.
   EXPECT_EQ(learner.observe(tcp("10.0.0.2", "10.0.0.4", 443), t0), Outcome::pending_new);
   EXPECT_EQ(modes.effective("web", true, "api", true), Mode::enforce);

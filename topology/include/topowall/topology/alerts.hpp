@@ -25,6 +25,9 @@ struct Alert {
   // belongs to) or "unclassified" (from a container port not classified yet).
   std::string reason = "no_edge";
   std::string as;
+  // The learner's: "scan" or "fan-out" (the source workload reached too many new edges while learning;
+  // its further new edges are held for review, verdict "held"; the edge is the one that tripped it).
+  bool held = false;
   bool arp = false;  // a forged ARP (the guard's): no transport protocol or port
   std::uint64_t count = 1;
   bool summary = false;  // repeats folded since the first alert

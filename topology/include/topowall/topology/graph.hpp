@@ -42,6 +42,9 @@ struct PendingFlow {
   std::uint64_t count = 0;
   TimePoint first_seen{};
   TimePoint last_seen{};
+  // Why a flow seen while learning waits for review instead of being learned: "scan" or "fan-out" (its
+  // source was quarantined), "world" (from outside into a workload). Empty: seen outside learning.
+  std::string reason;
   bool operator==(const PendingFlow&) const = default;
 };
 
@@ -70,8 +73,9 @@ class Graph {
                EdgeState state = EdgeState::learned);
   // Record a flow outside the graph. A new flow that would exceed `limits` first evicts the least recently
   // seen pending flow of its own source, or the least recently seen of all when its source has none.
+  // A reason, once given, stays with the flow.
   [[nodiscard]] PendingObserved observe_pending(const EdgeKey& key, TimePoint now, const PendingLimits& limits,
-                                                std::uint64_t count = 1);
+                                                std::uint64_t count = 1, const std::string& reason = {});
   // Evict (least recently seen first, as above) until the table is within `limits`; returns how many.
   [[nodiscard]] std::size_t bound_pending(const PendingLimits& limits);
   // Remove a pending flow (settled by an operator), returning it.
