@@ -48,10 +48,12 @@ void FlowIntake::flush() {
 
 void FlowIntake::learn(const FlowTuple& flow, bool resync) {
   auto outcome = learner_.observe(flow, time_.now(), resync);
-  if (outcome == topology::Outcome::not_ours || outcome == topology::Outcome::denied) return;
+  if (outcome == topology::Outcome::not_ours) return;
+  const auto k = *topology::edge_for(flow, endpoints_);
+  hooks_.seen(k, resync);  // after the learner, so an edge it just learned is stamped used too
+  if (outcome == topology::Outcome::denied) return;
   hooks_.changed();
   if (outcome != topology::Outcome::new_edge && outcome != topology::Outcome::pending_new) return;
-  const auto k = *topology::edge_for(flow, endpoints_);
   if (outcome == topology::Outcome::pending_new) return hooks_.pending(k);
   spdlog::info("learned {}", k.to_string());
   hooks_.learned(k, flow);
