@@ -127,6 +127,7 @@ void programming(const Options& o);
 void learning(const Options& o);
 void container_start(const Options& o);
 void alerts(const Options& o);
+void journal(const Options& o);
 void memory(const Options& o);
 void transfer(const Options& o);
 int memory_child(std::size_t eps, std::size_t edges);

@@ -116,7 +116,8 @@ struct HistoryRig : ::testing::Test {
     time = tm.get();
     ad.runtime = std::move(rt);
     ad.flows = std::move(fl);
-    ad.store = std::move(store_keep ? store_keep : std::make_unique<store::MemoryStateStore>());
+    if (store_keep) ad.store = std::move(store_keep);
+    else ad.store = std::make_unique<store::MemoryStateStore>();
     store = static_cast<store::MemoryStateStore*>(ad.store.get());
     ad.time = std::move(tm);
   }
