@@ -21,6 +21,9 @@ inline constexpr std::string_view kExplain = "explain";
 inline constexpr std::string_view kEdgesRemove = "edges.remove";
 inline constexpr std::string_view kModeSet = "mode.set";
 inline constexpr std::string_view kRulesShow = "rules.show";
+inline constexpr std::string_view kEdgesStale = "edges.stale";
+inline constexpr std::string_view kEdgesPrune = "edges.prune";
+inline constexpr std::string_view kReplay = "replay";
 
 struct MethodInfo {
   std::string_view name;
@@ -45,6 +48,9 @@ inline constexpr std::array kMethods{
     MethodInfo{kEdgesRemove, true},
     MethodInfo{kModeSet, true},
     MethodInfo{kRulesShow},
+    MethodInfo{kEdgesStale},
+    MethodInfo{kEdgesPrune, true},
+    MethodInfo{kReplay},
 };
 
 // The entry for `name`, or nullptr for a method the agent does not serve.

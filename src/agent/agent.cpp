@@ -35,6 +35,8 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
       programmer_(io, cfg_.ruleset, ad_.writer.get(), ad_.conntrack_delete, state_, endpoints_),
       policy_cfg_{cfg_.after_learn, cfg_.new_workload_learn_for, cfg_.auto_promote_after, cfg_.max_import_bytes},
       policy_(policy_cfg_, state_, endpoints_, programmer_, *time_),
+      history_cfg_{cfg_.journal_path, cfg_.journal_max_bytes, cfg_.max_import_bytes},
+      history_(history_cfg_, state_, *time_),
       ticker_(io),
       alerts_(cfg_.alert_window, cfg_.alert_rate, std::move(ad_.sinks), endpoints_, state_.graph),
       pending_log_limiter_(cfg_.alert_rate) {
@@ -49,7 +51,10 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   policy_.set_cluster(ad_.cluster.get());
   policy_.set_on_dirty([this] { dirty_ = true; });
   register_methods();
-  alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) { note_pending(k, when); });
+  alerts_.set_on_blocked([this](const topology::EdgeKey& k, TimePoint when) {
+    history_.on_blocked(k, when);
+    note_pending(k, when);
+  });
   signals_ = [this](const std::string& w) {
     topology::LearningSignals sig;
     if (learner_.quarantined(w, time_->now())) sig.quarantine = learner_.quarantine_of(w);
@@ -59,6 +64,14 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   policy_.set_signals(signals_);
   learner_.set_on_quarantine([this](const std::string& w, const std::string& reason, const topology::EdgeKey& k) {
     alerts_.on_quarantine(w, reason, k, time_->now());
+  });
+  history_.set_refresh([this] {
+    if (ad_.flows)
+      if (auto st = ad_.flows->resync(); !st) spdlog::warn("conntrack dump for edge use failed: {}", st.error().message);
+    flush_deferred();
+  });
+  history_.set_remove([this](const topology::EdgeKey& k) {
+    return policy_.remove_edge({{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}});
   });
 }
 
@@ -98,6 +111,8 @@ Status Agent::start() {
   // Other nodes' endpoints as last known: enforced by name from the first ruleset, etcd or not.
   if (ad_.cluster) registry_.restore(state_.remote_endpoints);
   if (auto st = persist(); !st) return Error{"cannot write state: " + st.error().message};
+
+  history_.open();  // the flow journal: a failure is logged and counted, never fatal
 
   // 2. Control socket, so operators can ask while discovery runs.
   if (!cfg_.socket_path.empty()) {
@@ -165,6 +180,7 @@ void Agent::stop() {
   if (ad_.netns) ad_.netns->stop();
   if (ad_.cluster) ad_.cluster->stop();
   if (server_) server_->stop();
+  history_.flush(true);
   if (dirty_) {
     flush_deferred();
     (void)persist();  // a failure is logged and counted there; nothing is left to retry it
@@ -226,6 +242,7 @@ void Agent::wire_intake() {
   IntakeHooks h;
   h.changed = [this] { dirty_ = true; };
   h.pending = [this](const topology::EdgeKey& k) { log_pending(k); };
+  h.seen = [this](const topology::EdgeKey& k, bool resync) { history_.on_flow(k, resync); };
   h.learned = [this](const topology::EdgeKey& k, const FlowTuple& flow) {
     programmer_.touch(k);  // programs just this edge
     if (alerts_.watched())
@@ -252,6 +269,7 @@ void Agent::tick() {
       programmer_.collect_ids(time_->now(), cfg_.id_reuse_after);
     }
     alerts_.flush(time_->now());
+    history_.flush();  // the minutes that closed, to the journal
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
     if (now - last_gen_check_ >= kGenerationCheck) {
       last_gen_check_ = now;
@@ -291,6 +309,9 @@ void Agent::register_methods() {
   api_.add(kFlowsDeny, [this](const json& p) { return committed(policy_.decide_flows(p, topology::EdgeState::denied)); });
   api_.add_with_fd(kTopologyImport, [this](const json& p, int fd) { return committed(policy_.import_graph(p, fd)); });
   api_.add(kEdgesRemove, [this](const json& p) { return committed(policy_.remove_edge(p)); });
+  api_.add(kEdgesStale, [this](const json& p) { return history_.stale(p); });
+  api_.add(kEdgesPrune, [this](const json& p) { return committed(history_.prune(p)); });
+  api_.add_with_fd(kReplay, [this](const json& p, int fd) { return history_.replay(p, fd); });
   api_.add(kModeSet, [this](const json& p) {
     auto r = policy_.set_mode(p);
     return r.error ? r.body : committed(status_json());

@@ -16,6 +16,7 @@
 #include "agent/control_api.hpp"
 #include "agent/graph_transfer.hpp"
 #include "agent/endpoint_registry.hpp"
+#include "agent/flow_history.hpp"
 #include "agent/flow_intake.hpp"
 #include "agent/policy_service.hpp"
 #include "agent/programmer.hpp"
@@ -75,6 +76,9 @@ struct AgentConfig {
   // and -ip6tables on. Off: status, /healthz (503) and a metric say enforcement is not claimed.
   std::string bridge_sysctl_dir = "/proc/sys/net/bridge";
   bool set_bridge_netfilter = false;  // turn them on at start (and whenever found off)
+  // The flow journal for `topowall replay` ("" = none; topowalld puts it in the state directory).
+  std::string journal_path;
+  std::uint64_t journal_max_bytes = 64 << 20;  // --journal-max-bytes
 };
 
 struct Adapters {
@@ -158,6 +162,8 @@ class Agent {
   RulesetProgrammer programmer_;
   PolicyConfig policy_cfg_;
   PolicyService policy_;
+  HistoryConfig history_cfg_;
+  FlowHistory history_;
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;

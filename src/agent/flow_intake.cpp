@@ -49,10 +49,12 @@ void FlowIntake::flush() {
 void FlowIntake::learn(const FlowTuple& flow, bool resync) {
   auto outcome = learner_.observe(flow, time_.now(), resync);
   using O = topology::Outcome;
-  if (outcome == O::not_ours || outcome == O::denied || outcome == O::unanswered || outcome == O::ignored) return;
+  if (outcome == O::not_ours || outcome == O::unanswered || outcome == O::ignored) return;
+  const auto k = *topology::edge_for(flow, endpoints_);
+  hooks_.seen(k, resync);  // after the learner, so an edge it just learned is stamped used too
+  if (outcome == O::denied) return;
   hooks_.changed();
   if (outcome != O::new_edge && outcome != O::pending_new && outcome != O::held_new) return;
-  const auto k = *topology::edge_for(flow, endpoints_);
   if (outcome != O::new_edge) return hooks_.pending(k);
   spdlog::info("learned {}", k.to_string());
   hooks_.learned(k, flow);

@@ -23,6 +23,9 @@ struct IntakeHooks {
   std::function<void(const topology::EdgeKey&, const FlowTuple&)> learned = [](const auto&, const auto&) {};
   std::function<void(const topology::EdgeKey&)> pending = [](const auto&) {};  // a new flow outside the graph
   std::function<void()> changed = [] {};                                      // the graph changed: save it
+  // Every flow of an edge key (conntrack let it through), known edge or not, before the learner judges it:
+  // the edge's use and the flow journal (agent/flow_history.hpp).
+  std::function<void(const topology::EdgeKey&, bool resync)> seen = [](const auto&, bool) {};
 };
 
 class FlowIntake {

@@ -118,6 +118,12 @@ json Agent::counters_json() const {
     counters["control_slow_closed"] = server_->stats().slow_closed;
     counters["control_output_bytes"] = server_->stats().output_bytes;
   }
+  const auto& jc = history_.journal_counters();
+  counters["journal_records"] = jc.records;
+  counters["journal_bytes"] = history_.journal_bytes();
+  counters["journal_rotations"] = jc.rotations;
+  counters["journal_write_errors"] = jc.write_errors;
+  counters["journal_truncated_bytes"] = jc.truncated_bytes;
   const auto& pc = programmer_.counters();
   counters["ruleset_applies"] = pc.applies;
   counters["ruleset_apply_errors"] = pc.apply_errors;

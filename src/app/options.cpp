@@ -117,6 +117,10 @@ void add_limit_flags(CLI::App& app, Flags& f) {
                  "largest graph `topowall topology import` may send (100k edges are about 18 MB)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1} << 10, std::size_t{1} << 32));
+  app.add_option("--journal-max-bytes", f.journal_max_bytes,
+                 "size limit of the flow journal under --state-dir (`topowall replay`); past it the oldest half goes")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{64} << 10, std::uint64_t{1} << 40));
   app.add_option("--workload-alert-rate", f.alert_rate.per_second,
                  "alerts per second per source workload reaching the sinks (the rest are counted)")
       ->capture_default_str()
@@ -202,6 +206,7 @@ std::vector<std::string> split_csv(const std::string& csv) {
   cfg.external = std::move(*external);
   cfg.pending_limits = f.pending_limits;
   cfg.max_import_bytes = f.max_import_bytes;
+  cfg.journal_max_bytes = f.journal_max_bytes;
   cfg.alert_rate = f.alert_rate;
   cfg.set_bridge_netfilter = f.set_bridge_netfilter;
   return ok_status();
@@ -307,6 +312,7 @@ Result<Options> to_options(const Flags& f) {
   o.state_dir = f.state_dir;
   if (!f.runtime_socket.empty() && !f.cri_socket.empty())
     return Error{"--runtime-socket and --cri-socket both given: a node runs pods through one runtime; choose one"};
+  o.agent.journal_path = f.state_dir + "/flows.journal";
   o.runtime_socket = f.runtime_socket;
   o.cri_socket = f.cri_socket;
   // Without a runtime API, named namespaces are the workloads unless told otherwise.

@@ -53,6 +53,7 @@ struct Flags {
   bool uninstall = false;
   topology::PendingLimits pending_limits;
   std::size_t max_import_bytes = 64 << 20;
+  std::uint64_t journal_max_bytes = 64 << 20;
   topology::Rate alert_rate;
   bool no_anti_spoofing = false, set_bridge_netfilter = false;
 };

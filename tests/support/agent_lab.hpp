@@ -48,6 +48,7 @@ struct AgentLab : ::testing::Test {
     cfg.ruleset.table = table;
     cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5200 + getpid() % 100);
     cfg.settle = std::chrono::milliseconds(200);
+    cfg.journal_path = journal_path;
     agent::Adapters ad;
     auto st = std::make_unique<store::MemoryStateStore>();
     st->doc = store->doc;
@@ -115,6 +116,7 @@ struct AgentLab : ::testing::Test {
   store::MemoryStateStore* saved = nullptr;
   std::unique_ptr<agent::Agent> agent;
   std::vector<topology::Alert> alerts;
+  std::string journal_path;  // "" no flow journal
 };
 
 

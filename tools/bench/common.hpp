@@ -127,6 +127,7 @@ void programming(const Options& o);
 void learning(const Options& o);
 void container_start(const Options& o);
 void alerts(const Options& o);
+void journal(const Options& o);
 void memory(const Options& o);
 void transfer(const Options& o);
 void cri_pods(const Options& o);

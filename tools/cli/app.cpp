@@ -19,6 +19,7 @@ std::unique_ptr<CLI::App> build_app(Ctx& ctx) {
   add_completion(*app);
   add_rules(*app, ctx);
   add_mode(*app, ctx);
+  add_replay(*app, ctx);
   return app;
 }
 

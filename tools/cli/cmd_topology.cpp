@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "common/fd.hpp"
 #include "completion.hpp"
+#include "graph_file.hpp"
 #include "topowall/control_methods.hpp"
 #include "topowall/topology/json_limits.hpp"
 
@@ -30,8 +31,8 @@ bool read_all(int fd, std::string& out) {
   }
 }
 
-// The graph file, checked, as a regular file the agent can read: the file itself, or (for a pipe such as
-// `<(...)`) an in-memory copy. Invalid: ctx.rc 2.
+}  // namespace
+
 UniqueFd open_graph(Ctx& ctx, const std::string& file) {
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   std::string text;
@@ -59,6 +60,8 @@ UniqueFd open_graph(Ctx& ctx, const std::string& file) {
   if (!copy) ctx.rc = fail("cannot copy " + file + " into memory: " + std::strerror(errno), 1);
   return copy;
 }
+
+namespace {
 
 // The export streamed through a pipe the agent writes into, to stdout as it arrives.
 int export_to_stdout(const Ctx& ctx, const std::string& format) {

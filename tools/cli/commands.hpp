@@ -24,6 +24,7 @@ void add_explain(CLI::App& app, Ctx& ctx);   // explain
 void add_completion(CLI::App& app);          // completion
 void add_rules(CLI::App& app, Ctx& ctx);     // rules show
 void add_mode(CLI::App& app, Ctx& ctx);      // mode
+void add_replay(CLI::App& app, Ctx& ctx);    // replay
 
 // Prints "topowall: msg" to stderr; returns `code`.
 int fail(const std::string& msg, int code);

@@ -76,6 +76,11 @@ constexpr std::array kCounters{
     CounterInfo{"alerts_suppressed", "alerts folded into an earlier alert of the same flow"},
     CounterInfo{"alerts_rate_limited", "alerts not sent to the sinks because their source workload exceeded its rate (--workload-alert-rate, --workload-alert-burst)"},
     CounterInfo{"alert_sink_drops", "alerts a sink failed to deliver", _, D},
+    CounterInfo{"journal_records", "per-minute flow records written to the flow journal (`topowall replay`)"},
+    CounterInfo{"journal_bytes", "size of the flow journal on disk, bytes (at most --journal-max-bytes)", G},
+    CounterInfo{"journal_rotations", "times the flow journal dropped its older half to stay within --journal-max-bytes"},
+    CounterInfo{"journal_write_errors", "flow journal writes that failed, or a journal that could not open (those flows are missing from replay)", _, D},
+    CounterInfo{"journal_truncated_bytes", "torn or corrupt flow journal bytes cut at start-up (a crash mid-write, a bad block)", _, D},
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "topowall/topology/radar.hpp"
+#include "topowall/topology/usage.hpp"
 
 #include <array>
 #include <set>
@@ -127,6 +128,7 @@ json radar_model(const RadarInput& in) {
     o["last_seen"] = format_time(e.last_seen);
     if (!e.comment.empty()) o["comment"] = e.comment;
     if (e.expires) o["expires"] = format_time(*e.expires);
+    o["last_used"] = format_time(last_use(e));  // the radar shows how fresh an edge is
     edges.push_back(std::move(o));
   }
   const auto blocked = recently_blocked(in.alerts, in.now);

@@ -113,7 +113,8 @@ void parse_workload(Graph& g, const json& w, const std::string& p) {
 }
 
 void parse_edge(Graph& g, const json& e, const std::string& p) {
-  only_fields(e, p, {"src", "dst", "proto", "port", "state", "count", "first_seen", "last_seen", "comment", "expires"});
+  only_fields(e, p, {"src", "dst", "proto", "port", "state", "count", "first_seen", "last_seen", "comment", "expires",
+                  "last_used"});
   auto k = get_key(e, p);
   if (g.edges().count(k)) fail(p, "duplicate edge " + k.to_string());
   EdgeInfo info;
@@ -125,6 +126,7 @@ void parse_edge(Graph& g, const json& e, const std::string& p) {
   if (e.contains("first_seen")) info.first_seen = get_time(e, p, "first_seen");
   if (e.contains("last_seen")) info.last_seen = get_time(e, p, "last_seen");
   if (e.contains("expires")) info.expires = get_time(e, p, "expires");
+  if (e.contains("last_used")) info.last_used = get_time(e, p, "last_used");
   if (e.contains("comment")) {
     const auto& c = e["comment"];
     if (!c.is_string() || c.get<std::string>().size() > 1024) fail(p + ".comment", "must be a string of at most 1024 bytes");
@@ -243,6 +245,7 @@ json edge_to_json(const EdgeKey& k, const EdgeInfo& e) {
   o["last_seen"] = format_time(e.last_seen);
   if (!e.comment.empty()) o["comment"] = e.comment;
   if (e.expires) o["expires"] = format_time(*e.expires);
+  if (e.last_used) o["last_used"] = format_time(*e.last_used);
   return o;
 }
 

@@ -38,6 +38,7 @@ void append_edge(std::string& out, const EdgeKey& k, const EdgeInfo& e) {
     append_string(out, e.comment);
   }
   if (e.expires) fmt::format_to(std::back_inserter(out), ",\"expires\":\"{}\"", format_time(*e.expires));
+  if (e.last_used) fmt::format_to(std::back_inserter(out), ",\"last_used\":\"{}\"", format_time(*e.last_used));
   out += '}';
 }
 

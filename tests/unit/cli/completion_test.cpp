@@ -76,7 +76,7 @@ TEST_F(Completion, NamesOptionsAndChoices) {
 
 TEST_F(Completion, TopLevelOffersEveryCommandAndTheGlobalOptions) {
   if (::access("/bin/bash", X_OK) != 0) GTEST_SKIP() << "no bash";
-  EXPECT_EQ(complete("topowall "), "status workloads topology edges flows explain completion rules mode -h --help "
+  EXPECT_EQ(complete("topowall "), "status workloads topology edges flows explain completion rules mode replay -h --help "
                                    "--socket -o --output");
 }
 

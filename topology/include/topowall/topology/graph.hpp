@@ -34,6 +34,9 @@ struct EdgeInfo {
   TimePoint last_seen{};
   std::string comment;
   std::optional<TimePoint> expires;
+  // Last time traffic crossed the edge (conntrack saw a flow of it, enforcing or not). Absent in graphs
+  // written before it was tracked: topology/usage.hpp falls back to last_seen.
+  std::optional<TimePoint> last_used;
   bool operator==(const EdgeInfo&) const = default;
 };
 
