@@ -137,7 +137,8 @@ TEST(Identity, LabelsCannotForgeAnotherNamespace) {
   EXPECT_EQ(workload_identity(pod("tenant", "x", {{"app", "../shop/web"}}), cfg), "tenant/shop-web");
   EXPECT_EQ(workload_identity(pod("tenant", "shop/web"), cfg), "tenant/shop-web");
   EXPECT_EQ(workload_identity(pod("tenant", "x", {{"app", "/"}}), cfg), "tenant/x");
-  for (const auto* evil : {"shop/web", "a/b/c", "/", "\n", "web\"}", std::string(300, '/').c_str()}) {
+  const std::string slashes(300, '/');
+  for (const std::string evil : {"shop/web", "a/b/c", "/", "\n", "web\"}", slashes.c_str()}) {
     auto n = workload_identity(pod("tenant", evil, {{"app", evil}}), cfg);
     EXPECT_TRUE(is_valid_name(n)) << n;
     EXPECT_EQ(name_namespace(n), "tenant") << n;
