@@ -117,13 +117,13 @@ std::optional<std::string> Learner::hold_reason(const EdgeKey& key, TimePoint no
 
 Outcome Learner::learn_new(const EdgeKey& key, TimePoint now) {
   if (auto reason = hold_reason(key, now)) {
-    ++stats_.held;
-    auto& a = attempts_[owner(key)];
-    ++a.held;
-    a.last_held = now;
     auto seen = graph_.observe_pending(key, now, limits_, 1, *reason);
     stats_.pending_evicted += seen.evicted;
-    return seen.inserted ? Outcome::held_new : Outcome::pending_repeat;
+    if (!seen.inserted) return Outcome::pending_repeat;
+    // Held edges are counted, not their repeats: every client of a public server repeats world -> it.
+    ++stats_.held;
+    ++attempts_[owner(key)].held;
+    return Outcome::held_new;
   }
   graph_.observe(key, now);
   ++stats_.new_edges;

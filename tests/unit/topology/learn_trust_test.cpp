@@ -162,6 +162,11 @@ TEST_F(Trust, NewEdgesFromWorldWaitForReviewUnlessTrusted) {
   ASSERT_EQ(graph.pending().size(), 1u);
   EXPECT_EQ(graph.pending().begin()->second.reason, "world");
   EXPECT_TRUE(graph.edges().empty());
+  // Many clients of the same port: one held edge, counted once, however often the world repeats it.
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(l.observe(flow("203.0.113.9", "10.0.0.2", Proto::tcp, 443, FlowPhase::answered), t0 + 1s), Outcome::pending_repeat);
+  EXPECT_EQ(l.attempts().at("web").held, 1u);
+  EXPECT_EQ(l.stats().held, 1u);
   // Egress to world is learned as before.
   EXPECT_EQ(l.observe(flow("10.0.0.2", "203.0.113.9", Proto::tcp, 443, FlowPhase::answered), t0), Outcome::new_edge);
   LearnConfig trust;

@@ -54,7 +54,6 @@ struct WorkloadAttempts {
   std::uint64_t refused = 0;
   std::uint64_t held = 0;
   std::uint64_t quarantines = 0;
-  std::optional<TimePoint> last_held;
   std::optional<TimePoint> last_attempt;  // its last attempt (as the source) at an edge not in the graph
 };
 
