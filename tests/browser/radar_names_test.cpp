@@ -62,6 +62,9 @@ struct RadarNames : ::testing::Test {
     auto details = b.eval("document.getElementById('details').textContent");
     ASSERT_TRUE(details);
     EXPECT_NE(details->get<std::string>().find("app=" + kEvil), std::string::npos) << details->dump();
+    // Each edge says when it was last used (months before the model was generated).
+    EXPECT_NE(details->get<std::string>().find(" used "), std::string::npos) << details->dump();
+    EXPECT_NE(details->get<std::string>().find(" d ago"), std::string::npos) << details->dump();
     ASSERT_EQ(b.js("window.radar.select('api')"), true);
     details = b.eval("document.getElementById('details').textContent");
     EXPECT_NE(details->get<std::string>().find("note=" + kQuotes), std::string::npos) << details->dump();

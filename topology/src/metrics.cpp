@@ -54,18 +54,34 @@ void gauge(std::string& out, const json& status, const std::string& key, const s
   metric(out, name, "gauge", help_text, fmt::format("{} {}\n", name, v));
 }
 
-}  // namespace
 
-std::string prometheus_text(const json& status) {
-  std::string out;
-  if (!status.is_object()) return out;
+// The plain gauges `status` carries at its top level, in export order.
+constexpr std::pair<const char*, const char*> kGauges[] = {
+    {"workloads", "workloads on this node"},
+    {"endpoints", "endpoints (container or namespace addresses) on this node"},
+    {"edges", "edges in the graph"},
+    {"pending", "pending flows awaiting an operator"},
+    {"discovery_synced", "1 once the runtime and namespace discovery have listed everything"},
+    {"ruleset_applied", "1 once the ruleset is in the kernel"},
+    {"ruleset_degraded", "1 while the last ruleset programming failed and is being retried"},
+    {"bridge_netfilter", "1 when bridged traffic reaches the firewall's hooks (br_netfilter on)"},
+    {"runtime_connected", "1 while the container runtime's event stream is connected"},
+    {"cluster_connected", "1 while this node holds its cluster lease and watches the others"},
+    {"cluster_synced", "1 once the other nodes' endpoints have been read"},
+    {"remote_endpoints", "endpoints other nodes announced"},
+    {"uptime_seconds", "seconds since the agent started"},
+};
+
+bool has_object(const json& status, const char* key) { return status.contains(key) && status[key].is_object(); }
+
+void modes_text(std::string& out, const json& status) {
   if (status.contains("mode") && status["mode"].is_string()) {
     std::string samples;
     for (const char* m : {"learn", "monitor", "enforce"})
       samples += fmt::format("topowall_mode{{mode=\"{}\"}} {}\n", m, status["mode"] == m ? 1 : 0);
     metric(out, "topowall_mode", "gauge", "the global mode (1 for the current one)", samples);
   }
-  if (status.contains("mode_overrides") && status["mode_overrides"].is_object() && !status["mode_overrides"].empty()) {
+  if (has_object(status, "mode_overrides") && !status["mode_overrides"].empty()) {
     std::string samples;
     for (const auto& [w, m] : status["mode_overrides"].items())
       if (m.is_string())
@@ -73,58 +89,65 @@ std::string prometheus_text(const json& status) {
                                label(m.get<std::string>()));
     metric(out, "topowall_workload_mode", "gauge", "per-workload mode overrides", samples);
   }
-  gauge(out, status, "workloads", "workloads on this node");
-  gauge(out, status, "endpoints", "endpoints (container or namespace addresses) on this node");
-  gauge(out, status, "edges", "edges in the graph");
-  gauge(out, status, "pending", "pending flows awaiting an operator");
-  gauge(out, status, "discovery_synced", "1 once the runtime and namespace discovery have listed everything");
-  gauge(out, status, "ruleset_applied", "1 once the ruleset is in the kernel");
-  gauge(out, status, "ruleset_degraded", "1 while the last ruleset programming failed and is being retried");
-  gauge(out, status, "bridge_netfilter", "1 when bridged traffic reaches the firewall's hooks (br_netfilter on)");
-  gauge(out, status, "runtime_connected", "1 while the container runtime's event stream is connected");
-  gauge(out, status, "cluster_connected", "1 while this node holds its cluster lease and watches the others");
-  gauge(out, status, "cluster_synced", "1 once the other nodes' endpoints have been read");
-  gauge(out, status, "remote_endpoints", "endpoints other nodes announced");
-  gauge(out, status, "uptime_seconds", "seconds since the agent started");
-  if (status.contains("learning") && status["learning"].is_object()) {
-    const auto& l = status["learning"];
-    if (l.contains("new_edges_per_minute"))
-      metric(out, "topowall_learning_new_edges_per_minute", "gauge", "edges learned per minute, recently",
-             fmt::format("topowall_learning_new_edges_per_minute {}\n", number(l["new_edges_per_minute"])));
-    if (l.contains("remaining_seconds"))
-      metric(out, "topowall_learning_remaining_seconds", "gauge", "seconds left in the learning window",
-             fmt::format("topowall_learning_remaining_seconds {}\n", number(l["remaining_seconds"])));
+}
+
+void learning_text(std::string& out, const json& status) {
+  if (!has_object(status, "learning")) return;
+  const auto& l = status["learning"];
+  if (l.contains("new_edges_per_minute"))
+    metric(out, "topowall_learning_new_edges_per_minute", "gauge", "edges learned per minute, recently",
+           fmt::format("topowall_learning_new_edges_per_minute {}\n", number(l["new_edges_per_minute"])));
+  if (l.contains("remaining_seconds"))
+    metric(out, "topowall_learning_remaining_seconds", "gauge", "seconds left in the learning window",
+           fmt::format("topowall_learning_remaining_seconds {}\n", number(l["remaining_seconds"])));
+}
+
+void latency_text(std::string& out, const json& status) {
+  if (!has_object(status, "event_to_enforced_ms")) return;
+  const auto& e = status["event_to_enforced_ms"];
+  std::string samples;
+  for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+    if (e.contains(key)) samples += fmt::format("topowall_event_to_enforced_ms{{quantile=\"{}\"}} {}\n", q, number(e[key]));
+  if (e.contains("samples")) samples += fmt::format("topowall_event_to_enforced_ms_count {}\n", number(e["samples"]));
+  metric(out, "topowall_event_to_enforced_ms", "summary",
+         "runtime event to the endpoint programmed in the kernel, milliseconds (recent samples)", samples);
+}
+
+void rate_limited_text(std::string& out, const json& status) {
+  if (!has_object(status, "alerts_rate_limited_by_workload") || status["alerts_rate_limited_by_workload"].empty()) return;
+  std::string samples;
+  for (const auto& [w, n] : status["alerts_rate_limited_by_workload"].items())
+    if (auto v = number(n); !v.empty())
+      samples += fmt::format("topowall_workload_alerts_rate_limited_total{{workload=\"{}\"}} {}\n", label(w), v);
+  metric(out, "topowall_workload_alerts_rate_limited_total", "counter",
+         "alerts not sent to the sinks because this source workload exceeded its rate", samples);
+}
+
+void counters_text(std::string& out, const json& status) {
+  if (!has_object(status, "counters")) return;
+  for (const auto& [key, v] : status["counters"].items()) {
+    auto value = number(v);
+    if (value.empty()) continue;
+    // Declared once (counters.hpp); an undeclared one is still exported, as a counter named by its key.
+    const auto* info = find_counter(key);
+    const bool is_gauge = info && info->gauge;
+    const auto name = "topowall_" + metric_name(key) + (is_gauge ? "" : "_total");
+    metric(out, name, is_gauge ? "gauge" : "counter", info ? std::string(info->help) : key,
+           fmt::format("{} {}\n", name, value));
   }
-  if (status.contains("event_to_enforced_ms") && status["event_to_enforced_ms"].is_object()) {
-    const auto& e = status["event_to_enforced_ms"];
-    std::string samples;
-    for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
-      if (e.contains(key)) samples += fmt::format("topowall_event_to_enforced_ms{{quantile=\"{}\"}} {}\n", q, number(e[key]));
-    if (e.contains("samples")) samples += fmt::format("topowall_event_to_enforced_ms_count {}\n", number(e["samples"]));
-    metric(out, "topowall_event_to_enforced_ms", "summary",
-           "runtime event to the endpoint programmed in the kernel, milliseconds (recent samples)", samples);
-  }
-  if (status.contains("alerts_rate_limited_by_workload") && status["alerts_rate_limited_by_workload"].is_object() &&
-      !status["alerts_rate_limited_by_workload"].empty()) {
-    std::string samples;
-    for (const auto& [w, n] : status["alerts_rate_limited_by_workload"].items())
-      if (auto v = number(n); !v.empty())
-        samples += fmt::format("topowall_workload_alerts_rate_limited_total{{workload=\"{}\"}} {}\n", label(w), v);
-    metric(out, "topowall_workload_alerts_rate_limited_total", "counter",
-           "alerts not sent to the sinks because this source workload exceeded its rate", samples);
-  }
-  if (status.contains("counters") && status["counters"].is_object()) {
-    for (const auto& [key, v] : status["counters"].items()) {
-      auto value = number(v);
-      if (value.empty()) continue;
-      // Declared once (counters.hpp); an undeclared one is still exported, as a counter named by its key.
-      const auto* info = find_counter(key);
-      const bool is_gauge = info && info->gauge;
-      const auto name = "topowall_" + metric_name(key) + (is_gauge ? "" : "_total");
-      metric(out, name, is_gauge ? "gauge" : "counter", info ? std::string(info->help) : key,
-             fmt::format("{} {}\n", name, value));
-    }
-  }
+}
+
+}  // namespace
+
+std::string prometheus_text(const json& status) {
+  std::string out;
+  if (!status.is_object()) return out;
+  modes_text(out, status);
+  for (const auto& [key, help_text] : kGauges) gauge(out, status, key, help_text);
+  learning_text(out, status);
+  latency_text(out, status);
+  rate_limited_text(out, status);
+  counters_text(out, status);
   return out;
 }
 

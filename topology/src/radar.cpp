@@ -4,6 +4,7 @@
 #include <array>
 #include <set>
 
+#include "schema_fields.hpp"
 #include "topowall/topology/identity.hpp"
 #include "topowall/topology/schema.hpp"
 
@@ -22,10 +23,6 @@ std::string network_of(const IpAddr& a) {
   // Zero the host bits so every member of the network names the same island.
   for (std::size_t i = static_cast<std::size_t>(c.prefix / 8); i < c.addr.size(); ++i) c.addr.bytes[i] = 0;
   return c.to_string();
-}
-
-json key_json(const EdgeKey& k) {
-  return json{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
 }
 
 // The pending flows a blocked packet hit within kRecentlyBlocked of `now`, by "src dst proto port".
@@ -83,9 +80,9 @@ struct NodeBuilder {
     n["containers"] = std::move(containers);
     n["addresses"] = std::move(addrs);
     if (in.modes) n["mode"] = to_string(in.modes->of(name));
-    bool has_ns = false;
+    bool has_ns = name.find('/') != std::string::npos;
     for (const char* l : kNamespaceLabels) has_ns = has_ns || labels.count(l);
-    auto island = island_of(labels, first);
+    auto island = island_of(name, labels, first);
     n["island"] = island;
     islands.insert({island, has_ns ? "namespace" : "network"});
     nodes[name] = std::move(n);
@@ -101,7 +98,11 @@ struct NodeBuilder {
 
 }  // namespace
 
-std::string island_of(const std::map<std::string, std::string>& labels, const std::vector<IpAddr>& addresses) {
+std::string island_of(const std::string& name, const std::map<std::string, std::string>& labels,
+                      const std::vector<IpAddr>& addresses) {
+  // A namespace-scoped name (`shop/web`, issue 13) carries its namespace even where no labels are known
+  // (a remote node's workload, an imported graph): it wins over the labels, which the name came from.
+  if (auto slash = name.find('/'); slash != std::string::npos && slash > 0) return name.substr(0, slash);
   for (const char* l : kNamespaceLabels)
     if (auto it = labels.find(l); it != labels.end() && !it->second.empty()) return it->second;
   if (!addresses.empty()) return network_of(addresses.front());
@@ -121,21 +122,15 @@ json radar_model(const RadarInput& in) {
   for (const auto& [k, e] : in.graph.edges()) {
     b.end(k.src, networks);
     b.end(k.dst, networks);
-    json o = key_json(k);
-    o["state"] = to_string(e.state);
-    o["count"] = e.count;
-    o["first_seen"] = format_time(e.first_seen);
-    o["last_seen"] = format_time(e.last_seen);
-    if (!e.comment.empty()) o["comment"] = e.comment;
-    if (e.expires) o["expires"] = format_time(*e.expires);
-    o["last_used"] = format_time(last_use(e));  // the radar shows how fresh an edge is
+    json o = edge_to_json(k, e);  // as export writes it
+    o["last_used"] = format_time(last_use(e));  // always: the radar shows how fresh an edge is
     edges.push_back(std::move(o));
   }
   const auto blocked = recently_blocked(in.alerts, in.now);
   for (const auto& [k, p] : in.graph.pending()) {
     b.end(k.src, networks);
     b.end(k.dst, networks);
-    json o = key_json(k);
+    json o = schema_fields::key_fields(k);
     const auto key = k.src + " " + k.dst + " " + std::string(to_string(k.proto)) + " " + std::to_string(k.port);
     o["state"] = blocked.count(key) ? "blocked" : "pending";
     o["id"] = p.id;

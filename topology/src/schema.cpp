@@ -6,29 +6,16 @@
 #include <ctime>
 #include <set>
 
+#include "schema_fields.hpp"
 #include "topowall/topology/identity.hpp"
 
 namespace topowall::topology {
 
 using nlohmann::json;
 
-namespace {
+namespace schema_fields {
 
-// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
-long days_from_civil(long y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const long era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<long>(doe) - 719468;
-}
-
-struct Fail {
-  std::string msg;
-};
-
-[[noreturn]] void fail(const std::string& path, const std::string& why) { throw Fail{path + ": " + why}; }
+void fail(const std::string& path, const std::string& why) { throw Fail{path + ": " + why}; }
 
 void only_fields(const json& o, const std::string& path, std::initializer_list<const char*> allowed) {
   if (!o.is_object()) fail(path, "must be an object");
@@ -71,21 +58,6 @@ std::uint64_t get_uint(const json& o, const std::string& path, const char* key, 
   return n;
 }
 
-std::map<std::string, std::string> get_labels(const json& o, const std::string& path) {
-  std::map<std::string, std::string> out;
-  auto it = o.find("labels");
-  if (it == o.end()) return out;
-  if (!it->is_object()) fail(path + ".labels", "must be an object of strings");
-  if (it->size() > 256) fail(path + ".labels", "too many labels (max 256)");
-  for (auto l = it->begin(); l != it->end(); ++l) {
-    if (!l->is_string()) fail(path + ".labels." + l.key(), "must be a string");
-    if (l.key().size() > 253 || l->get<std::string>().size() > 1024)
-      fail(path + ".labels." + l.key(), "too long");
-    out[l.key()] = l->get<std::string>();
-  }
-  return out;
-}
-
 EdgeKey get_key(const json& e, const std::string& p) {
   EdgeKey k;
   k.src = get_name(e, p, "src");
@@ -101,6 +73,37 @@ EdgeKey get_key(const json& e, const std::string& p) {
 
 json key_fields(const EdgeKey& k) {
   return json{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
+}
+
+}  // namespace schema_fields
+
+using namespace schema_fields;
+
+namespace {
+
+// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
+long days_from_civil(long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+
+std::map<std::string, std::string> get_labels(const json& o, const std::string& path) {
+  std::map<std::string, std::string> out;
+  auto it = o.find("labels");
+  if (it == o.end()) return out;
+  if (!it->is_object()) fail(path + ".labels", "must be an object of strings");
+  if (it->size() > 256) fail(path + ".labels", "too many labels (max 256)");
+  for (auto l = it->begin(); l != it->end(); ++l) {
+    if (!l->is_string()) fail(path + ".labels." + l.key(), "must be a string");
+    if (l.key().size() > 253 || l->get<std::string>().size() > 1024)
+      fail(path + ".labels." + l.key(), "too long");
+    out[l.key()] = l->get<std::string>();
+  }
+  return out;
 }
 
 void parse_workload(Graph& g, const json& w, const std::string& p) {
@@ -290,149 +293,6 @@ json pending_to_json(const Graph& g) {
     out.push_back(std::move(o));
   }
   return out;
-}
-
-namespace {
-std::vector<ClusterEndpoint> remote_from_json(const json& rs) {
-  if (!rs.is_array()) fail("$.remote_endpoints", "must be an array");
-  std::vector<ClusterEndpoint> out;
-  for (std::size_t i = 0; i < rs.size(); ++i) {
-    const auto p = fmt::format("$.remote_endpoints[{}]", i);
-    only_fields(rs[i], p, {"node", "id", "workload", "name", "addresses"});
-    ClusterEndpoint e;
-    const std::pair<const char*, std::string*> fields[] = {
-        {"node", &e.node}, {"id", &e.id}, {"workload", &e.workload}, {"name", &e.name}};
-    for (auto [field, out_field] : fields) {
-      const auto& v = need(rs[i], p, field);
-      if (!v.is_string()) fail(p + "." + field, "must be a string");
-      *out_field = v.get<std::string>();
-    }
-    if (!is_valid_name(e.node) || !is_valid_name(e.workload)) fail(p, "invalid node or workload name");
-    const auto& as = need(rs[i], p, "addresses");
-    if (!as.is_array()) fail(p + ".addresses", "must be an array");
-    for (const auto& a : as) {
-      auto ip = a.is_string() ? IpAddr::parse(a.get<std::string>()) : std::nullopt;
-      if (!ip) fail(p + ".addresses", a.dump() + " is not an IP address");
-      e.addresses.push_back(*ip);
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-}  // namespace
-
-json state_to_json(const State& s) {
-  json overrides = json::object();
-  for (const auto& [w, m] : s.modes.overrides) overrides[w] = to_string(m);
-  json pending = json::array();
-  for (const auto& [k, p] : s.graph.pending()) {
-    json o = key_fields(k);
-    o["id"] = p.id;
-    o["count"] = p.count;
-    o["first_seen"] = format_time(p.first_seen);
-    o["last_seen"] = format_time(p.last_seen);
-    if (!p.reason.empty()) o["reason"] = p.reason;
-    pending.push_back(std::move(o));
-  }
-  json j{{"schema", "topowall.state"},
-         {"version", kStateVersion},
-         {"mode", to_string(s.modes.global)},
-         {"mode_overrides", std::move(overrides)},
-         {"graph", graph_to_json(s.graph)},
-         {"pending", std::move(pending)},
-         {"next_pending_id", s.graph.next_pending_id()},
-         {"workload_ids", s.ids.all()},
-         {"next_workload_id", s.ids.next()}};
-  if (s.learn_until) j["learn_until"] = format_time(*s.learn_until);
-  json windows = json::object();
-  for (const auto& [w, t] : s.workload_learn_until) windows[w] = format_time(t);
-  j["workload_learn_until"] = windows;
-  if (!s.remote_endpoints.empty()) {
-    json remote = json::array();
-    for (const auto& e : s.remote_endpoints) {
-      json addrs = json::array();
-      for (const auto& a : e.addresses) addrs.push_back(a.to_string());
-      remote.push_back({{"node", e.node}, {"id", e.id}, {"workload", e.workload}, {"name", e.name}, {"addresses", addrs}});
-    }
-    j["remote_endpoints"] = std::move(remote);
-  }
-  return j;
-}
-
-Result<State> state_from_json(const json& j) {
-  try {
-    only_fields(j, "$", {"schema", "version", "mode", "mode_overrides", "graph", "pending", "next_pending_id",
-                         "learn_until", "workload_ids", "next_workload_id", "workload_learn_until", "remote_endpoints"});
-    if (need(j, "$", "schema") != "topowall.state") fail("$.schema", "not a topowall state file");
-    auto v = get_uint(j, "$", "version", 1000);
-    if (v != kStateVersion)
-      fail("$.version", fmt::format("state version {} is not supported by this agent (reads {})", v, kStateVersion));
-    State s;
-    auto g = graph_from_json(need(j, "$", "graph"));
-    if (!g) fail("$.graph", g.error().message);
-    s.graph = std::move(*g);
-    const auto& m = need(j, "$", "mode");
-    if (!m.is_string() || !parse_mode(m.get<std::string>())) fail("$.mode", "must be learn, monitor or enforce");
-    s.modes.global = *parse_mode(m.get<std::string>());
-    if (j.contains("mode_overrides")) {
-      const auto& o = j["mode_overrides"];
-      if (!o.is_object()) fail("$.mode_overrides", "must be an object");
-      for (auto it = o.begin(); it != o.end(); ++it) {
-        if (!is_valid_name(it.key())) fail("$.mode_overrides." + it.key(), "invalid workload name");
-        if (!it->is_string() || !parse_mode(it->get<std::string>()))
-          fail("$.mode_overrides." + it.key(), "must be learn, monitor or enforce");
-        s.modes.overrides[it.key()] = *parse_mode(it->get<std::string>());
-      }
-    }
-    if (j.contains("learn_until")) s.learn_until = get_time(j, "$", "learn_until");
-    if (j.contains("pending")) {
-      const auto& ps = j["pending"];
-      if (!ps.is_array()) fail("$.pending", "must be an array");
-      for (std::size_t i = 0; i < ps.size(); ++i) {
-        auto p = fmt::format("$.pending[{}]", i);
-        only_fields(ps[i], p, {"src", "dst", "proto", "port", "id", "count", "first_seen", "last_seen", "reason"});
-        PendingFlow f;
-        f.id = get_uint(ps[i], p, "id", UINT64_MAX);
-        f.count = get_uint(ps[i], p, "count", UINT64_MAX);
-        f.first_seen = get_time(ps[i], p, "first_seen");
-        f.last_seen = get_time(ps[i], p, "last_seen");
-        if (ps[i].contains("reason")) {
-          const auto& r = ps[i]["reason"];
-          if (!r.is_string() || r.get<std::string>().size() > 32) fail(p + ".reason", "must be a short string");
-          f.reason = r.get<std::string>();
-        }
-        s.graph.restore_pending(get_key(ps[i], p), f);
-      }
-    }
-    std::uint64_t next = j.contains("next_pending_id") ? get_uint(j, "$", "next_pending_id", UINT64_MAX) : 1;
-    for (const auto& [k, p] : s.graph.pending()) next = std::max(next, p.id + 1);
-    s.graph.set_next_pending_id(next);
-    std::map<std::string, std::uint32_t> ids;
-    if (j.contains("workload_ids")) {
-      const auto& o = j["workload_ids"];
-      if (!o.is_object()) fail("$.workload_ids", "must be an object");
-      for (auto it = o.begin(); it != o.end(); ++it) {
-        if (!is_valid_name(it.key())) fail("$.workload_ids." + it.key(), "invalid name");
-        ids[it.key()] = static_cast<std::uint32_t>(get_uint(o, "$.workload_ids", it.key().c_str(), UINT32_MAX));
-      }
-    }
-    auto next_id = j.contains("next_workload_id") ? get_uint(j, "$", "next_workload_id", UINT32_MAX) : 0;
-    s.ids.restore(std::move(ids), static_cast<std::uint32_t>(next_id));
-    if (j.contains("workload_learn_until")) {
-      const auto& o = j["workload_learn_until"];
-      if (!o.is_object()) fail("$.workload_learn_until", "must be an object");
-      for (auto it = o.begin(); it != o.end(); ++it) {
-        if (!is_valid_name(it.key())) fail("$.workload_learn_until." + it.key(), "invalid name");
-        s.workload_learn_until[it.key()] = get_time(o, "$.workload_learn_until", it.key().c_str());
-      }
-    }
-    if (j.contains("remote_endpoints")) s.remote_endpoints = remote_from_json(j["remote_endpoints"]);
-    return s;
-  } catch (const Fail& f) {
-    return Error{f.msg};
-  } catch (const json::exception& e) {
-    return Error{std::string("malformed state: ") + e.what()};
-  }
 }
 
 }  // namespace topowall::topology

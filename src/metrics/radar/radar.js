@@ -157,7 +157,7 @@
   function tipFor(o) {
     if (o.edges) {
       const lines = [o.a.id.replace(/^island:/, '') + ' → ' + o.b.id.replace(/^island:/, '') + '  (' + o.state + ')'];
-      for (const e of o.edges.slice(0, 8)) lines.push(portText(e) + '  ×' + e.count + '  first ' + e.first_seen + '  last ' + e.last_seen);
+      for (const e of o.edges.slice(0, 8)) lines.push(portText(e) + '  ×' + e.count + '  first ' + e.first_seen + '  last ' + e.last_seen + usedText(e));
       if (o.edges.length > 8) lines.push('… ' + (o.edges.length - 8) + ' more; total ×' + o.count);
       return lines.join('\n');
     }
@@ -184,9 +184,18 @@
   function edgeItem(e, other) {
     const li = el('li');
     li.append(el('span', e.state + ' ', 's-' + e.state), el('span', other + ' ' + portText(e) + ' ×' + e.count));
-    li.title = 'first seen ' + e.first_seen + ', last seen ' + e.last_seen;
+    li.title = 'first seen ' + e.first_seen + ', last seen ' + e.last_seen + usedText(e);
+    if (e.last_used) li.append(el('span', ' used ' + ago(e.last_used), 'hint'));
     if (e.state === 'pending' || e.state === 'blocked') li.append(approveCommand(e));
     return li;
+  }
+
+  // Last use of an allowed edge (conntrack, in every mode): how an operator spots stale permissions.
+  function usedText(e) { return e.last_used ? '  used ' + e.last_used : ''; }
+  function ago(t) {
+    const s = Math.max(0, (Date.parse(model.generated) - Date.parse(t)) / 1000);
+    if (!isFinite(s)) return t;
+    return s < 120 ? Math.round(s) + ' s ago' : s < 7200 ? Math.round(s / 60) + ' min ago' : s < 172800 ? Math.round(s / 3600) + ' h ago' : Math.round(s / 86400) + ' d ago';
   }
 
   function kv(parent, k, v) { const p = el('div'); p.append(el('span', k + ': ', 'kv'), el('span', v)); parent.append(p); }

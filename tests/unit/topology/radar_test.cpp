@@ -106,3 +106,22 @@ TEST(RadarModel, JsonForHtmlCannotEndItsScriptElement) {
   EXPECT_EQ(text.find('&'), std::string::npos) << text;
   EXPECT_EQ(json::parse(text), j) << "the escapes are JSON's own: the page reads back the same text";
 }
+
+// Pods are named `<namespace>/<app>`: a workload known only from a remote node or an imported graph has
+// no labels here, yet it belongs to its namespace's island, next to the same namespace's local pods.
+TEST(RadarModel, NamespaceScopedNamesAreGroupedByTheirNamespaceWithoutLabels) {
+  Graph g;
+  g.observe({"shop/web", "shop/db", Proto::tcp, 5432}, {});
+  g.observe({"tenant/web", "shop/web", Proto::tcp, 80}, {});
+  EndpointTable live;
+  live.upsert("shop/web", ep("c1", "10.88.0.2", {{"io.kubernetes.pod.namespace", "shop"}}));
+  const auto m = radar_model({g, &live});
+  EXPECT_EQ((*node(m, "shop/web"))["island"], "shop");
+  EXPECT_EQ((*node(m, "shop/db"))["island"], "shop") << "no labels, no address: the name's namespace";
+  EXPECT_EQ((*node(m, "tenant/web"))["island"], "tenant");
+  std::set<std::string> islands;
+  for (const auto& i : m["islands"]) islands.insert(i["id"].get<std::string>() + ":" + i["kind"].get<std::string>());
+  EXPECT_EQ(islands, (std::set<std::string>{"shop:namespace", "tenant:namespace"}));
+  // A name that merely starts with a slash is no namespace.
+  EXPECT_EQ(island_of("/odd", {}, {}), "workloads");
+}

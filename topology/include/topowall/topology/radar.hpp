@@ -26,16 +26,18 @@ struct RadarInput {
   TimePoint now{};
 };
 
-// The island (group) a workload is drawn in: its namespace label (first of kNamespaceLabels), else the
-// network of its first address (IPv4 /24, IPv6 /64), else "workloads". Outside nodes: "outside".
-std::string island_of(const std::map<std::string, std::string>& labels, const std::vector<IpAddr>& addresses);
+// The island (group) a workload is drawn in: the namespace of a namespace-scoped name (`<ns>/<app>`),
+// else its namespace label (first of kNamespaceLabels), else the network of its first address (IPv4 /24,
+// IPv6 /64), else "workloads". Outside nodes: "outside".
+[[nodiscard]] std::string island_of(const std::string& name, const std::map<std::string, std::string>& labels,
+                                    const std::vector<IpAddr>& addresses);
 
 // {"version", "generated", "mode", "islands":[{id,kind}], "nodes":[...], "edges":[...], "alerts":[...]};
 // docs/PROTOCOL.md, "Radar".
-nlohmann::json radar_model(const RadarInput& in);
+[[nodiscard]] nlohmann::json radar_model(const RadarInput& in);
 
 // `json` as text safe inside an HTML <script type="application/json"> element: '<', '>' and '&'
 // (only ever inside JSON strings) become \u escapes, so no "</script>" or "<!--" can appear.
-std::string json_for_html(const nlohmann::json& j);
+[[nodiscard]] std::string json_for_html(const nlohmann::json& j);
 
 }  // namespace topowall::topology
