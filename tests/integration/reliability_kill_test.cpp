@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <iostream>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -161,5 +162,7 @@ TEST_F(KillLab, ReliabilitySigkillWhileEnforcingNeitherOpensNorBreaksAnything) {
     EXPECT_EQ(probe.allowed_failed(p), 0) << name[p] << ": allowed connections failed";
   }
   EXPECT_EQ(edges(), allowed) << "the restarted agent lost or gained edges";
+  std::cout << "tries while up / killed / across the restart: " << probe.tries(Probe::up) << " / "
+            << probe.tries(Probe::down) << " / " << probe.tries(Probe::restarted) << "\n";
   RecordProperty("tries", probe.tries(Probe::up) + probe.tries(Probe::down) + probe.tries(Probe::restarted));
 }
