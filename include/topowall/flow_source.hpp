@@ -15,6 +15,7 @@ struct FlowSourceStats {
   std::uint64_t undecodable = 0;     // not a flow the graph models
   std::uint64_t enobufs = 0;         // kernel dropped events: socket buffer overran
   std::uint64_t resyncs = 0;         // dumps run to recover after a loss
+  std::uint64_t resyncs_coalesced = 0;  // overruns while a dump ran: folded into one more dump after it
   std::uint64_t resync_entries = 0;  // flows replayed from dumps
   std::uint64_t errors = 0;          // other receive errors
   int rcvbuf_bytes = 0;              // current receive buffer

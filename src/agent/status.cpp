@@ -82,6 +82,7 @@ json Agent::counters_json() const {
     counters["conntrack_flows"] = fs.flows;
     counters["conntrack_enobufs"] = fs.enobufs;
     counters["conntrack_resyncs"] = fs.resyncs;
+    counters["conntrack_resyncs_coalesced"] = fs.resyncs_coalesced;
     counters["conntrack_resync_entries"] = fs.resync_entries;
     counters["conntrack_errors"] = fs.errors;
     counters["conntrack_undecodable"] = fs.undecodable;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/handles.hpp"
+#include "conntrack/ct_dump.hpp"
 #include "topowall/flow_source.hpp"
 
 namespace topowall::conntrack {
@@ -32,12 +33,19 @@ class CtListener final : public FlowSource {
   void stop() override;
   [[nodiscard]] Status resync() override;
   FlowSourceStats stats() const override { return stats_; }
+  // Replay the table through the handler on the loop in bounded turns (see CtAsyncDump); what an
+  // overrun runs. A request while one runs is coalesced into one more dump after it (events lost
+  // meanwhile may belong to entries the running dump has already passed).
+  void resync_in_background();
+  bool resync_running() const { return dump_ && dump_->running(); }
 
  private:
   void arm();
   void drain();
   void on_overrun();
   void on_datagram(const char* data, std::size_t len);
+  void replay(const FlowTuple& f);
+  void on_background_resync_done(const Status& s);
 
   boost::asio::io_context& io_;
   CtListenerOptions opts_;
@@ -48,6 +56,8 @@ class CtListener final : public FlowSource {
   static constexpr std::size_t kSlots = 32, kSlotBytes = 16384;
   std::vector<char> buf_;
   FlowSourceStats stats_;
+  std::unique_ptr<CtAsyncDump> dump_;  // the background resync, created on the first overrun
+  bool resync_again_ = false;          // an overrun came while it ran
 };
 
 }  // namespace topowall::conntrack

@@ -133,5 +133,6 @@ void transfer(const Options& o);
 void cri_pods(const Options& o);
 int memory_child(std::size_t eps, std::size_t edges);
 void radar(const Options& o);
+void storm(const Options& o);
 
 }  // namespace topowall::bench

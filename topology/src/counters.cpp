@@ -31,6 +31,7 @@ constexpr std::array kCounters{
     CounterInfo{"conntrack_undecodable", "conntrack messages that are not a flow the graph models (other types, protocols, malformed)"},
     CounterInfo{"conntrack_enobufs", "conntrack event overruns; each grows the buffer and is followed by a resync", _, D},
     CounterInfo{"conntrack_resyncs", "conntrack table dumps (start-up and after overruns)"},
+    CounterInfo{"conntrack_resyncs_coalesced", "overruns during a running background dump, folded into one more dump after it"},
     CounterInfo{"conntrack_resync_entries", "entries read from conntrack dumps"},
     CounterInfo{"conntrack_errors", "conntrack socket errors", _, D},
     CounterInfo{"conntrack_rcvbuf_bytes", "receive buffer of the conntrack event socket, bytes (it grows after each overrun)", G},
