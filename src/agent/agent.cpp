@@ -83,11 +83,23 @@ Agent::~Agent() {
   }
 }
 
+// Start-up as ordered steps (Falco's model): each step needs the ones before it, and the first that
+// fails stops start-up with what was wrong.
 Status Agent::start() {
-  // 1. State: reload the graph and mode; a fresh directory takes --mode.
+  for (auto step : {&Agent::start_state, &Agent::start_control, &Agent::start_discovery, &Agent::start_flows,
+                    &Agent::start_rules})
+    if (auto st = (this->*step)(); !st) return st;
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+  return ok_status();
+}
+
+// 1. State: reload the graph and mode; a fresh directory takes --mode.
+Status Agent::start_state() {
   auto loaded = ad_.store->load();
   if (!loaded) return loaded.error();
-  auto now = time_->now();
   if (*loaded) {
     auto s = topology::state_from_json(**loaded);
     if (!s) return Error{"state file is invalid: " + s.error().message + "; fix it or move it aside"};
@@ -105,57 +117,62 @@ Status Agent::start() {
     dirty_ = true;
   }
   if (state_.modes.global == Mode::learn && cfg_.learn_for && !state_.learn_until) {
-    state_.learn_until = now + *cfg_.learn_for;
+    state_.learn_until = time_->now() + *cfg_.learn_for;
     dirty_ = true;
   }
   // Other nodes' endpoints as last known: enforced by name from the first ruleset, etcd or not.
   if (ad_.cluster) registry_.restore(state_.remote_endpoints);
   if (auto st = persist(); !st) return Error{"cannot write state: " + st.error().message};
-
   history_.open();  // the flow journal: a failure is logged and counted, never fatal
+  return ok_status();
+}
 
-  // 2. Control socket, so operators can ask while discovery runs.
-  if (!cfg_.socket_path.empty()) {
-    control::ServerOptions so;
-    so.path = cfg_.socket_path;
-    so.group = cfg_.control_group;
-    server_ = std::make_unique<control::Server>(
-        io_, so, [this](const json& r, const control::Peer& p, const control::PushFn& push) { return handle(r, p, push); });
-    if (auto st = server_->start(); !st) return st;
-  }
+// 2. Control socket, so operators can ask while discovery runs.
+Status Agent::start_control() {
+  if (cfg_.socket_path.empty()) return ok_status();
+  control::ServerOptions so;
+  so.path = cfg_.socket_path;
+  so.group = cfg_.control_group;
+  server_ = std::make_unique<control::Server>(
+      io_, so, [this](const json& r, const control::Peer& p, const control::PushFn& push) { return handle(r, p, push); });
+  return server_->start();
+}
 
-  // 3. The node's own addresses are `host`.
+// 3. The node's own addresses are `host`; 4. discovery: runtime API and/or named namespaces, and the
+// other nodes' endpoints, so cross-node peers are named, not `world` (a healthy etcd answers in
+// milliseconds, well within the hold for flows whose ends are not yet known).
+Status Agent::start_discovery() {
   if (ad_.addresses)
     ad_.addresses->watch("host", "", [this](const AddressSnapshot& s) {
       if (s.addrs == endpoints_.host_addresses()) return;
       endpoints_.set_host_addresses(s.addrs);
       programmer_.request_full();
     });
-
-  // 4. Discovery: runtime API and/or named namespaces.
   using Src = EndpointRegistry::Source;
   if (ad_.runtime) registry_.expect(Src::runtime);
   if (ad_.netns) registry_.expect(Src::netns);
   if (ad_.runtime) ad_.runtime->start([this](const DiscoveryEvent& e) { registry_.on_discovery(e, Src::runtime); });
   if (ad_.netns) ad_.netns->start([this](const DiscoveryEvent& e) { registry_.on_discovery(e, Src::netns); });
-  // Other nodes' endpoints, so cross-node peers are named, not `world` (a healthy etcd answers in
-  // milliseconds, well within the hold for flows whose ends are not yet known).
   if (ad_.cluster) ad_.cluster->start([this](const ClusterEvent& e) { on_cluster(e); });
+  return ok_status();
+}
 
-  // 5. Flows: subscribe, then replay what conntrack already holds.
+// 5. Flows: subscribe, then replay what conntrack already holds; 6. alerts from the ruleset's log.
+Status Agent::start_flows() {
   if (ad_.flows) {
     if (auto st = ad_.flows->start([this](const FlowTuple& f, bool r) { intake_.on_flow(f, r); }); !st) return st;
     if (auto st = ad_.flows->resync(); !st) spdlog::warn("initial conntrack dump failed: {}", st.error().message);
   }
-
-  // 6. Alerts from the ruleset's log.
   if (ad_.alerts)
     if (auto st = ad_.alerts->start([this](const LoggedPacket& p) { alerts_.on_logged(p); }); !st)
       return Error{"alerts: " + st.error().message};
+  return ok_status();
+}
 
-  // 7. Rules: programmed once discovery has synced, never before, so a
-  // restarted agent never takes away what the kernel is still enforcing. Changes others make to our
-  // tables (deleted, flushed, edited) are restored as soon as their transaction is notified.
+// 7. Rules: programmed once discovery has synced, never before, so a restarted agent never takes away
+// what the kernel is still enforcing. Changes others make to our tables (deleted, flushed, edited) are
+// restored as soon as their transaction is notified.
+Status Agent::start_rules() {
   check_bridge_netfilter();
   if (ad_.ruleset_watch) {
     if (auto st = ad_.ruleset_watch->start([this](const std::string& why) { programmer_.repair(why); }); !st)
@@ -163,11 +180,6 @@ Status Agent::start() {
     programmer_.set_watch(ad_.ruleset_watch.get());
   }
   programmer_.request_full();
-
-  ticker_.expires_after(kTick);
-  ticker_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) tick();
-  });
   return ok_status();
 }
 

@@ -132,6 +132,12 @@ class Agent {
 
  private:
   void on_cluster(const ClusterEvent& ev);
+  // The steps of start(), in order.
+  [[nodiscard]] Status start_state();
+  [[nodiscard]] Status start_control();
+  [[nodiscard]] Status start_discovery();
+  [[nodiscard]] Status start_flows();
+  [[nodiscard]] Status start_rules();
   void tick();
   void check_bridge_netfilter();
   void note_pending(const topology::EdgeKey& key, TimePoint when);

@@ -175,18 +175,16 @@ int mark_shift(std::uint32_t mask) { return mask ? __builtin_ctz(mask) : 0; }
 std::uint32_t mark_capacity(std::uint32_t mask) { return mask >> mark_shift(mask); }
 std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id) { return (id << mark_shift(mask)) & mask; }
 
-RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg) {
-  RulesetModel m;
-  m.cfg = cfg;
-  m.names[kHostId] = std::string(kHost);
-  m.names[kWorldId] = std::string(kWorld);
+namespace {
+
+// Endpoints, external networks and the node's own addresses: who an address is.
+void compile_addresses(const CompileInput& in, IdTable& ids, RulesetModel& m) {
   for (const auto& [addr, workload] : in.endpoints.address_map()) {
     auto id = ids.id(workload);
     m.names[id] = workload;
     (addr.is_v4() ? m.ep4 : m.ep6)[addr] = id;
     set_port(m, in.endpoints, addr);
   }
-  m.unclassified_drop = in.modes.global != Mode::learn;
   std::vector<std::pair<Cidr, std::uint32_t>> nets;
   for (const auto& n : in.endpoints.external_networks()) {
     auto id = ids.id(n.name);
@@ -196,9 +194,11 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
   for (const auto& h : in.endpoints.host_addresses()) nets.emplace_back(Cidr{h, h.is_v4() ? 32 : 128}, kHostId);
   m.net4 = disjoint_intervals(AF_INET, nets, kWorldId);
   m.net6 = disjoint_intervals(AF_INET6, nets, kWorldId);
+}
 
-  // Edges name ids, never allocate them: only names with addresses (endpoints, networks) get one, and
-  // keep it until IdTable::collect() releases it. An edge whose side has no id cannot match a packet.
+// Edges name ids, never allocate them: only names with addresses (endpoints, networks) get one, and
+// keep it until IdTable::collect() releases it. An edge whose side has no id cannot match a packet.
+void compile_edges(const CompileInput& in, IdTable& ids, RulesetModel& m) {
   for (const auto& [k, e] : in.graph.edges()) {
     if (e.state == EdgeState::denied) continue;
     if (e.expires && *e.expires <= in.now) continue;
@@ -208,7 +208,10 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
     m.names[d] = k.dst;
     m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
   }
-  // Every workload with an id gets a mode.
+}
+
+// Every workload with an id gets a mode.
+void compile_modes(const CompileInput& in, IdTable& ids, RulesetModel& m) {
   std::set<std::string> workloads;
   for (const auto& [w, unused] : in.endpoints.workloads()) workloads.insert(w);
   for (const auto& [w, rec] : in.graph.workloads())
@@ -221,9 +224,12 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
       case Mode::learn: break;
     }
   }
-  // An id beyond the mark bits cannot be carried: leave that workload's
-  // addresses unjudged (counted and logged by the agent) rather than alias it.
-  const auto cap = mark_capacity(cfg.mark_mask);
+}
+
+// An id beyond the mark bits cannot be carried: leave that workload's addresses unjudged (counted and
+// logged by the agent) rather than alias it.
+void drop_over_capacity(RulesetModel& m, const ModeTable& modes) {
+  const auto cap = mark_capacity(m.cfg.mark_mask);
   for (auto it = m.names.begin(); it != m.names.end();) {
     if (it->first <= cap) {
       m.ids.insert(it->first);
@@ -240,7 +246,21 @@ RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& 
     m.monitored.erase(bad);
     it = m.names.erase(it);
   }
-  if (!m.over_capacity.empty()) admit_overflow(m, in.modes);
+  if (!m.over_capacity.empty()) admit_overflow(m, modes);
+}
+
+}  // namespace
+
+RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg) {
+  RulesetModel m;
+  m.cfg = cfg;
+  m.names[kHostId] = std::string(kHost);
+  m.names[kWorldId] = std::string(kWorld);
+  m.unclassified_drop = in.modes.global != Mode::learn;
+  compile_addresses(in, ids, m);
+  compile_edges(in, ids, m);
+  compile_modes(in, ids, m);
+  drop_over_capacity(m, in.modes);
   return m;
 }
 
