@@ -17,7 +17,6 @@ using topology::kWorld;
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
-constexpr auto kGenerationCheck = std::chrono::seconds(10);
 
 
 
@@ -283,7 +282,7 @@ void Agent::tick() {
     alerts_.flush(time_->now());
     history_.flush();  // the minutes that closed, to the journal
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
-    if (now - last_gen_check_ >= kGenerationCheck) {
+    if (now - last_gen_check_ >= cfg_.ruleset_check) {
       last_gen_check_ = now;
       programmer_.check_generation();
     }

@@ -79,6 +79,9 @@ struct AgentConfig {
   // The flow journal for `topowall replay` ("" = none; topowalld puts it in the state directory).
   std::string journal_path;
   std::uint64_t journal_max_bytes = 64 << 20;  // --journal-max-bytes
+  // The generation check behind the nftables change monitor (lost notices); tests shorten it to see
+  // that another program's change still costs no reconcile.
+  std::chrono::milliseconds ruleset_check{10000};
 };
 
 struct Adapters {

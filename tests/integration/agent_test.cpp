@@ -246,3 +246,69 @@ TEST_F(AgentLab, AnAddressThatChangesOwnerKeepsNoConnection) {
   ASSERT_TRUE(pump_until([&] { return agent->endpoints().resolve(reused) == "twia-d"; }));
   EXPECT_TRUE(pump_until([&] { return entries() == 0; }, 2000)) << "twia-b's connection outlived its address";
 }
+
+// ARP the guard drops reaches the agent through the bridge family's log, decoded by its link protocol: a
+// forged announcement names the port's workload and the address's owner ("c sent as a"); a fresh
+// container's ARP request from a port not classified yet is an unclassified alert. Both are counted.
+TEST_F(AgentLab, ForgedAndUnclassifiedArpAreAlertedAndCounted) {
+  start_agent();
+  ASSERT_TRUE(call("mode.set", {{"mode", "enforce"}})["ok"]);
+  ASSERT_TRUE(pump_until([&] { return agent->endpoints().workload_at_port(lab->port("c")) == "twia-c"; }));
+  auto arp_alert = [&](const std::string& reason) {
+    for (const auto& a : alerts)
+      if (a.arp && a.reason == reason) return &a;
+    return static_cast<const topology::Alert*>(nullptr);
+  };
+  // c takes a's address (NET_ADMIN) and announces it.
+  const auto a_ip = lab->ip("a");
+  ASSERT_EQ(sh("ip -n " + lab->ns("c") + " addr add " + a_ip + "/32 dev eth0"), 0);
+  sh("ip netns exec " + lab->ns("c") + " busybox arping -U -c 2 -w 2 -I eth0 -s " + a_ip + " " + a_ip);
+  sh("ip -n " + lab->ns("c") + " addr del " + a_ip + "/32 dev eth0");
+  ASSERT_TRUE(pump_until([&] { return arp_alert("spoofed") != nullptr; })) << alerts.size() << " alerts, none for ARP";
+  EXPECT_EQ(arp_alert("spoofed")->edge.src, "twia-c");
+  EXPECT_EQ(arp_alert("spoofed")->as, "twia-a");
+  EXPECT_EQ(topology::alert_to_json(*arp_alert("spoofed"))["proto"], "arp");
+  // A container on a port of its own that the agent has not classified (its namespace is not watched).
+  Lab fresh("twiu", "10.231.9", {"x"});
+  ASSERT_TRUE(fresh.ok());
+  sh("ip netns exec " + fresh.ns("x") + " busybox arping -c 2 -w 2 -I eth0 " + fresh.gateway());
+  ASSERT_TRUE(pump_until([&] { return arp_alert("unclassified") != nullptr; })) << "the ARP request was not alerted";
+  EXPECT_EQ(arp_alert("unclassified")->edge.src, "unclassified");
+  EXPECT_EQ(arp_alert("unclassified")->src_addr, fresh.ip("x"));
+  auto counters = call("status")["result"]["counters"];
+  EXPECT_GE(counters["guard_spoofed"].get<int>(), 1) << counters.dump();
+  EXPECT_GE(counters["guard_unclassified"].get<int>(), 1) << counters.dump();
+}
+
+// Other programs change nftables all the time (podman's netavark on every container start and stop,
+// kube-proxy, firewalld): the generation moves, but our tables are not reconciled, so the bridge twin is
+// not rebuilt and its counters keep counting. A change to ours is still restored within a second.
+TEST_F(AgentLab, AnotherProgramsTablesCostNoReconcileOursAreStillRestored) {
+  ruleset_check = std::chrono::milliseconds(200);  // the backstop runs many times during the test
+  start_agent();
+  auto handle = [&](const std::string& family) {
+    auto out = sh_out("nft -a list table " + family + " " + table);
+    auto at = out.find("# handle ");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  const auto inet0 = handle("inet"), bridge0 = handle("bridge");
+  ASSERT_FALSE(bridge0.empty()) << "the guard's bridge twin";
+  const auto other = "twia_other" + std::to_string(getpid());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(sh("nft add table inet " + other + " && nft add chain inet " + other + " c && nft add table bridge " +
+                 other + " && nft delete table inet " + other + " && nft delete table bridge " + other),
+              0);
+    pump(500);  // two generation checks
+  }
+  auto counters = call("status")["result"]["counters"];
+  EXPECT_EQ(counters["ruleset_repairs"], 0) << counters.dump();
+  EXPECT_EQ(counters["ruleset_checks"], 0) << counters.dump();
+  EXPECT_EQ(handle("inet"), inet0) << "our table was rebuilt";
+  EXPECT_EQ(handle("bridge"), bridge0) << "the bridge twin was rebuilt (its counters reset)";
+  // Ours, edited by hand: restored within a second.
+  const auto set = "nft list set bridge " + table + " gsrc4";
+  ASSERT_NE(sh_out(set).find(lab->ip("a")), std::string::npos) << sh_out(set);
+  ASSERT_EQ(sh("nft flush set bridge " + table + " gsrc4"), 0);
+  EXPECT_TRUE(pump_until([&] { return sh_out(set).find(lab->ip("a")) != std::string::npos; }, 1000)) << "not restored in 1 s";
+  EXPECT_GE(call("status")["result"]["counters"]["ruleset_repairs"].get<int>(), 1);
+}

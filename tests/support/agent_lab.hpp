@@ -49,6 +49,7 @@ struct AgentLab : ::testing::Test {
     cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5200 + getpid() % 100);
     cfg.settle = std::chrono::milliseconds(200);
     cfg.journal_path = journal_path;
+    cfg.ruleset_check = ruleset_check;
     agent::Adapters ad;
     auto st = std::make_unique<store::MemoryStateStore>();
     st->doc = store->doc;
@@ -117,6 +118,7 @@ struct AgentLab : ::testing::Test {
   std::unique_ptr<agent::Agent> agent;
   std::vector<topology::Alert> alerts;
   std::string journal_path;  // "" no flow journal
+  std::chrono::milliseconds ruleset_check{10000};  // the agent's generation check (lost notices)
 };
 
 

@@ -17,7 +17,7 @@ void EndpointTable::index_remove(const std::string& id) {
   std::erase(ids, id);
   if (ids.empty()) by_workload_.erase(it->second.workload);
   for (const auto& [addr, port] : it->second.info.ports)
-    if (auto p = port_owner_.find(port); p != port_owner_.end() && p->second == id) port_owner_.erase(p);
+    if (auto p = port_owner_.find(port); p != port_owner_.end() && p->second.id == id) port_owner_.erase(p);
 }
 
 std::vector<IpAddr> EndpointTable::upsert(const std::string& workload, EndpointInfo info) {
@@ -48,7 +48,7 @@ std::vector<IpAddr> EndpointTable::upsert(const std::string& workload, EndpointI
     }
   }
   by_workload_[workload].push_back(id);
-  for (const auto& [addr, port] : info.ports) port_owner_[port] = id;
+  for (const auto& [addr, port] : info.ports) port_owner_[port] = PortOwner{id, workload};
   endpoints_[id] = Endpoint{workload, std::move(info)};
   return changed;
 }
@@ -78,9 +78,7 @@ std::vector<IpAddr> EndpointTable::remove(const std::string& id) {
 
 const std::string& EndpointTable::workload_at_port(std::uint32_t ifindex) const {
   auto p = port_owner_.find(ifindex);
-  if (p == port_owner_.end()) return kEmpty;
-  auto e = endpoints_.find(p->second);
-  return e == endpoints_.end() ? kEmpty : e->second.workload;
+  return p == port_owner_.end() ? kEmpty : p->second.workload;
 }
 
 void EndpointTable::set_host_addresses(std::vector<IpAddr> addrs) { host_ = std::move(addrs); }

@@ -99,6 +99,24 @@ TEST_F(Pipeline, AForgedArpIsAnAlertThatNamesThePortAndTheAddressItClaimed) {
   EXPECT_EQ(sent[1].edge.src, "unclassified") << "a removed endpoint's port names nobody";
 }
 
+// An unclassified port's first packet is often an ARP request (a fresh container resolving its peer): the
+// guard drops it; the alert says so and the count moves, like an IP packet's.
+TEST_F(Pipeline, AnArpRequestFromAnUnclassifiedPortIsAnAlertAndCounted) {
+  auto p = make();
+  auto pk = packet("10.0.0.9", "10.0.0.2", 0, "unclassified");
+  pk.arp = true;
+  pk.indev = 99;  // nobody is classified behind it yet
+  p->on_logged(pk);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].reason, "unclassified");
+  EXPECT_EQ(sent[0].edge.src, "unclassified");
+  EXPECT_EQ(sent[0].edge.dst, "web") << "whom it asked for";
+  EXPECT_EQ(topology::alert_to_json(sent[0])["proto"], "arp");
+  EXPECT_EQ(p->counters().unclassified, 1u);
+  EXPECT_EQ(p->counters().spoofed, 0u);
+  EXPECT_TRUE(blocked.empty()) << "never pending, never learned";
+}
+
 TEST_F(Pipeline, WatchersGetEveryAlertAndClosedOnesAreDropped) {
   auto p = make();
   std::vector<nlohmann::json> got;

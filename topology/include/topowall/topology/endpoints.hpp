@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -56,7 +57,12 @@ class EndpointTable {
   std::map<std::string, Endpoint> endpoints_;             // id -> endpoint
   std::map<IpAddr, std::string> owner_;                   // address -> endpoint id
   std::map<std::string, std::vector<std::string>> by_workload_;
-  std::map<std::uint32_t, std::string> port_owner_;       // host-side port -> endpoint id
+  // host-side port -> its endpoint and workload: a hash lookup for every packet the guard logs (a
+  // spoofing container can make that many), never a walk over the endpoints.
+  struct PortOwner {
+    std::string id, workload;
+  };
+  std::unordered_map<std::uint32_t, PortOwner> port_owner_;
   std::vector<IpAddr> host_;
   std::vector<NamedNetwork> external_;
 };
