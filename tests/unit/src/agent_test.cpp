@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <boost/asio/io_context.hpp>
 
 #include "agent/agent.hpp"
@@ -484,4 +487,39 @@ TEST_F(AgentFixture, EveryCounterIsDeclaredOnceAndExported) {
     EXPECT_NE(text.find("# TYPE " + name + (c.gauge ? " gauge" : " counter")), std::string::npos) << c.name;
   }
   a->stop();
+}
+
+// Bridged containers reach the inet hooks only with br_netfilter's knobs on. Off: status says so (and
+// /healthz, which reads it, answers 503: metrics_server_test); with set_bridge_netfilter the agent turns
+// them on itself; a missing knob (module not loaded) stays off.
+TEST_F(AgentFixture, BridgeNetfilterOffIsReportedAndSetWhenAsked) {
+  const auto dir = ::testing::TempDir() + "topowall-bridge-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto write = [&](const char* knob, const char* v) { std::ofstream(dir + "/" + knob) << v; };
+  auto read = [&](const char* knob) {
+    std::string v;
+    std::ifstream(dir + "/" + knob) >> v;
+    return v;
+  };
+  write("bridge-nf-call-iptables", "0\n");
+  write("bridge-nf-call-ip6tables", "1\n");
+  agent::AgentConfig cfg;
+  cfg.bridge_sysctl_dir = dir;
+  {
+    auto a = make(cfg);
+    ASSERT_TRUE(a->start());
+    EXPECT_EQ(call(*a, "status")["result"]["bridge_netfilter"], false) << "one knob off is enough";
+    EXPECT_EQ(read("bridge-nf-call-iptables"), "0") << "not asked to change it";
+  }
+  Rig second;
+  cfg.set_bridge_netfilter = true;
+  auto b = second.make(cfg);
+  ASSERT_TRUE(b->start());
+  EXPECT_EQ(read("bridge-nf-call-iptables"), "1");
+  EXPECT_EQ(call(*b, "status")["result"]["bridge_netfilter"], true);
+  std::filesystem::remove_all(dir);
+  Rig third;
+  auto c = third.make(cfg);
+  ASSERT_TRUE(c->start());
+  EXPECT_EQ(call(*c, "status")["result"]["bridge_netfilter"], false) << "br_netfilter not loaded: nothing to set";
 }
