@@ -17,6 +17,7 @@ struct FlowSourceStats {
   std::uint64_t resyncs = 0;         // dumps run to recover after a loss
   std::uint64_t resync_entries = 0;  // flows replayed from dumps
   std::uint64_t errors = 0;          // other receive errors
+  std::uint64_t filter_failures = 0; // the event filter could not be attached: every event is received
   int rcvbuf_bytes = 0;              // current receive buffer
 };
 

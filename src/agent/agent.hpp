@@ -16,6 +16,7 @@
 #include "agent/control_api.hpp"
 #include "agent/graph_transfer.hpp"
 #include "agent/endpoint_registry.hpp"
+#include "agent/edge_use.hpp"
 #include "agent/flow_history.hpp"
 #include "agent/flow_intake.hpp"
 #include "agent/policy_service.hpp"
@@ -79,6 +80,9 @@ struct AgentConfig {
   // The flow journal for `topowall replay` ("" = none; topowalld puts it in the state directory).
   std::string journal_path;
   std::uint64_t journal_max_bytes = 64 << 20;  // --journal-max-bytes
+  // How often the allowed edges' kernel counters are read for the use of edges that do not learn (their
+  // connections send no conntrack events): `last_used` and the journal lag by up to this much.
+  std::chrono::milliseconds edge_use_every{30000};
 };
 
 struct Adapters {
@@ -136,6 +140,7 @@ class Agent {
   void check_bridge_netfilter();
   void note_pending(const topology::EdgeKey& key, TimePoint when);
   void log_pending(const topology::EdgeKey& key);
+  bool read_edge_use();
 
   nlohmann::json status_json() const;
   nlohmann::json counters_json() const;
@@ -164,6 +169,7 @@ class Agent {
   PolicyService policy_;
   HistoryConfig history_cfg_;
   FlowHistory history_;
+  EdgeUse edge_use_;
   boost::asio::steady_timer ticker_;
   AlertPipeline alerts_;
   ControlApi api_;
@@ -174,6 +180,7 @@ class Agent {
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::time_point last_slow_tick_{};
   std::chrono::steady_clock::time_point last_gen_check_{};
+  std::chrono::steady_clock::time_point last_edge_use_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   AgentCounters counters_;
   topology::SignalsFn signals_;  // the learner's view of a workload, for coverage and auto-promotion

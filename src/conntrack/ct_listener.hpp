@@ -14,6 +14,9 @@ namespace topowall::conntrack {
 struct CtListenerOptions {
   int rcvbuf_bytes = 4 << 20;    // sized for bursts of new connections
   int max_rcvbuf_bytes = 128 << 20;
+  // The ruleset's events bit (topology::event_mark): only entries carrying it are delivered, filtered in the
+  // kernel. 0: every event (a failed filter falls back to that too, logged and counted).
+  std::uint32_t event_mark = 0;
 };
 
 // Dump the conntrack table, calling `fn` for every entry. Blocking; bounded by the table size.
@@ -34,6 +37,7 @@ class CtListener final : public FlowSource {
   FlowSourceStats stats() const override { return stats_; }
 
  private:
+  void attach_filter(int fd);
   void arm();
   void drain();
   void on_overrun();

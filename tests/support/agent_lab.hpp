@@ -49,12 +49,14 @@ struct AgentLab : ::testing::Test {
     cfg.ruleset.nflog_group = static_cast<std::uint16_t>(5200 + getpid() % 100);
     cfg.settle = std::chrono::milliseconds(200);
     cfg.journal_path = journal_path;
+    cfg.edge_use_every = std::chrono::milliseconds(300);  // edge use from kernel counters, read often here
     agent::Adapters ad;
     auto st = std::make_unique<store::MemoryStateStore>();
     st->doc = store->doc;
     saved = st.get();
     ad.store = std::move(st);
     ad.netns = std::make_unique<netns::NetnsWatcher>(io, netns::NetnsOptions{"/run/netns", "", "twia-"});
+    ct.event_mark = topology::event_mark(cfg.ruleset.mark_mask);  // as topowalld runs it
     ad.flows = std::make_unique<conntrack::CtListener>(io, ct);
     ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
     auto w = std::make_unique<nft::NftWriter>();
