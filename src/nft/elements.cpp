@@ -183,8 +183,8 @@ Layout layout(const topology::RulesetModel& m) {
     l.elements[set][key] = {};
   }
   l.chains.push_back({"invalid", ChainKind::invalid});
+  l.chains.push_back({"allowed", ChainKind::allowed});  // the order `topowall rules show` prints them in
   l.chains.push_back({"judge", ChainKind::judge});
-  l.chains.push_back({"allowed", ChainKind::allowed});
   l.chains.push_back({"taken", ChainKind::taken});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});
   l.chains.push_back({"alert_pass", ChainKind::alert_pass});
