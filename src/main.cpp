@@ -75,7 +75,9 @@ int add_adapters(boost::asio::io_context& io, app::Options& o, agent::Adapters& 
   if (!o.runtime_socket.empty()) ad.runtime = std::make_unique<runtime::DockerClient>(io, o.runtime_socket);
   if (!o.cri_socket.empty()) ad.runtime = std::make_unique<runtime::CriClient>(io, runtime::CriOptions{o.cri_socket});
   if (o.discover_netns) ad.netns = std::make_unique<netns::NetnsWatcher>(io, o.netns);
-  ad.flows = std::make_unique<conntrack::CtListener>(io);
+  conntrack::CtListenerOptions ct;
+  ct.event_mark = topology::event_mark(o.agent.ruleset.mark_mask);  // only what the ruleset marked
+  ad.flows = std::make_unique<conntrack::CtListener>(io, ct);
   ad.addresses = std::make_unique<rtnl::RtnlAddressWatcher>(io);
   auto writer = std::make_unique<nft::NftWriter>();
   if (auto st = writer->open(); !st) return fail(1, "nftables: " + st.error().message);

@@ -18,6 +18,7 @@ struct FlowSourceStats {
   std::uint64_t resyncs_coalesced = 0;  // overruns while a dump ran: folded into one more dump after it
   std::uint64_t resync_entries = 0;  // flows replayed from dumps
   std::uint64_t errors = 0;          // other receive errors
+  std::uint64_t filter_failures = 0; // the event filter could not be attached: every event is received
   int rcvbuf_bytes = 0;              // current receive buffer
 };
 

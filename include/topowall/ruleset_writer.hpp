@@ -28,6 +28,13 @@ struct WriterStats {
   std::uint64_t ctmark_taken = 0;
 };
 
+// How often one allowed edge's kernel element matched since it was added (its counter): a new connection
+// across the edge, or a retransmission of its first packet. Edge use without conntrack events.
+struct AllowUse {
+  topology::AllowKey key;
+  std::uint64_t packets = 0;
+};
+
 class RulesetWriter {
  public:
   virtual ~RulesetWriter() = default;
@@ -57,6 +64,8 @@ class RulesetWriter {
   }
   // The ruleset generation now is one our tables are right in (another component changed its own).
   virtual void acknowledge() {}
+  // Every allowed edge's match count, read from the kernel (none from a writer that keeps no counters).
+  [[nodiscard]] virtual Result<std::vector<AllowUse>> allow_use() { return std::vector<AllowUse>{}; }
 };
 
 // Reports changes to the owned tables made by anyone else (a table deleted or flushed by hand).

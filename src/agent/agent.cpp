@@ -68,6 +68,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
     if (ad_.flows)
       if (auto st = ad_.flows->resync(); !st) spdlog::warn("conntrack dump for edge use failed: {}", st.error().message);
     flush_deferred();
+    read_edge_use();
   });
   history_.set_remove([this](const topology::EdgeKey& k) {
     return policy_.remove_edge({{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}});
@@ -266,6 +267,20 @@ void Agent::wire_intake() {
 
 void Agent::flush_deferred() { intake_.flush(); }
 
+// The use of edges that do not learn, from the kernel's counters (agent/edge_use.hpp). False before the
+// first apply: the first read, the starting point, comes right after it.
+bool Agent::read_edge_use() {
+  const auto& model = programmer_.applied();
+  if (!ad_.writer || !model) return false;
+  if (auto st = edge_use_.read(*ad_.writer, *model, state_.modes, endpoints_, history_); !st) {
+    edge_use_.note_error();
+    if (edge_use_.errors() == 1)
+      spdlog::warn("edge use: reading the kernel's counters failed: {}; enforced edges' last use and journal lag until "
+                   "a read succeeds (edge_use_errors counts them)", st.error().message);
+  }
+  return true;
+}
+
 // --- periodic work ----------------------------------------------------------
 
 void Agent::tick() {
@@ -280,6 +295,7 @@ void Agent::tick() {
       programmer_.collect_ids(time_->now(), cfg_.id_reuse_after);
     }
     alerts_.flush(time_->now());
+    if (now - last_edge_use_ >= cfg_.edge_use_every && read_edge_use()) last_edge_use_ = now;
     history_.flush();  // the minutes that closed, to the journal
     // The backstop for lost change notices: a cheap generation check; a reconcile only if it moved.
     if (now - last_gen_check_ >= cfg_.ruleset_check) {

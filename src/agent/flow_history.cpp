@@ -55,6 +55,12 @@ void FlowHistory::on_flow(const topology::EdgeKey& k, bool resync) {
   if (!resync && journal_) buckets_.add(k, topology::FlowVerdict::allowed, now);
 }
 
+void FlowHistory::on_used(const topology::EdgeKey& k, std::uint64_t n) {
+  const auto now = time_.now();
+  (void)topology::note_used(state_.graph, k, now);  // false: the edge went since the read: nothing to stamp
+  if (journal_) buckets_.add(k, topology::FlowVerdict::allowed, now, static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX)));
+}
+
 void FlowHistory::on_blocked(const topology::EdgeKey& k, TimePoint when) {
   if (journal_) buckets_.add(k, topology::FlowVerdict::blocked, when);
 }

@@ -35,6 +35,8 @@ class FlowHistory {
   // open connection: it refreshes the edge's use but is not a new flow for the journal.
   void on_flow(const topology::EdgeKey& k, bool resync);
   void on_blocked(const topology::EdgeKey& k, TimePoint when);  // a packet the ruleset dropped
+  // `n` connections an edge allowed, counted by the kernel (agent/edge_use.hpp): use and journal alike.
+  void on_used(const topology::EdgeKey& k, std::uint64_t n);
   // Closed minutes to disk (every tick); everything at stop.
   void flush(bool everything = false);
 

@@ -85,6 +85,7 @@ json Agent::counters_json() const {
     counters["conntrack_resyncs_coalesced"] = fs.resyncs_coalesced;
     counters["conntrack_resync_entries"] = fs.resync_entries;
     counters["conntrack_errors"] = fs.errors;
+    counters["conntrack_filter_failed"] = fs.filter_failures;
     counters["conntrack_undecodable"] = fs.undecodable;
     counters["conntrack_rcvbuf_bytes"] = fs.rcvbuf_bytes;
   }
@@ -129,6 +130,7 @@ json Agent::counters_json() const {
   counters["ruleset_applies"] = pc.applies;
   counters["ruleset_apply_errors"] = pc.apply_errors;
   counters["conntrack_deleted"] = pc.conntrack_deleted;
+  counters["edge_use_errors"] = edge_use_.errors();
   const auto& ac = alerts_.counters();
   counters["alerts"] = ac.alerts;
   counters["alerts_suppressed"] = alerts_.suppressed();

@@ -14,6 +14,7 @@
 
 #include "common/netlink.hpp"
 #include "conntrack/ct_decode.hpp"
+#include "conntrack/ct_filter.hpp"
 
 namespace topowall::conntrack {
 
@@ -132,10 +133,20 @@ Status CtListener::start(FlowHandler handler) {
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   stats_.rcvbuf_bytes = size;
+  if (opts_.event_mark) attach_filter(fd);
   sd_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, fd);
   sd_->non_blocking(true);
   arm();
   return ok_status();
+}
+
+void CtListener::attach_filter(int fd) {
+  auto st = attach_event_filter(fd, opts_.event_mark);
+  if (st) return;
+  // Enforcement does not depend on it: the agent only spends a wake-up per connection again, as before.
+  ++stats_.filter_failures;
+  spdlog::warn("conntrack events unfiltered: {}; every connection's events reach the agent (CPU per connection, "
+               "enforcement unaffected)", st.error().message);
 }
 
 void CtListener::stop() {

@@ -15,6 +15,9 @@ namespace topowall::conntrack {
 struct CtListenerOptions {
   int rcvbuf_bytes = 4 << 20;    // sized for bursts of new connections
   int max_rcvbuf_bytes = 128 << 20;
+  // The ruleset's events bit (topology::event_mark): only entries carrying it are delivered, filtered in the
+  // kernel. 0: every event (a failed filter falls back to that too, logged and counted).
+  std::uint32_t event_mark = 0;
 };
 
 // Dump the conntrack table, calling `fn` for every entry. Blocking; bounded by the table size.
@@ -40,6 +43,7 @@ class CtListener final : public FlowSource {
   bool resync_running() const { return dump_ && dump_->running(); }
 
  private:
+  void attach_filter(int fd);
   void arm();
   void drain();
   void on_overrun();

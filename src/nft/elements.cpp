@@ -124,6 +124,25 @@ std::pair<std::string, Bytes> allow_element(std::uint32_t mask, const topology::
 }
 }  // namespace
 
+std::optional<topology::AllowKey> allow_key_of(std::uint32_t mask, const std::string& set, const Bytes& key) {
+  const bool icmp = set == "allow_icmp" || set == "allow_icmp6";
+  if ((!icmp && set != "allow") || key.size() != (icmp ? 12u : 16u)) return std::nullopt;
+  std::uint32_t mark = 0, dst = 0;
+  std::memcpy(&mark, key.data(), 4);
+  std::memcpy(&dst, key.data() + 4, 4);
+  topology::AllowKey k{};
+  k.src = (mark & mask) >> topology::mark_shift(mask);
+  k.dst = dst;
+  if (icmp) {
+    k.proto = set == "allow_icmp" ? 1 : 58;
+    k.port = key[8];
+  } else {
+    k.proto = key[8];
+    k.port = static_cast<std::uint16_t>(key[12] << 8 | key[13]);
+  }
+  return k;
+}
+
 Layout layout(const topology::RulesetModel& m) {
   Layout l;
   auto add_set = [&](SetSpec s) { nft::add_set(l, std::move(s)); };
@@ -147,9 +166,9 @@ Layout layout(const topology::RulesetModel& m) {
     put_intervals(l.elements["net" + s], *net);
   }
   add_set({"srcchain", 4, kMark, DataKind::verdict});
-  add_set({"allow", 16, concat({kMark, kMark, kInetProto, kInetService})});
-  add_set({"allow_icmp", 12, concat({kMark, kMark, kIcmpType})});
-  add_set({"allow_icmp6", 12, concat({kMark, kMark, kIcmp6Type})});
+  add_set({"allow", 16, concat({kMark, kMark, kInetProto, kInetService}), DataKind::none, false, true});
+  add_set({"allow_icmp", 12, concat({kMark, kMark, kIcmpType}), DataKind::none, false, true});
+  add_set({"allow_icmp6", 12, concat({kMark, kMark, kIcmp6Type}), DataKind::none, false, true});
   add_set({"failsafe", 8, concat({kInetProto, kInetService})});
   for (const auto& f : m.cfg.failsafe)
     l.elements["failsafe"][Bytes{f.proto, 0, 0, 0, static_cast<std::uint8_t>(f.port >> 8),
@@ -164,6 +183,7 @@ Layout layout(const topology::RulesetModel& m) {
     l.elements[set][key] = {};
   }
   l.chains.push_back({"invalid", ChainKind::invalid});
+  l.chains.push_back({"allowed", ChainKind::allowed});  // the order `topowall rules show` prints them in
   l.chains.push_back({"judge", ChainKind::judge});
   l.chains.push_back({"taken", ChainKind::taken});
   l.chains.push_back({"alert_drop", ChainKind::alert_drop});

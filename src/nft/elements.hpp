@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,9 +29,10 @@ struct SetSpec {
   std::uint32_t key_type = 0;  // nft datatype id, for `nft list`
   DataKind data = DataKind::none;
   bool interval = false;
+  bool counters = false;  // every element counts its matches (the allow sets: edge use, see DESIGN.md)
 };
 
-enum class ChainKind { check, invalid, judge, taken, alert_drop, alert_pass, prerouting, output, src, guard };
+enum class ChainKind { check, invalid, judge, taken, allowed, alert_drop, alert_pass, prerouting, output, src, guard };
 
 struct ChainSpec {
   std::string name;
@@ -73,6 +75,9 @@ LayoutDiff patch_diff(const Layout& have, const topology::RulesetModel& want, co
                       const std::vector<topology::AllowKey>& keys);
 // Make `l` what it is after `d` was committed.
 void apply_diff(Layout& l, const LayoutDiff& d);
+
+// The edge an element of `set` (allow, allow_icmp, allow_icmp6) stands for; nullopt for any other key.
+std::optional<topology::AllowKey> allow_key_of(std::uint32_t mask, const std::string& set, const Bytes& key);
 
 // Decoders for tests and reconcile.
 std::string verdict_text(bool jump, const std::string& chain);

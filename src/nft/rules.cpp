@@ -103,6 +103,8 @@ class Rule {
   }
   // ct mark set 0: the scratch register is handed back clean.
   Rule& ct_mark_clear() { return imm32(kR1, 0).ct_mark_set(kR1); }
+  // ct mark set ct mark | bit (another component's bits, if any, stay).
+  Rule& ct_mark_or(std::uint32_t bit) { return ct_mark(kR1).bitwise(kR1, ~bit, bit).ct_mark_set(kR1); }
   Rule& ct_state_any(std::uint32_t bits) {
     keyed("ct", NFTNL_EXPR_CT_KEY, NFT_CT_STATE, NFTNL_EXPR_CT_DREG, kR1).bitwise(kR1, bits, 0);
     return cmp32(kR1, NFT_CMP_NEQ, 0);
@@ -213,9 +215,16 @@ void check_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   // `src_<id>`, which writes it into our packet-mark bits; then it holds the
   // destination's id for the one lookup in `allow`. Jump verdicts are keyed by
   // ids only, so adding an endpoint never makes the kernel re-validate the table.
+  // Our events bit (topology::event_mark) is no other component's: a later packet of a connection still
+  // being created (a retransmitted SYN) finds it and is judged afresh, from a clean scratch.
+  const std::uint32_t events = topology::event_mark(cfg.mark_mask);
   {  // the scratch is taken: judge without dispatch (counted in `taken`)
     Rule r(cfg.table, c);
-    push(r.ct_mark(kR1).cmp32(kR1, NFT_CMP_NEQ, 0).verdict(NFT_GOTO, "taken"));
+    push(r.ct_mark(kR1).bitwise(kR1, ~events, 0).cmp32(kR1, NFT_CMP_NEQ, 0).verdict(NFT_GOTO, "taken"));
+  }
+  {
+    Rule r(cfg.table, c);
+    push(r.ct_mark_clear());
   }
   auto ids_into_scratch = [&](bool src) {  // an endpoint's id
     for (const auto* f : {&kV4, &kV6}) {
@@ -263,16 +272,32 @@ void allow_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   {
     Rule r(cfg.table, c);
     ids(r).meta(NFT_META_L4PROTO, kR10).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, kR11).lookup(kR1, "allow");
-    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NF_ACCEPT));
+    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NFT_GOTO, "allowed"));
   }
   for (auto [proto, set] : {std::pair<int, const char*>{IPPROTO_ICMP, "allow_icmp"}, std::pair<int, const char*>{IPPROTO_ICMPV6, "allow_icmp6"}}) {
     Rule r(cfg.table, c);
     r.meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, static_cast<std::uint8_t>(proto));
     ids(r).payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, kR10).lookup(kR1, set);
-    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NF_ACCEPT));
+    push(r.set_mark(keep, 0).ct_mark_clear().verdict(NFT_GOTO, "allowed"));
   }
   Rule clear(cfg.table, c);
   push(clear.ct_mark_clear().verdict(NFT_GOTO, "judge"));
+}
+
+// An edge allowed the connection. The agent needs its events only while it learns, as the learner decides
+// it: no end enforced or monitored. Those keep the events bit; the rest are accepted unmarked, and the event
+// socket's filter drops their events in the kernel.
+void allowed_rules(const topology::RulesetConfig& cfg, const std::string& c, std::vector<NftRulePtr>& out) {
+  for (const char* set : {"enforced", "monitored"})
+    for (const auto* f : {&kV4, &kV6})
+      for (bool src : {true, false}) {
+        Rule r(cfg.table, c);
+        family(r, *f);
+        addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
+        out.push_back(r.verdict(NF_ACCEPT).take());
+      }
+  Rule learning(cfg.table, c);
+  out.push_back(learning.imm32(kR1, topology::event_mark(cfg.mark_mask)).ct_mark_set(kR1).verdict(NF_ACCEPT).take());
 }
 
 // No edge matched: failsafe ports pass; clear our mark bits; the stricter
@@ -303,6 +328,9 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
         addr(r, *f, src).lookup(kR1, std::string(set) + f->v);
         push(r.verdict(NFT_GOTO, (target + suffix).c_str()));
       }
+  // Neither end enforced nor monitored: the connection learns, and the learner needs its events.
+  Rule learning(cfg.table, c);
+  push(learning.ct_mark_or(topology::event_mark(cfg.mark_mask)));
 }
 
 
@@ -387,6 +415,7 @@ Result<std::vector<NftRulePtr>> build_rules(const topology::RulesetConfig& cfg, 
   switch (spec.kind) {
     case ChainKind::check: check_rules(cfg, c, out); break;
     case ChainKind::judge: judge_rules(cfg, c, out); break;
+    case ChainKind::allowed: allowed_rules(cfg, c, out); break;
     case ChainKind::taken: judge_rules(cfg, c, out, "_ctmark"); break;
     case ChainKind::invalid: {
       not_ours_rules(cfg, c, out);
@@ -406,6 +435,10 @@ Result<std::vector<NftRulePtr>> build_rules(const topology::RulesetConfig& cfg, 
       // Over the rate the log rule stops; the verdict rule still applies.
       Rule l(t, c, fam);
       auto prefix = std::string(drop ? "topowall:drop" : "topowall:pass") + (spec.reason.empty() ? "" : ":" + spec.reason);
+      if (!drop) {  // a monitored flow outside the graph: its answer makes a pending edge (the learner, from events)
+        Rule ev(t, c, fam);
+        push(ev.ct_mark_or(topology::event_mark(mask)));
+      }
       push(l.limit(cfg.alert_rate, cfg.alert_burst).log(cfg.nflog_group, prefix.c_str()));
       Rule v(t, c, fam);
       push(v.counter().verdict(drop ? NF_DROP : NF_ACCEPT));

@@ -121,6 +121,11 @@ void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint3
   }
   nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
   nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+  if (spec.counters) {  // a template: the kernel gives every element added later its own counter
+    NftExprPtr counter(nftnl_expr_alloc("counter"));
+    if (!counter) return b.fail(alloc_error("an nftables counter expression"));
+    nftnl_set_add_expr(s.get(), counter.release());
+  }
   constexpr std::uint32_t kHostEndian = 1, kBigEndian = 2, kMarkType = 19, kIfIndexType = 20;
   if (spec.key_type == kMarkType || spec.key_type == kIfIndexType) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kHostEndian);
   else if (spec.data == DataKind::mark) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kBigEndian);
@@ -236,7 +241,7 @@ std::pair<Bytes, Bytes> element_of(const SetSpec& spec, nftnl_set_elem* e) {
 
 std::string structure_tag(const topology::RulesetConfig& c) {
   // Bump the version whenever the rules or the set layout change shape.
-  return fmt::format("topowall/v11 prio={} group={} rate={} burst={} mask={:#x} guard={}", c.priority, c.nflog_group,
+  return fmt::format("topowall/v12 prio={} group={} rate={} burst={} mask={:#x} guard={}", c.priority, c.nflog_group,
                      c.alert_rate, c.alert_burst, c.mark_mask, c.guard ? c.guard_priority : 0);
 }
 
@@ -276,6 +281,46 @@ Result<bool> NftWriter::has_element(const std::string& table, const std::string&
     return st.error();
   }
   return found;
+}
+
+namespace {
+int counter_packets_of(nftnl_expr* e, void* data) {
+  if (dumped_str(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
+    *static_cast<std::uint64_t*>(data) = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+  return 0;
+}
+}  // namespace
+
+// One dump per allow set (elements with their counters): O(edges), for a periodic read only.
+Result<std::vector<AllowUse>> NftWriter::allow_use() {
+  std::vector<AllowUse> out;
+  if (!applied_cfg_) return out;
+  for (const char* set : {"allow", "allow_icmp", "allow_icmp6"}) {
+    auto q = set_ref(applied_cfg_->table, set);
+    if (!q) return alloc_error("an nftables set query");
+    std::optional<Error> failed;
+    auto st = query(
+        sock_, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
+        nftnl_set_alloc, nftnl_set_elems_nlmsg_parse, [&](nftnl_set* got) {
+          NftSetElemsIterPtr it(nftnl_set_elems_iter_create(got));
+          if (!it) {
+            failed = alloc_error("an nftables set element iterator");
+            return;
+          }
+          for (auto* e = nftnl_set_elems_iter_next(it.get()); e; e = nftnl_set_elems_iter_next(it.get())) {
+            std::uint32_t kl = 0;
+            auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
+            auto key = k ? allow_key_of(applied_cfg_->mark_mask, set, Bytes(k, k + kl)) : std::nullopt;
+            if (!key) continue;
+            std::uint64_t packets = 0;
+            nftnl_set_elem_expr_foreach(e, counter_packets_of, &packets);
+            out.push_back({*key, packets});
+          }
+        });
+    if (!st) return st.error();
+    if (failed) return *failed;
+  }
+  return out;
 }
 
 namespace {

@@ -37,6 +37,7 @@ class NftWriter final : public RulesetWriter {
   [[nodiscard]] Result<std::optional<std::string>> read_tag(const std::string& table);
   // Whether one element is in a set now (a single GET, no dump).
   [[nodiscard]] Result<bool> has_element(const std::string& table, const std::string& set, const Bytes& key);
+  [[nodiscard]] Result<std::vector<AllowUse>> allow_use() override;
 
  private:
   [[nodiscard]] Result<ApplyReport> full_replace(const topology::RulesetModel& m, const Layout& want, bool exists);

@@ -117,6 +117,8 @@ class FakeWriter : public RulesetWriter {
   bool kernel_intact = true;      // our tables still hold what was applied
   int read_backs = 0, acknowledged = 0;
   Status remove() override { return ok_status(); }
+  Result<std::vector<AllowUse>> allow_use() override { return use; }
+  std::vector<AllowUse> use;  // what allow_use() reads
   WriterStats stats() const override { return {}; }
   const topology::RulesetModel& last() const { return models.back(); }
   std::vector<topology::RulesetModel> models;

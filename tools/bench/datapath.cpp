@@ -1,12 +1,17 @@
 // Section 1: new TCP connections per second through the node, topowall's
 // table against conntrack alone and against naive rule-per-edge tables.
+#include <signal.h>
+
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "common.hpp"
 #include "nft/writer.hpp"
+#include "topowall/topology/schema.hpp"
 
 namespace topowall::bench {
 
@@ -38,6 +43,82 @@ struct Tables {
   std::vector<std::size_t> edge_sizes, rule_sizes;
   std::size_t endpoints;
 };
+
+// The real agent beside the lab, as users run it: topowalld discovering the lab's namespaces, enforcing a graph
+// imported through the CLI, alerts on (its NFLOG group). Started once. Between its rows it is stopped (SIGSTOP)
+// and its table dropped, so every other row runs without it; a SIGCONT lets it restore the table (it repairs
+// what others delete).
+struct RealAgent {
+  Agent agent;
+  Lab* lab = nullptr;
+  std::size_t edges = 0, workloads = 0;
+  bool ok = false;
+
+  bool passes() const {
+    for (int i = 0; i < 100; ++i) {
+      if (sh("nft list table inet twb_agent >/dev/null 2>&1") == 0 && tcp_connect(lab->ns_path("a"), lab->ip("b"), 8080, 300))
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  bool resume() {
+    kill(agent.pid, SIGCONT);
+    return passes();
+  }
+  void suspend_and_drop() {
+    kill(agent.pid, SIGSTOP);
+    drop_tables("twb_agent");
+  }
+  ~RealAgent() {
+    if (agent.pid > 0) kill(agent.pid, SIGCONT);  // a stopped process would not see SIGTERM
+  }
+};
+
+// `edges` distinct edges among `workloads` workloads, the lab's a -> b tcp/8080 among them.
+std::string agent_graph(const Lab& lab, std::size_t edges, std::size_t workloads, const std::string& path) {
+  topology::Graph g;
+  std::mt19937 rng(11);
+  const auto now = Clock::now();
+  std::vector<std::string> names{lab.ns("a"), lab.ns("b")};
+  for (std::size_t w = names.size(); w < workloads; ++w) names.push_back(fmt::format("w{}", w));
+  for (const auto& n : names) g.note_workload(n, {{"app", n}}, now);
+  g.observe({lab.ns("a"), lab.ns("b"), Proto::tcp, 8080}, now);
+  while (g.edges().size() < edges)
+    g.observe({names[rng() % names.size()], names[rng() % names.size()], Proto::tcp,
+               static_cast<std::uint16_t>(1 + rng() % 65000)},
+              now);
+  std::ofstream(path) << topology::graph_to_json(g).dump() << "\n";
+  return path;
+}
+
+bool start_real_agent(const Options& o, RealAgent& ra) {
+  if (o.agent.empty() || o.cli.empty()) return false;
+  if (!ra.agent.start(o, {"--mode", "enforce"})) return false;
+  const auto file = agent_graph(*ra.lab, ra.edges, ra.workloads, ra.agent.dir + "/graph.json");
+  if (run_cmd({o.cli, "--socket", ra.agent.sock, "topology", "import", file}) != 0) {
+    out("WARNING: the real agent's graph import failed\n");
+    return false;
+  }
+  ra.ok = ra.passes();
+  if (!ra.ok) out("WARNING: the real agent never let the lab's edge pass\n");
+  ra.suspend_and_drop();
+  return ra.ok;
+}
+
+void add_agent_configs(std::vector<Config>& cfgs, RealAgent& ra) {
+  if (!ra.ok) return;
+  cfgs.push_back({fmt::format("(e) topowalld enforcing an imported graph, {} edges, {} workloads, alerts on", ra.edges,
+                              ra.workloads),
+                  [&ra] { return ra.resume(); }, [&ra] { ra.suspend_and_drop(); }, {}});
+  cfgs.push_back({"(e') the same, the agent stopped (SIGSTOP) while its table stays",
+                  [&ra] {
+                    bool ok = ra.resume();
+                    kill(ra.agent.pid, SIGSTOP);
+                    return ok;
+                  },
+                  [] { drop_tables("twb_agent"); }, {}});
+}
 
 std::vector<Config> configs(Tables& t) {
   std::vector<Config> cfgs;
@@ -136,6 +217,18 @@ void report_targets(const Options& o, const std::vector<Config>& cfgs, std::size
       "one address pair per rule, cheaper than any real edge allows, shown for reference.\n");
 }
 
+void report_agent(const Options& o, const std::vector<Config>& cfgs, RealAgent& ra) {
+  const auto* e = by_name(cfgs, "(e) ");
+  const auto* stopped = by_name(cfgs, "(e')");
+  if (!e || !stopped) return;
+  ra.resume();
+  const auto c = ra.agent.status(o).value("counters", json::object());
+  out(fmt::format("\nTarget (e) ≥ 0.97 × baseline at {} edges, the real agent running: **{:.2f}** ({}); stopped (e'): "
+                  "{:.2f}. Conntrack events the agent received over the whole run: {} (event filter failures: {}).\n",
+                  ra.edges, ratio(cfgs, *e), ratio(cfgs, *e) >= 0.97 ? "met" : "missed", ratio(cfgs, *stopped),
+                  c.value("conntrack_messages", json(-1)).dump(), c.value("conntrack_filter_failed", json(-1)).dump()));
+}
+
 double iperf(Lab& lab, double seconds) {
   sh("ip netns exec " + lab.ns("b") + " iperf3 -s -1 -D -p 5201");
   for (int i = 0; i < 20 && sh("ip netns exec " + lab.ns("b") + " ss -ltn | grep -q :5201") != 0; ++i)
@@ -179,11 +272,18 @@ void datapath(const Options& o) {
   checked(w.open(), "open the nftables socket");
   Tables t{lab, w, {}, o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000, 100000},
            o.smoke ? std::vector<std::size_t>{1000} : std::vector<std::size_t>{1000, 10000}, o.smoke ? 1000u : 10000u};
-  auto cfgs = configs(t);
   drop_datapath_tables();
+  RealAgent ra;
+  ra.lab = &lab;
+  ra.edges = t.edge_sizes.back();
+  ra.workloads = t.endpoints;
+  if (!start_real_agent(o, ra)) out("WARNING: the real agent's rows are missing (needs --agent and --cli)\n");
+  auto cfgs = configs(t);
+  add_agent_configs(cfgs, ra);
   measure(lab, cfgs, rounds, dur, clients);
   report_rates(cfgs, clients, dur, rounds);
   report_targets(o, cfgs, t.edge_sizes.back());
+  report_agent(o, cfgs, ra);
   if (!o.smoke) bulk(t);
 }
 

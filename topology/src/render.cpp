@@ -78,9 +78,12 @@ void render_guard(std::string& o, const RulesetModel& m, const std::string& fami
 std::string render_nft(const RulesetModel& m) {
   const auto mask = m.cfg.mark_mask;
   const auto keep = hex(~mask);
+  const auto events = hex(event_mark(mask));
   std::string o = fmt::format("table inet {} {{\n", m.cfg.table);
-  auto set = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems) {
-    o += fmt::format("\tset {} {{\n\t\ttype {}\n{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n", elems);
+  auto set = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems,
+                 bool counter = false) {
+    o += fmt::format("\tset {} {{\n\t\ttype {}\n{}{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n",
+                     counter ? "\t\tcounter\n" : "", elems);
   };
   auto map = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems) {
     o += fmt::format("\tmap {} {{\n\t\ttype {}\n{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n", elems);
@@ -106,11 +109,11 @@ std::string render_nft(const RulesetModel& m) {
     auto ids = [&](const AllowKey& k) { return fmt::format("{} . {}", hex(mark_value(mask, k.src)), hex(k.dst)); };
     set("allow", "mark . mark . inet_proto . inet_service", "", elements(ports, [&](const AllowKey& k) {
           return fmt::format("{} . {} . {}", ids(k), proto_name(k.proto), k.port);
-        }));
+        }), true);
     set("allow_icmp", "mark . mark . icmp_type", "",
-        elements(icmp, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }));
+        elements(icmp, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }), true);
     set("allow_icmp6", "mark . mark . icmpv6_type", "",
-        elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }));
+        elements(icmp6, [&](const AllowKey& k) { return fmt::format("{} . {}", ids(k), k.port); }), true);
   }
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
@@ -132,7 +135,8 @@ std::string render_nft(const RulesetModel& m) {
   o += "\tchain check {\n"
        "\t\tmeta nfproto ipv6 icmpv6 type 130-143 accept\n"
        "\t\tct state invalid goto invalid\n"
-       "\t\tct mark != 0x00000000 goto taken\n";
+       "\t\tct mark & " + hex(~event_mark(mask)) + " != 0x00000000 goto taken\n"
+       "\t\tct mark set 0x00000000\n";
   into_scratch("saddr", "ids", "");
   for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
     o += fmt::format("\t\tct mark 0x00000000 meta nfproto ipv{} {} daddr != @eps{} accept\n", v, ip, v);
@@ -140,7 +144,7 @@ std::string render_nft(const RulesetModel& m) {
   o += "\t\tct mark vmap @srcchain\n";
   into_scratch("daddr", "ids", "");
   into_scratch("daddr", "net", "ct mark 0x00000000 ");
-  const auto clean = fmt::format("meta mark set meta mark & {} ct mark set 0x00000000 accept", keep);
+  const auto clean = fmt::format("meta mark set meta mark & {} ct mark set 0x00000000 goto allowed", keep);
   o += fmt::format("\t\tmeta mark & {} . ct mark . meta l4proto . th dport @allow {}\n", hex(mask), clean);
   o += fmt::format("\t\tmeta l4proto icmp meta mark & {} . ct mark . icmp type @allow_icmp {}\n", hex(mask), clean);
   o += fmt::format("\t\tmeta l4proto ipv6-icmp meta mark & {} . ct mark . icmpv6 type @allow_icmp6 {}\n", hex(mask), clean);
@@ -150,6 +154,11 @@ std::string render_nft(const RulesetModel& m) {
                      hex(mark_value(mask, id)));
   }
   o += "\tchain invalid {\n" + not_ours() + "\t\tdrop\n\t}\n";
+  o += "\tchain allowed {\n";
+  for (auto mode : {"enforced", "monitored"})
+    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+      for (auto dir : {"saddr", "daddr"}) o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} accept\n", v, ip, dir, mode, v);
+  o += fmt::format("\t\tct mark set {} accept\n\t}}\n", events);
   for (auto [chain, suffix] : {std::pair{"judge", ""}, std::pair{"taken", "_ctmark"}}) {
     o += fmt::format("\tchain {} {{\n", chain);
     if (std::string(suffix).size()) o += not_ours() + "\t\tcounter\n";
@@ -158,14 +167,15 @@ std::string render_nft(const RulesetModel& m) {
       for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
         for (auto dir : {"saddr", "daddr"})
           o += fmt::format("\t\tmeta nfproto ipv{} {} {} @{}{} goto {}{}\n", v, ip, dir, mode, v, target, suffix);
-    o += "\t}\n";
+    o += fmt::format("\t\tct mark set ct mark | {}\n\t}}\n", events);
   }
   for (auto [suffix, reason] : {std::pair{"", ""}, std::pair{"_ctmark", ":ctmark"}})
     for (auto [chain, verdict] : {std::pair{"drop", "drop"}, std::pair{"pass", "accept"}})
       o += fmt::format(
-          "\tchain alert_{0}{1} {{\n\t\tlimit rate {3}/second burst {4} packets log prefix \"topowall:{0}{2}\" group {5} snaplen 128 "
+          "\tchain alert_{0}{1} {{\n{7}\t\tlimit rate {3}/second burst {4} packets log prefix \"topowall:{0}{2}\" group {5} snaplen 128 "
           "queue-threshold 1\n\t\tcounter {6}\n\t}}\n",
-          chain, suffix, reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, verdict);
+          chain, suffix, reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, verdict,
+          std::string(chain) == "pass" ? "\t\tct mark set ct mark | " + events + "\n" : "");
   if (!m.cfg.guard) return o + "}\n";
   render_guard(o, m, "inet");
   o += "}\n";

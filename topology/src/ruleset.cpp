@@ -174,6 +174,9 @@ std::vector<Interval> disjoint_intervals(int family, std::vector<std::pair<Cidr,
 int mark_shift(std::uint32_t mask) { return mask ? __builtin_ctz(mask) : 0; }
 std::uint32_t mark_capacity(std::uint32_t mask) { return mask >> mark_shift(mask); }
 std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id) { return (id << mark_shift(mask)) & mask; }
+// The highest bit: above every id the conntrack-mark scratch holds whenever the mask does not start at bit 0,
+// and the scratch is always handed back before the bit is set, so the two never meet in one entry.
+std::uint32_t event_mark(std::uint32_t mask) { return mask ? 1u << (31 - __builtin_clz(mask)) : 0; }
 
 namespace {
 

@@ -123,6 +123,10 @@ struct CompileInput {
 int mark_shift(std::uint32_t mask);
 std::uint32_t mark_capacity(std::uint32_t mask);  // largest id that fits
 std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id);
+// The conntrack-mark bit that says "the agent needs this connection's events": the mask's highest bit. The
+// ruleset sets it on the entries of connections that learn or that a monitored workload makes outside the
+// graph; the event socket's filter drops every other event in the kernel (DESIGN.md, "Conntrack events").
+std::uint32_t event_mark(std::uint32_t mask);
 
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
 
