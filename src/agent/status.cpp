@@ -55,8 +55,16 @@ json Agent::status_json() const {
   return j;
 }
 
-// A counter for every degraded path, in one place.
+// A counter for every degraded path, in one place: the agent's own classes, then each adapter's.
 json Agent::counters_json() const {
+  json counters = core_counters();
+  add_discovery_counters(counters);
+  add_ruleset_counters(counters);
+  counters["alert_sink_drops"] = alerts_.sink_drops();
+  return counters;
+}
+
+json Agent::core_counters() const {
   const auto& ls = learner_.stats();
   json counters{{"flows", ls.flows},
                 {"flows_not_ours", ls.not_ours},
@@ -76,6 +84,11 @@ json Agent::counters_json() const {
                 {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
                                        alerts_.counters().handler_errors + api_.handler_errors() +
                                        registry_.counters().handler_errors + intake_.counters().handler_errors}};
+  return counters;
+}
+
+// Conntrack, discovery (runtime, namespaces, cluster) and the control socket.
+void Agent::add_discovery_counters(json& counters) const {
   if (ad_.flows) {
     auto fs = ad_.flows->stats();
     counters["conntrack_messages"] = fs.messages;
@@ -120,6 +133,10 @@ json Agent::counters_json() const {
     counters["control_slow_closed"] = server_->stats().slow_closed;
     counters["control_output_bytes"] = server_->stats().output_bytes;
   }
+}
+
+// Journal, programmer, alerts, the nftables writer and NFLOG.
+void Agent::add_ruleset_counters(json& counters) const {
   const auto& jc = history_.journal_counters();
   counters["journal_records"] = jc.records;
   counters["journal_bytes"] = history_.journal_bytes();
@@ -157,8 +174,6 @@ json Agent::counters_json() const {
     counters["nflog_errors"] = as.errors;
     counters["nflog_undecodable"] = as.undecodable;
   }
-  counters["alert_sink_drops"] = alerts_.sink_drops();
-  return counters;
 }
 
 json Agent::radar_json() const {

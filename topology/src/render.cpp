@@ -75,11 +75,19 @@ void render_guard(std::string& o, const RulesetModel& m, const std::string& fami
         reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group);
 }
 
-std::string render_nft(const RulesetModel& m) {
+namespace {
+
+// Accept what has no endpoint on either side: not ours to judge.
+std::string not_ours() {
+  std::string t;
+  for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
+    t += fmt::format("\t\tmeta nfproto ipv{0} {1} saddr != @eps{0} {1} daddr != @eps{0} accept\n", v, ip);
+  return t;
+}
+
+// Who an address is (endpoints, networks), the modes, and what is allowed.
+void render_sets(std::string& o, const RulesetModel& m) {
   const auto mask = m.cfg.mark_mask;
-  const auto keep = hex(~mask);
-  const auto events = hex(event_mark(mask));
-  std::string o = fmt::format("table inet {} {{\n", m.cfg.table);
   auto set = [&](const std::string& name, const std::string& type, const std::string& flags, const std::string& elems,
                  bool counter = false) {
     o += fmt::format("\tset {} {{\n\t\ttype {}\n{}{}{}\t}}\n", name, type, flags.empty() ? "" : "\t\tflags " + flags + "\n",
@@ -117,17 +125,17 @@ std::string render_nft(const RulesetModel& m) {
   }
   set("failsafe", "inet_proto . inet_service", "",
       elements(m.cfg.failsafe, [](const PortKey& k) { return fmt::format("{} . {}", proto_name(k.proto), k.port); }));
+}
+
+// The hooks and `check`: the source's and destination's ids, then the allow sets.
+void render_check(std::string& o, const RulesetModel& m) {
+  const auto mask = m.cfg.mark_mask;
+  const auto keep = hex(~mask);
   for (const char* hook : {"prerouting", "output"})
     o += fmt::format(
         "\tchain {0} {{\n\t\ttype filter hook {0} priority {1}; policy accept;\n\t\tct state established,related accept\n"
         "\t\tjump check\n\t}}\n",
         hook, m.cfg.priority);
-  auto not_ours = [&] {
-    std::string t;
-    for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
-      t += fmt::format("\t\tmeta nfproto ipv{0} {1} saddr != @eps{0} {1} daddr != @eps{0} accept\n", v, ip);
-    return t;
-  };
   auto into_scratch = [&](const char* dir, const char* map, const char* guard) {
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
       o += fmt::format("\t\t{}meta nfproto ipv{} ct mark set {} {} map @{}{}\n", guard, v, ip, dir, map, v);
@@ -154,6 +162,13 @@ std::string render_nft(const RulesetModel& m) {
                      hex(mark_value(mask, id)));
   }
   o += "\tchain invalid {\n" + not_ours() + "\t\tdrop\n\t}\n";
+}
+
+// What happens after the allow sets: allowed, judged (drop or pass, with an alert) and the events bit.
+void render_verdicts(std::string& o, const RulesetModel& m) {
+  const auto mask = m.cfg.mark_mask;
+  const auto keep = hex(~mask);
+  const auto events = hex(event_mark(mask));
   o += "\tchain allowed {\n";
   for (auto mode : {"enforced", "monitored"})
     for (auto [v, ip] : {std::pair{"4", "ip"}, std::pair{"6", "ip6"}})
@@ -176,6 +191,15 @@ std::string render_nft(const RulesetModel& m) {
           "queue-threshold 1\n\t\tcounter {6}\n\t}}\n",
           chain, suffix, reason, m.cfg.alert_rate, m.cfg.alert_burst, m.cfg.nflog_group, verdict,
           std::string(chain) == "pass" ? "\t\tct mark set ct mark | " + events + "\n" : "");
+}
+
+}  // namespace
+
+std::string render_nft(const RulesetModel& m) {
+  std::string o = fmt::format("table inet {} {{\n", m.cfg.table);
+  render_sets(o, m);
+  render_check(o, m);
+  render_verdicts(o, m);
   if (!m.cfg.guard) return o + "}\n";
   render_guard(o, m, "inet");
   o += "}\n";
