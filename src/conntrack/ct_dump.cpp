@@ -1,5 +1,7 @@
 #include "conntrack/ct_dump.hpp"
 
+#include "common/descriptor.hpp"
+
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -38,12 +40,7 @@ Status CtAsyncDump::start() {
 }
 
 void CtAsyncDump::cancel() {
-  if (sd_) {
-    boost::system::error_code ec;
-    sd_->cancel(ec);
-    sd_->release();  // the mnl socket owns the fd
-    sd_.reset();
-  }
+  release_descriptor(sd_);  // the mnl socket owns the fd
   sock_.reset();
 }
 

@@ -1,5 +1,7 @@
 #include "conntrack/ct_listener.hpp"
 
+#include "common/descriptor.hpp"
+
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -150,12 +152,7 @@ void CtListener::attach_filter(int fd) {
 }
 
 void CtListener::stop() {
-  if (sd_) {
-    boost::system::error_code ec;
-    sd_->cancel(ec);
-    sd_->release();  // the mnl socket owns the fd
-    sd_.reset();
-  }
+  release_descriptor(sd_);  // the mnl socket owns the fd
   sock_.reset();
   dump_.reset();  // a background resync ends with the events it recovers
   resync_again_ = false;

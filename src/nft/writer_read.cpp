@@ -87,6 +87,28 @@ Result<bool> NftWriter::has_element(const std::string& table, const std::string&
 }
 
 namespace {
+// Every element of one set, dumped: `fn` sees each (the iterator and the allocation checked here).
+[[nodiscard]] Status for_each_element(NftSocket& sock, const std::string& table, const std::string& set,
+                                      const std::function<void(nftnl_set_elem*)>& fn, std::uint16_t fam = NFPROTO_INET) {
+  auto q = set_ref(table, set);
+  if (!q) return alloc_error("an nftables set query");
+  std::optional<Error> failed;
+  auto st = query(
+      sock, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
+      nftnl_set_alloc, nftnl_set_elems_nlmsg_parse, [&](nftnl_set* got) {
+        NftSetElemsIterPtr it(nftnl_set_elems_iter_create(got));
+        if (!it) {
+          failed = alloc_error("an nftables set element iterator");
+          return;
+        }
+        for (auto* e = nftnl_set_elems_iter_next(it.get()); e; e = nftnl_set_elems_iter_next(it.get())) fn(e);
+      },
+      fam);
+  if (!st) return st;
+  if (failed) return *failed;
+  return ok_status();
+}
+
 int counter_packets_of(nftnl_expr* e, void* data) {
   if (dumped_str(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "counter")
     *static_cast<std::uint64_t*>(data) = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
@@ -99,29 +121,16 @@ Result<std::vector<AllowUse>> NftWriter::allow_use() {
   std::vector<AllowUse> out;
   if (!applied_cfg_) return out;
   for (const char* set : {"allow", "allow_icmp", "allow_icmp6"}) {
-    auto q = set_ref(applied_cfg_->table, set);
-    if (!q) return alloc_error("an nftables set query");
-    std::optional<Error> failed;
-    auto st = query(
-        sock_, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
-        nftnl_set_alloc, nftnl_set_elems_nlmsg_parse, [&](nftnl_set* got) {
-          NftSetElemsIterPtr it(nftnl_set_elems_iter_create(got));
-          if (!it) {
-            failed = alloc_error("an nftables set element iterator");
-            return;
-          }
-          for (auto* e = nftnl_set_elems_iter_next(it.get()); e; e = nftnl_set_elems_iter_next(it.get())) {
-            std::uint32_t kl = 0;
-            auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
-            auto key = k ? allow_key_of(applied_cfg_->mark_mask, set, Bytes(k, k + kl)) : std::nullopt;
-            if (!key) continue;
-            std::uint64_t packets = 0;
-            nftnl_set_elem_expr_foreach(e, counter_packets_of, &packets);
-            out.push_back({*key, packets});
-          }
-        });
+    auto st = for_each_element(sock_, applied_cfg_->table, set, [&](nftnl_set_elem* e) {
+      std::uint32_t kl = 0;
+      auto* k = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl));
+      auto key = k ? allow_key_of(applied_cfg_->mark_mask, set, Bytes(k, k + kl)) : std::nullopt;
+      if (!key) return;
+      std::uint64_t packets = 0;
+      nftnl_set_elem_expr_foreach(e, counter_packets_of, &packets);
+      out.push_back({*key, packets});
+    });
     if (!st) return st.error();
-    if (failed) return *failed;
   }
   return out;
 }
@@ -170,26 +179,13 @@ namespace {
 
 [[nodiscard]] Status read_elements(NftSocket& sock, const std::string& table, const SetSpec& spec, ElementMap& elems,
                                    std::uint16_t fam = NFPROTO_INET) {
-  auto q = set_ref(table, spec.name);
-  if (!q) return alloc_error("an nftables set query");
-  std::optional<Error> failed;
-  auto st = query(
-      sock, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, q.get()); },
-      nftnl_set_alloc, nftnl_set_elems_nlmsg_parse, [&](nftnl_set* got) {
-        NftSetElemsIterPtr it(nftnl_set_elems_iter_create(got));
-        if (!it) {
-          failed = alloc_error("an nftables set element iterator");
-          return;
-        }
-        for (auto* e = nftnl_set_elems_iter_next(it.get()); e; e = nftnl_set_elems_iter_next(it.get())) {
-          auto [key, data] = element_of(spec, e);
-          elems[key] = data;
-        }
+  return for_each_element(
+      sock, table, spec.name,
+      [&](nftnl_set_elem* e) {
+        auto [key, data] = element_of(spec, e);
+        elems[key] = data;
       },
       fam);
-  if (!st) return st;
-  if (failed) return *failed;
-  return ok_status();
 }
 
 }  // namespace
