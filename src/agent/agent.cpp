@@ -43,6 +43,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   wire_intake();
   programmer_.set_on_applied([this] { dirty_ = true; });
   programmer_.set_time(time_.get());
+  alerts_.set_time(time_.get());
   policy_.set_cluster(ad_.cluster.get());
   policy_.set_on_dirty([this] { dirty_ = true; });
   register_methods();

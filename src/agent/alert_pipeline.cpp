@@ -95,7 +95,7 @@ void AlertPipeline::flush(TimePoint now) {
 
 void AlertPipeline::emit(const topology::Alert& a) {
   // Per source workload: a scanner spends its own bucket, never the other workloads' alerts.
-  if (!limiter_.allow(a.edge.src, Clock::now())) return;
+  if (!limiter_.allow(a.edge.src, now())) return;
   for (auto& s : sinks_) s->send(a);
 }
 
@@ -107,7 +107,7 @@ bool AlertPipeline::watch(control::PushFn push) {
 
 void AlertPipeline::publish(const nlohmann::json& event) {
   nlohmann::json line = event;
-  line["time"] = topology::format_time(Clock::now());
+  line["time"] = topology::format_time(now());
   // A watcher whose connection closed is dropped here.
   std::erase_if(watchers_, [&](const control::PushFn& push) { return !push(line); });
 }

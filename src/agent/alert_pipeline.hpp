@@ -2,6 +2,8 @@
 // sinks through folding (one alert per flow per window) and a per-source-workload rate limit.
 #pragma once
 
+#include "topowall/time_source.hpp"
+
 #include <deque>
 #include <functional>
 #include <memory>
@@ -33,6 +35,8 @@ class AlertPipeline {
   AlertPipeline(std::chrono::seconds window, topology::Rate rate, std::vector<std::unique_ptr<alerts::Sink>> sinks,
                 const topology::EndpointTable& endpoints, const topology::Graph& graph);
 
+  // The clock of the rate limiter and the watchers' stamps (null: the system clock); the agent passes its own.
+  void set_time(const TimeSource* time) { time_ = time; }
   // A blocked flow outside the graph (the log is its only witness: dropped packets never reach conntrack).
   void set_on_blocked(std::function<void(const topology::EdgeKey&, TimePoint)> f) { on_blocked_ = std::move(f); }
 
@@ -68,6 +72,8 @@ class AlertPipeline {
   std::vector<control::PushFn> watchers_;
   std::deque<nlohmann::json> recent_;
   AlertCounters counters_;
+  const TimeSource* time_ = nullptr;
+  [[nodiscard]] TimePoint now() const { return time_ ? time_->now() : Clock::now(); }
 };
 
 }  // namespace topowall::agent

@@ -177,7 +177,7 @@ void Agent::add_ruleset_counters(json& counters) const {
 }
 
 json Agent::radar_json() const {
-  return topology::radar_model({state_.graph, &endpoints_, &state_.modes, alerts_.recent(), Clock::now()});
+  return topology::radar_model({state_.graph, &endpoints_, &state_.modes, alerts_.recent(), time_->now()});
 }
 
 // Per workload: how far learning got (coverage, convergence) and what it did not trust. `full` adds the

@@ -136,3 +136,19 @@ TEST_F(Pipeline, WatchersGetEveryAlertAndClosedOnesAreDropped) {
   for (std::size_t i = 0; i < agent::AlertPipeline::kMaxWatchers; ++i) ASSERT_TRUE(p->watch([](const nlohmann::json&) { return true; }));
   EXPECT_FALSE(p->watch([](const nlohmann::json&) { return true; })) << "bounded";
 }
+
+// The per-workload budget refills on the agent's clock, not the system's: in simulated time, exactly.
+TEST_F(Pipeline, TheRateLimitRefillsOnTheInjectedClock) {
+  fakes::FakeTime time;
+  auto p = make({1, 1});  // one alert a second, a burst of one
+  p->set_time(&time);
+  p->on_logged(packet("10.0.0.2", "10.0.0.4", 1));
+  p->on_logged(packet("10.0.0.2", "10.0.0.4", 2));
+  EXPECT_EQ(sent.size(), 1u) << "the burst is spent";
+  time.advance(std::chrono::milliseconds(999));
+  p->on_logged(packet("10.0.0.2", "10.0.0.4", 3));
+  EXPECT_EQ(sent.size(), 1u) << "not yet a second later on the agent's clock";
+  time.advance(std::chrono::milliseconds(2));
+  p->on_logged(packet("10.0.0.2", "10.0.0.4", 4));
+  EXPECT_EQ(sent.size(), 2u) << "a token back after one second of simulated time";
+}
