@@ -119,14 +119,8 @@ struct CriLab : ::testing::Test {
                                      dir + "/sock", "--cri-socket", dir + "/cri.sock", "--mode",
                                      mode,        "--table",       "topowall_cri", "--nflog-group",
                                      "5302",      "--alert-sink",  "jsonl:" + dir + "/alerts.jsonl"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ASSERT_EQ(posix_spawnp(&agent, "nsenter", &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    agent = topowall::testing::spawn_logged(std::move(args), dir + "/agent.log");
+    ASSERT_GT(agent, 0) << "could not start " << TOPOWALLD;
     ASSERT_TRUE(eventually([&] {
       auto s = cli("status");
       return s.is_object() && s.value("discovery_synced", false) && s.value("ruleset_applied", false);

@@ -98,14 +98,8 @@ struct PodmanLab : ::testing::Test {
                                      mode,            "--table",       "topowall_e2e",     "--nflog-group",
                                      "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl",
                                      "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port())};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ASSERT_EQ(posix_spawn(&agent, TOPOWALLD, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    agent = topowall::testing::spawn_logged(std::move(args), dir + "/agent.log");
+    ASSERT_GT(agent, 0) << "could not start " << TOPOWALLD;
     for (int i = 0; i < 100; ++i) {
       auto s = cli("status");
       if (s.is_object() && s.value("discovery_synced", false) && s.value("ruleset_applied", false)) return;

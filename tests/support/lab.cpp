@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <spawn.h>
+
 #include "lab.hpp"
 
 #include <arpa/inet.h>
@@ -267,6 +270,19 @@ bool eventually(const std::function<bool()>& pred, int ms) {
 
 bool ping(const std::string& ns, const std::string& ip) {
   return sh("ip netns exec " + ns + " busybox ping -c1 -W1 " + ip) == 0;
+}
+
+int spawn_logged(std::vector<std::string> args, const std::string& log) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
 }
 
 }  // namespace topowall::testing

@@ -89,4 +89,7 @@ bool eventually(const std::function<bool()>& pred, int ms = 3000);
 // One ICMP echo from a namespace (busybox ping); true when answered.
 bool ping(const std::string& ns, const std::string& ip);
 
+// Starts args[0] (looked up in PATH) with `args`, its stderr appended to `log`: the process id, or -1.
+[[nodiscard]] int spawn_logged(std::vector<std::string> args, const std::string& log);
+
 }  // namespace topowall::testing
