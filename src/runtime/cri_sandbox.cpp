@@ -1,10 +1,9 @@
 #include "runtime/cri_status.hpp"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
 
 #include "cri/cri.pb.h"
+#include "runtime/host_netns.hpp"
 #include "topowall/topology/json_limits.hpp"
 
 namespace topowall::runtime {
@@ -23,13 +22,6 @@ std::string spec_netns(const json& spec) {
     if (n.is_object() && n.value("type", "") == "network" && n.contains("path") && n["path"].is_string())
       return n["path"].get<std::string>();
   return {};
-}
-
-// The agent's own network namespace is the node's: a pod there is host-network whatever it claims.
-bool is_own_netns(const std::string& path) {
-  struct stat ns{}, own{};
-  return !path.empty() && ::stat(path.c_str(), &ns) == 0 && ::stat("/proc/self/ns/net", &own) == 0 &&
-         ns.st_dev == own.st_dev && ns.st_ino == own.st_ino;
 }
 
 bool same(const EndpointInfo& a, const EndpointInfo& b) {

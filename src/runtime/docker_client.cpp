@@ -1,13 +1,12 @@
 #include "runtime/docker_client.hpp"
 
-#include <sys/stat.h>
-
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
 #include "runtime/docker_json.hpp"
+#include "runtime/host_netns.hpp"
 #include "topowall/topology/json_limits.hpp"
 
 namespace topowall::runtime {
@@ -25,13 +24,6 @@ constexpr auto kRequestTimeout = std::chrono::seconds(10);
 // One event line at most (docker's and podman's are under 4 KiB): a stream that never ends its line
 // must not grow the buffer without bound.
 constexpr std::size_t kMaxEventLine = 1 << 20;
-
-// The agent's own network namespace is the node's (its addresses are `host`).
-bool is_own_netns(const std::string& path) {
-  struct stat ns{}, own{};
-  return !path.empty() && ::stat(path.c_str(), &ns) == 0 && ::stat("/proc/self/ns/net", &own) == 0 &&
-         ns.st_dev == own.st_dev && ns.st_ino == own.st_ino;
-}
 
 http::request<http::empty_body> make_get(const std::string& target) {
   http::request<http::empty_body> req{http::verb::get, target, 11};

@@ -223,6 +223,7 @@ void report_agent(const Options& o, const std::vector<Config>& cfgs, RealAgent& 
   if (!e || !stopped) return;
   ra.resume();
   const auto c = ra.agent.status(o).value("counters", json::object());
+  ra.suspend_and_drop();  // the bulk line after this runs without the agent's table (it allows no iperf3 port)
   out(fmt::format("\nTarget (e) ≥ 0.97 × baseline at {} edges, the real agent running: **{:.2f}** ({}); stopped (e'): "
                   "{:.2f}. Conntrack events the agent received over the whole run: {} (event filter failures: {}).\n",
                   ra.edges, ratio(cfgs, *e), ratio(cfgs, *e) >= 0.97 ? "met" : "missed", ratio(cfgs, *stopped),
