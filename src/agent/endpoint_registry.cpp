@@ -126,6 +126,8 @@ void EndpointRegistry::remove(const std::string& id) {
   if (const auto* ep = table_.find(id)) spdlog::info("endpoint {} left workload {}", ep->info.name, ep->workload);
   drop_local(id);
   raw_.erase(it);
+  // Its claims were logged once for its life: kept, they would grow with every container that claimed.
+  std::erase_if(refused_claims_, [&](const auto& claim) { return claim.first == id; });
 }
 
 void EndpointRegistry::drop_local(const std::string& id) {

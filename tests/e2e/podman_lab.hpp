@@ -92,12 +92,13 @@ struct PodmanLab : ::testing::Test {
     return sh("podman exec " + from + " sh -c 'echo x | nc -w 2 " + ip + " " + std::to_string(port) + "'") == 0;
   }
 
-  void start_agent(const std::string& mode = "learn") {
+  void start_agent(const std::string& mode = "learn", const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {TOPOWALLD,       "--state-dir",   dir + "/state",     "--socket",
                                      dir + "/sock",   "--runtime-socket", runtime_socket(), "--mode",
                                      mode,            "--table",       "topowall_e2e",     "--nflog-group",
                                      "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl",
                                      "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port())};
+    args.insert(args.end(), extra.begin(), extra.end());
     agent = topowall::testing::spawn_logged(std::move(args), dir + "/agent.log");
     ASSERT_GT(agent, 0) << "could not start " << TOPOWALLD;
     for (int i = 0; i < 100; ++i) {

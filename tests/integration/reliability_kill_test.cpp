@@ -2,90 +2,20 @@
 // that tries every ordered pair of workloads continuously. Across the kill, the time down and the
 // restart, no connection outside the graph succeeds and no allowed one fails. Root only.
 // TOPOWALL_RELIABILITY_LONG=1 (tools/reliability.sh) keeps the agent down 30 s instead of 3 s.
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <iostream>
-#include <cstdlib>
-#include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 
-#include "conntrack/ct_listener.hpp"
-#include "lab.hpp"
-
-extern char** environ;
+#include "daemon_lab.hpp"
 
 using namespace topowall;
 using namespace topowall::testing;
-using nlohmann::json;
 
 namespace {
 
-bool long_run() { return std::getenv("TOPOWALL_RELIABILITY_LONG") != nullptr; }
+bool long_run() { return reliability_long_run(); }
 
-struct KillLab : ::testing::Test {
-  void SetUp() override {
-    if (auto why = Lab::missing(); !why.empty()) GTEST_SKIP() << why;
-    if (access(TOPOWALLD, X_OK) != 0) GTEST_SKIP() << TOPOWALLD << " is not built (cmake --build build --target topowalld)";
-    table = "topowall_itk" + std::to_string(getpid());
-    dir = "/tmp/topowall-kill-" + std::to_string(getpid());
-    sh("rm -rf " + dir);
-    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
-    lab = std::make_unique<Lab>("twik", "10.231.9", std::vector<std::string>{"a", "b", "c"});
-    ASSERT_TRUE(lab->ok());
-    auto net = *Cidr::parse("10.231.9.0/24");  // an earlier run's connections would be learned at start
-    ASSERT_TRUE(conntrack::delete_conntrack([&](const FlowTuple& f) { return net.contains(f.src) || net.contains(f.dst); }));
-    for (const char* h : {"a", "b", "c"}) servers.push_back(std::make_unique<Server>(lab->ns_path(h), 8080));
-  }
-  void TearDown() override {
-    if (HasFailure() && !dir.empty()) std::cerr << "agent log:\n" << sh_out("tail -30 " + dir + "/agent.log");
-    stop_agent(SIGTERM);
-    servers.clear();
-    lab.reset();
-    if (is_root()) drop_tables(table);
-    if (!dir.empty()) sh("rm -rf " + dir);
-  }
-  void start_agent(const std::string& mode) {
-    std::vector<std::string> args = {TOPOWALLD, "--state-dir", dir + "/state", "--socket", dir + "/sock", "--table", table,
-                                     "--nflog-group", std::to_string(5400 + getpid() % 100), "--discover-netns",
-                                     "--netns-prefix", "twik-", "--mode", mode, "--log-level", "warn"};
-    agent = topowall::testing::spawn_logged(std::move(args), dir + "/agent.log");
-    ASSERT_GT(agent, 0) << "could not start " << TOPOWALLD;
-    ASSERT_TRUE(eventually([&] {
-      auto s = cli("status");
-      return s.is_object() && s.value("discovery_synced", false) && s.value("ruleset_applied", false);
-    }, 10000)) << "the agent did not sync";
-  }
-  void stop_agent(int sig) {
-    if (agent <= 0) return;
-    kill(agent, sig);
-    waitpid(agent, nullptr, 0);
-    agent = 0;
-  }
-  json cli(const std::string& args) {
-    auto j = json::parse(sh_out(std::string(TOPOWALL_CLI) + " --socket " + dir + "/sock " + args + " -o json 2>/dev/null"),
-                         nullptr, false);
-    return j.is_discarded() ? json() : j;
-  }
-  std::set<std::string> edges() {
-    std::set<std::string> out;
-    const json graph = cli("topology export --format json");  // kept: a range-for over a temporary's member dangles
-    for (const auto& e : graph["edges"])
-      out.insert(e["src"].get<std::string>() + ">" + e["dst"].get<std::string>());
-    return out;
-  }
-
-  std::string table, dir;
-  std::unique_ptr<Lab> lab;
-  std::vector<std::unique_ptr<Server>> servers;
-  pid_t agent = 0;
+struct KillLab : DaemonLab {
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(make_lab("twik", "10.231.9", {"a", "b", "c"})); }
 };
 
 // One thread per ordered pair, connecting again and again; what each phase saw.

@@ -40,6 +40,22 @@ TEST_F(Registry, ANamespaceCannotTakeAnAddressTheRuntimeGaveAnother) {
   EXPECT_EQ(reg.counters().claims_refused, 1u) << "counted once per claim";
 }
 
+// The claims already logged are the container's: a container that stops forgets them (a removed
+// container's claims were kept for ever, one entry per container and address), and one that starts
+// again (podman keeps its id) and claims again is counted again.
+TEST_F(Registry, AClaimIsCountedAgainAfterItsContainerRestarted) {
+  reg.on_discovery(up(container("w1", "web", {"10.0.0.2"})), Src::runtime);
+  auto evil = container("e1", "evil", {"10.0.0.9"});
+  evil.netns_path = "/proc/1/ns/mnt";  // any path: the watcher is a fake
+  for (int start = 1; start <= 2; ++start) {
+    reg.on_discovery(up(evil), Src::runtime);
+    watcher.set("e1", {ip("10.0.0.9"), ip("10.0.0.2")});
+    EXPECT_EQ(reg.counters().claims_refused, static_cast<std::uint64_t>(start)) << "start " << start;
+    EXPECT_EQ(table.resolve(ip("10.0.0.2")), "web");
+    reg.on_discovery(DiscoveryEvent{DiscoveryEvent::Kind::remove, {}, "e1"}, Src::runtime);
+  }
+}
+
 TEST_F(Registry, OtherNodesNeverMoveALocalAddress) {
   reg.on_discovery(up(container("a1", "api", {"10.0.0.4"})), Src::runtime);
   ClusterEvent ev;
