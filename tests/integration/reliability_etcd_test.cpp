@@ -183,9 +183,14 @@ TEST_F(EtcdFaultLab, ReliabilityEtcdKilledAndOneNodePartitionedEnforcementHoldsA
   ASSERT_TRUE(eventually([&] { return remote("b") == 3; }, 5000)) << "node b never heard of a2";
   EXPECT_FALSE(tcp_connect(lab->ns_path("a2"), lab->ip("b"), 8080, 400)) << "a2 -> b passed before any decision";
   const std::string a2b = lab->ns("a2") + ">" + lab->ns("b");
-  ASSERT_TRUE(eventually([&] { return cli("a", "flows pending").dump().find(lab->ns("a2")) != std::string::npos; }, 3000))
-      << cli("a", "flows pending").dump();
-  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + sock("a") + " flows approve --all >/dev/null"), 0);
+  // Only a2 -> b: the probe's own blocked pairs are pending too, and must stay blocked.
+  int id = -1;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& p : cli("a", "flows pending"))
+      if (p.value("src", "") == lab->ns("a2") && p.value("dst", "") == lab->ns("b")) id = p.value("id", -1);
+    return id >= 0;
+  }, 3000)) << cli("a", "flows pending").dump();
+  ASSERT_EQ(sh(std::string(TOPOWALL_CLI) + " --socket " + sock("a") + " flows approve " + std::to_string(id) + " >/dev/null"), 0);
   EXPECT_TRUE(eventually([&] { return approved("b", a2b); }, 5000)) << "the decision did not reach node b";
   std::this_thread::sleep_until(cut_at + 8s);
   EXPECT_EQ(remote("c"), 2) << "the partitioned node dropped its remote endpoints";
