@@ -32,6 +32,12 @@ http::request<http::empty_body> make_get(const std::string& target) {
   return req;
 }
 
+// The runtime gave no answer at all (refused, hung up, too slow): `code` says so (an errno, EIO when the
+// failure was not the kernel's), where an answer the runtime did give (a 404, a malformed body) has 0.
+Error no_answer(std::string message, const beast::error_code& ec) {
+  return Error{std::move(message), ec.category() == boost::system::system_category() && ec.value() ? ec.value() : EIO};
+}
+
 struct GetOp {
   explicit GetOp(asio::io_context& io) : stream(io) {}
   Stream stream;
@@ -80,18 +86,19 @@ void DockerClient::get(const std::string& target, std::function<void(Result<json
   op->stream.expires_after(kRequestTimeout);
   op->stream.async_connect(local::endpoint(socket_path_), [this, op, cb](beast::error_code ec) {
     if (ec) {
-      cb(Error{"connect to runtime API at " + socket_path_ + ": " + ec.message() +
-               " (is dockerd or `podman system service` running? check --runtime-socket)"});
+      cb(no_answer("connect to runtime API at " + socket_path_ + ": " + ec.message() +
+                       " (is dockerd or `podman system service` running? check --runtime-socket)",
+                   ec));
       return;
     }
     http::async_write(op->stream, op->req, [op, cb](beast::error_code ec, std::size_t) {
       if (ec) {
-        cb(Error{"runtime API request: " + ec.message()});
+        cb(no_answer("runtime API request: " + ec.message(), ec));
         return;
       }
       http::async_read(op->stream, op->buf, op->parser, [op, cb](beast::error_code ec, std::size_t) {
         if (ec) {
-          cb(Error{"runtime API response: " + ec.message()});
+          cb(no_answer("runtime API response: " + ec.message(), ec));
           return;
         }
         auto& res = op->parser.get();
@@ -115,6 +122,7 @@ void DockerClient::connect_events() {
   // Follow events first, then list: nothing that starts in between is missed.
   auto ev = std::make_shared<EventStream>(io_);
   events_ = ev;
+  ++generation_;
   ev->req = make_get(std::string(kApi) + "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
   ev->parser.body_limit(boost::none);
   ev->stream.expires_after(kRequestTimeout);
@@ -204,8 +212,10 @@ void DockerClient::on_event_line(const std::string& line) {
 void DockerClient::inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen, bool init) {
   ++stats_.inspects;
   auto alive = alive_;
-  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen, init](Result<json> r) {
-    if (*alive) on_inspect(id, r, seen, init);
+  get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, seen, init, gen = generation_](Result<json> r) {
+    if (!*alive) return;
+    on_inspect(id, r, seen, init);
+    if (!r) resync_if_unanswered(r.error(), gen, id);
   });
 }
 
@@ -235,6 +245,16 @@ void DockerClient::on_inspect(const std::string& id, const Result<json>& r, std:
   }
 }
 
+// An inspect the runtime did not answer says nothing about the container: it may well be running. Left
+// there, it stays unclassified (its traffic dropped) until the event stream happens to break; so the
+// whole view is read again, as after a reconnect. Once per connection: a newer one has its own list.
+void DockerClient::resync_if_unanswered(const Error& e, std::uint64_t gen, const std::string& id) {
+  if (e.code == 0 || gen != generation_ || stopped_ || !events_) return;
+  spdlog::warn("runtime API gave no answer inspecting container {} ({}); reading every container again",
+               id.substr(0, 12), e.message);
+  schedule_reconnect();
+}
+
 void DockerClient::skip_host_network(const std::string& id, const std::string& why) {
   if (!host_network_.insert(id).second) return;  // logged and counted once
   ++stats_.host_network;
@@ -244,8 +264,9 @@ void DockerClient::skip_host_network(const std::string& id, const std::string& w
 
 void DockerClient::list_all() {
   auto alive = alive_;
-  get(std::string(kApi) + "/containers/json", [this, alive](Result<json> r) {
-    if (!*alive) return;
+  const auto gen = generation_;
+  get(std::string(kApi) + "/containers/json", [this, alive, gen](Result<json> r) {
+    if (!*alive || gen != generation_) return;  // a late answer to a connection given up: a newer one lists
     if (!r || !r->is_array()) {
       ++stats_.errors;
       spdlog::warn("listing containers failed: {}", r ? "not an array" : r.error().message);
@@ -266,10 +287,11 @@ void DockerClient::list_all() {
     if (seen.empty()) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
     for (const auto& id : seen) {
       ++stats_.inspects;
-      get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, remaining](Result<json> r) {
+      get(std::string(kApi) + "/containers/" + id + "/json", [this, id, alive, remaining, gen](Result<json> r) {
         if (!*alive) return;
         on_inspect(id, r, {});
         if (--*remaining == 0) handler_(DiscoveryEvent{DiscoveryEvent::Kind::synced, {}, {}});
+        if (!r) resync_if_unanswered(r.error(), gen, id);
       });
     }
   });

@@ -36,6 +36,7 @@ class DockerClient final : public Discovery {
   void inspect_and_upsert(const std::string& id, std::chrono::steady_clock::time_point seen, bool init = false);
   void on_inspect(const std::string& id, const Result<nlohmann::json>& r, std::chrono::steady_clock::time_point seen,
                   bool init = false);
+  void resync_if_unanswered(const Error& e, std::uint64_t gen, const std::string& id);
   void skip_host_network(const std::string& id, const std::string& why);
   void schedule_reconnect();
 
@@ -49,6 +50,7 @@ class DockerClient final : public Discovery {
   std::set<std::string> host_network_;  // running containers skipped: they share the node's network namespace
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;
+  std::uint64_t generation_ = 0;  // one per event-stream connection: late answers to an older one are ignored
 };
 
 }  // namespace topowall::runtime

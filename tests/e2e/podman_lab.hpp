@@ -94,7 +94,7 @@ struct PodmanLab : ::testing::Test {
 
   void start_agent(const std::string& mode = "learn", const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {TOPOWALLD,       "--state-dir",   dir + "/state",     "--socket",
-                                     dir + "/sock",   "--runtime-socket", runtime_socket(), "--mode",
+                                     dir + "/sock",   "--runtime-socket", agent_runtime.empty() ? runtime_socket() : agent_runtime, "--mode",
                                      mode,            "--table",       "topowall_e2e",     "--nflog-group",
                                      "5301",          "--no-discover-netns", "--alert-sink", "jsonl:" + dir + "/alerts.jsonl",
                                      "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port())};
@@ -172,6 +172,7 @@ struct PodmanLab : ::testing::Test {
   }
 
   std::string dir;
+  std::string agent_runtime;  // the runtime API socket the agent is given, when not podman's own (a proxy)
   pid_t agent = 0;
 };
 

@@ -50,6 +50,12 @@ struct FakeDockerApi {
     std::istream head(&c->in);
     std::string method, target;
     head >> method >> target;
+    if (auto d = drops.find(target); d != drops.end() && d->second > 0) {  // a runtime that hangs up unanswered
+      --d->second;
+      boost::system::error_code ec;
+      c->sock.close(ec);
+      return;
+    }
     if (target.rfind("/v1.41/events", 0) == 0) {
       char len[16];
       std::snprintf(len, sizeof len, "%zx", events.size());
@@ -67,6 +73,7 @@ struct FakeDockerApi {
   local::acceptor acceptor;
   std::map<std::string, json> docs;  // target -> body
   std::string events;                // event lines sent once the stream opens
+  std::map<std::string, int> drops;  // target -> how many of its requests go unanswered (connection closed)
   std::vector<std::shared_ptr<Conn>> streams;
 };
 
@@ -184,4 +191,30 @@ TEST(DockerClient, AnEventLineWithoutEndIsNotBufferedWithoutBound) {
   ::unlink(path.c_str());
   EXPECT_GE(client.stats().reconnects, 1u);
   EXPECT_GE(client.stats().errors, 1u);
+}
+
+// An inspect that got no answer (the runtime restarting, or too slow for the request's timeout) is not
+// the container's last word: discovery resyncs (reconnect, list, inspect again) instead of leaving a
+// running container unclassified until the event stream happens to break.
+TEST(DockerClient, AnInspectWithoutAnAnswerIsRetriedThroughAResync) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-drop-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  const std::string target = "/v1.41/containers/late/json";
+  api.docs["/v1.41/containers/json"] = json::array({{{"Id", "late"}}});
+  api.docs[target] = running("late", {{"IPAddress", "10.88.0.30"}, {"SandboxKey", "/run/netns/netns-late"}});
+  api.events = R"({"Type":"container","Action":"start","Actor":{"ID":"late"}})" "\n";
+  api.drops[target] = 2;  // the list's inspect and the event's
+  runtime::DockerClient client(io, path);
+  std::set<std::string> upserted;
+  client.start([&](const DiscoveryEvent& e) {
+    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
+  });
+  for (int i = 0; i < 250 && upserted.empty(); ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+  EXPECT_EQ(upserted, std::set<std::string>{"late"}) << "the running container was never classified";
+  EXPECT_EQ(api.drops[target], 0);
+  EXPECT_GE(client.stats().reconnects, 1u) << "the resync is counted";
+  EXPECT_GE(client.stats().errors, 2u);
 }
