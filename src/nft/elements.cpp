@@ -215,11 +215,14 @@ void guard_patch(LayoutDiff& d, const ElementMap& src4, const ElementMap& src6, 
     auto w = want_ports.find(a);
     std::optional<Bytes> want_key;
     if (w != want_ports.end()) want_key = port_addr(w->second, a);
-    for (const auto& [k, v] : have)
-      if (std::equal(ab.begin(), ab.end(), k.end() - static_cast<long>(ab.size())) && k != want_key) {
-        d.del[set].emplace_back(k, v);
-        touched = true;
-      }
+    // Compared in place: copying each element made this scan the cost of an endpoint patch at 100k.
+    for (auto it = have.begin(); it != have.end(); ++it) {
+      const auto k = it.key();
+      if (k.size() < ab.size() || !std::equal(ab.begin(), ab.end(), k.end() - static_cast<long>(ab.size()))) continue;
+      if (want_key && std::equal(k.begin(), k.end(), want_key->begin(), want_key->end())) continue;
+      d.del[set].push_back(*it);
+      touched = true;
+    }
     if (want_key && !have.count(*want_key)) {
       d.add[set].emplace_back(*want_key, Bytes{});
       touched = true;
