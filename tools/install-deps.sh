@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev
-  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nftables conntrack iproute2 kmod busybox-static iperf3 curl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc

@@ -11,15 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "nft/element_map.hpp"
 #include "topowall/topology/ruleset.hpp"
 
 namespace topowall::nft {
 
-using Bytes = std::vector<std::uint8_t>;
-// key -> data. Interval sets carry one trailing key byte: 0 for an interval
-// end element, 1 for a start. Verdict map data is the text "jump <chain>" or
-// "goto <chain>"; mark map data is the 4-byte value in host order.
-using ElementMap = std::map<Bytes, Bytes>;
+// ElementMap (nft/element_map.hpp): key -> data. Interval sets carry one trailing key byte: 0 for an
+// interval end element, 1 for a start. Verdict map data is the text "jump <chain>" or "goto <chain>";
+// mark map data is the 4-byte value in host order.
 
 enum class DataKind { none, verdict, mark };
 

@@ -26,7 +26,7 @@ namespace {
 constexpr std::size_t kElemsPerMessage = 512;
 
 // One element: its key (an interval end flagged), and for a map its value (a mark or a verdict).
-NftSetElemPtr make_element(const SetSpec& spec, const Bytes& key, const Bytes& data, bool del) {
+NftSetElemPtr make_element(const SetSpec& spec, ByteView key, ByteView data, bool del) {
   NftSetElemPtr e(nftnl_set_elem_alloc());
   if (!e) return e;
   auto klen = static_cast<std::uint32_t>(spec.interval ? key.size() - 1 : key.size());
@@ -42,19 +42,35 @@ NftSetElemPtr make_element(const SetSpec& spec, const Bytes& key, const Bytes& d
   return e;
 }
 
-void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
-                  const std::vector<std::pair<Bytes, Bytes>>& elems, bool del, std::uint16_t fam = NFPROTO_INET) {
-  for (std::size_t i = 0; i < elems.size(); i += kElemsPerMessage) {
+// Elements [first, last) in messages of kElemsPerMessage; `kd` gives an element's key and data. A
+// template so that a full apply reads the layout's elements in place (no copy of a million of them).
+template <class It, class KeyData>
+void put_elements(Batch& b, const std::string& table, const SetSpec& spec, It first, It last, KeyData kd, bool del,
+                  std::uint16_t fam = NFPROTO_INET) {
+  while (first != last) {
     auto s = set_ref(table, spec.name);
     if (!s) return b.fail(alloc_error("an nftables set object"));
-    for (std::size_t j = i; j < std::min(elems.size(), i + kElemsPerMessage); ++j) {
-      auto e = make_element(spec, elems[j].first, elems[j].second, del);
+    for (std::size_t j = 0; j < kElemsPerMessage && first != last; ++j, ++first) {
+      auto [key, data] = kd(first);
+      auto e = make_element(spec, key, data, del);
       if (!e) return b.fail(alloc_error("an nftables set element"));
       nftnl_set_elem_add(s.get(), e.release());
     }
     b.add(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, fam, del ? 0 : NLM_F_CREATE,
           [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); });
   }
+}
+
+void put_elements(Batch& b, const std::string& table, const SetSpec& spec,
+                  const std::vector<std::pair<Bytes, Bytes>>& elems, bool del, std::uint16_t fam = NFPROTO_INET) {
+  auto kd = [](auto it) { return std::pair<ByteView, ByteView>(it->first, it->second); };
+  put_elements(b, table, spec, elems.begin(), elems.end(), kd, del, fam);
+}
+
+void put_elements(Batch& b, const std::string& table, const SetSpec& spec, const ElementMap& elems, bool del,
+                  std::uint16_t fam = NFPROTO_INET) {
+  auto kd = [](const ElementMap::const_iterator& it) { return std::pair(it.key(), it.data()); };
+  put_elements(b, table, spec, elems.begin(), elems.end(), kd, del, fam);
 }
 
 void put_set(Batch& b, const std::string& table, const SetSpec& spec, std::uint32_t id, std::uint16_t fam = NFPROTO_INET) {
@@ -137,8 +153,7 @@ void put_bridge_guard(Batch& b, const topology::RulesetConfig& cfg, const Layout
     if (bridge_chain(c)) put_rules(b, cfg, c, NFPROTO_BRIDGE);
   for (const auto& [name, elems] : want.elements)
     if (guard_set(name) && !elems.empty())
-      put_elements(b, cfg.table, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()),
-                   false, NFPROTO_BRIDGE);
+      put_elements(b, cfg.table, want.sets.at(name), elems, false, NFPROTO_BRIDGE);
 }
 
 void flush_chain(Batch& b, const std::string& table, const std::string& name) {
@@ -229,7 +244,7 @@ Result<ApplyReport> NftWriter::full_replace(const topology::RulesetModel& m, con
   for (const auto& c : want.chains) put_chain(b, m.cfg, c);
   for (const auto& c : want.chains) put_rules(b, m.cfg, c);
   for (const auto& [name, elems] : want.elements)
-    put_elements(b, t, want.sets.at(name), std::vector<std::pair<Bytes, Bytes>>(elems.begin(), elems.end()), false);
+    put_elements(b, t, want.sets.at(name), elems, false);
   put_bridge_guard(b, m.cfg, want);
   if (auto st = sock_.commit(b); !st) return st.error();
   ApplyReport rep;

@@ -183,7 +183,7 @@ namespace {
       sock, table, spec.name,
       [&](nftnl_set_elem* e) {
         auto [key, data] = element_of(spec, e);
-        elems[key] = data;
+        elems.put(key, data);
       },
       fam);
 }

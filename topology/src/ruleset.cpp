@@ -244,7 +244,7 @@ void drop_over_capacity(RulesetModel& m, const ModeTable& modes) {
     for (auto* ep : {&m.ep4, &m.ep6})
       for (auto& [a, id] : *ep)
         if (id == bad) id = kOverflowId;
-    std::erase_if(m.allow, [&](const AllowKey& k) { return k.src == bad || k.dst == bad; });
+    absl::erase_if(m.allow, [&](const AllowKey& k) { return k.src == bad || k.dst == bad; });
     m.enforced.erase(bad);
     m.monitored.erase(bad);
     it = m.names.erase(it);
