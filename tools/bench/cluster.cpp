@@ -77,6 +77,51 @@ bool empty_baseline(const Options& o, const Etcd& etcd, double idle_s, long* rss
   return true;
 }
 
+// Idle CPU, then changes one at a time (the baseline) and at the full rate: CPU and latency rows.
+void churn_rows(const Sizes& z, double idle0, const Agent& agent, SimCluster& sim, Mirror& mirror, EtcdConn& conn) {
+  const double c0 = agent.cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::duration<double>(z.idle_s));
+  const double idle = agent.cpu_seconds() - c0;
+  out(fmt::format("| agent CPU while idle | {:.1f} % | {:.1f} % with no remote endpoint |\n", 100 * idle / z.idle_s,
+                  100 * idle0 / z.idle_s));
+
+  std::vector<Change> quiet;
+  for (int i = 0; i < z.quiet; ++i) {
+    quiet.push_back(sim.move_one(conn));
+    (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double c1 = agent.cpu_seconds();
+  auto churn = sim.churn(z.rate, z.churn_s, 4);
+  const double busy = agent.cpu_seconds() - c1;
+  (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 10);
+  out(fmt::format("| agent CPU per remote change ({} changes in {:.0f} s) | {:.0f} us ({:.1f} % of a core) | idle: {:.1f} % |\n\n",
+                  churn.size(), z.churn_s, 1e6 * (busy - idle / z.idle_s * z.churn_s) / static_cast<double>(churn.size()),
+                  100 * busy / z.churn_s, 100 * idle / z.idle_s));
+  out("Remote write to the address in the kernel (an endpoint moves to a new address: the put, then its `ids4` element "
+      "as the kernel notifies it):\n\n| load | changes | p50 from put ack | p99 | max | p99 from put sent | etcd put p50 / p99 | "
+      "not seen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  lat_row("one change at a time (baseline)", latencies(mirror, quiet), quiet.size());
+  lat_row(fmt::format("{:.0f} changes/s (4 writers)", z.rate), latencies(mirror, churn), churn.size());
+}
+
+// The agent cut off from etcd (its port refused) while the cluster keeps changing; then back.
+void resync_rows(const Options& o, const Sizes& z, Agent& agent, SimCluster& sim, Mirror& mirror, const SetWatch& watch) {
+  if (!nft_file(kCut)) return out("\ncutting the agent off etcd FAILED\n");
+  auto during = sim.churn(z.rate, z.outage_s, 4);
+  const bool cut_seen = !agent.status(o).value("cluster_connected", true);
+  run_cmd({"nft", "delete", "table", "inet", "twb_cut"});
+  const auto t0 = Clk::now();
+  const bool healed = mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 60);
+  const double heal_s = secs(Clk::now() - t0);
+  out(fmt::format("\nResync: the agent's etcd port refused for {:.0f} s while {} endpoints moved; from the port's return "
+                  "to the kernel matching etcd: {} (the agent retries with a backoff of 0.5 s doubling to 10 s, and then "
+                  "reads everything again){}.\n",
+                  z.outage_s, during.size(), healed ? fmt::format("{:.2f} s", heal_s) : "not within 60 s FAILED",
+                  cut_seen ? "" : "; the agent did not report itself disconnected"));
+  out(fmt::format("\nAgent RSS at the end: {:.1f} MiB; notifications lost by the benchmark's reader: {}.\n",
+                  agent.rss_kib() / 1024.0, watch.overruns()));
+}
 }  // namespace
 
 void cluster_scale(const Options& o) {
@@ -123,46 +168,8 @@ void cluster_scale(const Options& o) {
                   static_cast<double>(rss - rss0) * 1024 / static_cast<double>(n), rss0 / 1024.0));
   if (!synced) return;
 
-  const double c0 = agent.cpu_seconds();
-  std::this_thread::sleep_for(std::chrono::duration<double>(z.idle_s));
-  const double idle = agent.cpu_seconds() - c0;
-  out(fmt::format("| agent CPU while idle | {:.1f} % | {:.1f} % with no remote endpoint |\n", 100 * idle / z.idle_s,
-                  100 * idle0 / z.idle_s));
-
-  std::vector<Change> quiet;
-  for (int i = 0; i < z.quiet; ++i) {
-    quiet.push_back(sim.move_one(conn));
-    (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 2);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  const double c1 = agent.cpu_seconds();
-  auto churn = sim.churn(z.rate, z.churn_s, 4);
-  const double busy = agent.cpu_seconds() - c1;
-  (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 10);
-  out(fmt::format("| agent CPU per remote change ({} changes in {:.0f} s) | {:.0f} us ({:.1f} % of a core) | idle: {:.1f} % |\n\n",
-                  churn.size(), z.churn_s, 1e6 * (busy - idle / z.idle_s * z.churn_s) / static_cast<double>(churn.size()),
-                  100 * busy / z.churn_s, 100 * idle / z.idle_s));
-  out("Remote write to the address in the kernel (an endpoint moves to a new address: the put, then its `ids4` element "
-      "as the kernel notifies it):\n\n| load | changes | p50 from put ack | p99 | max | p99 from put sent | etcd put p50 / p99 | "
-      "not seen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  lat_row("one change at a time (baseline)", latencies(mirror, quiet), quiet.size());
-  lat_row(fmt::format("{:.0f} changes/s (4 writers)", z.rate), latencies(mirror, churn), churn.size());
-
-  // The agent cut off from etcd (its port refused) while the cluster keeps changing; then back.
-  if (!nft_file(kCut)) return out("\ncutting the agent off etcd FAILED\n");
-  auto during = sim.churn(z.rate, z.outage_s, 4);
-  const bool cut_seen = !agent.status(o).value("cluster_connected", true);
-  run_cmd({"nft", "delete", "table", "inet", "twb_cut"});
-  t0 = Clk::now();
-  const bool healed = mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 60);
-  const double heal_s = secs(Clk::now() - t0);
-  out(fmt::format("\nResync: the agent's etcd port refused for {:.0f} s while {} endpoints moved; from the port's return "
-                  "to the kernel matching etcd: {} (the agent retries with a backoff of 0.5 s doubling to 10 s, and then "
-                  "reads everything again){}.\n",
-                  z.outage_s, during.size(), healed ? fmt::format("{:.2f} s", heal_s) : "not within 60 s FAILED",
-                  cut_seen ? "" : "; the agent did not report itself disconnected"));
-  out(fmt::format("\nAgent RSS at the end: {:.1f} MiB; notifications lost by the benchmark's reader: {}.\n",
-                  agent.rss_kib() / 1024.0, watch.overruns()));
+  churn_rows(z, idle0, agent, sim, mirror, conn);
+  resync_rows(o, z, agent, sim, mirror, watch);
   out("\nTarget: p99 from the put's acknowledgement to the kernel at most 100 ms at 200 changes/s.\n");
 }
 
