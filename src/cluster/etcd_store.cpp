@@ -34,6 +34,8 @@ bool token_refused(const Error& e) {
 // One watch message (a line of the stream) at most: etcd's are far smaller (values are at most 1.5 MiB);
 // a stream that never ends its line must not grow the buffer without bound.
 constexpr std::size_t kMaxWatchLine = 64 << 20;
+// Keys per page of the full read: about 250 kB of JSON each.
+constexpr int kRangePage = 1000;
 }  // namespace
 
 // The long-lived watch: one POST whose chunked response streams one JSON object per line.
@@ -268,13 +270,33 @@ void EtcdStore::grant() {
     if (!r) return fail("etcd at " + opts_.url + " unreachable: " + r.error().message);
     lease_ = etcd_int((*r)["ID"]);
     if (!lease_) return fail("etcd granted no lease");
-    const auto end = prefix_end(opts_.root);
-    request("/v3/kv/range", {{"key", base64_encode(opts_.root)}, {"range_end", base64_encode(end)}},
-            [this, gen](Result<json> r) {
-              if (gen != generation_ || stopped_) return;
-              if (!r) return fail("reading the cluster's endpoints failed: " + r.error().message);
-              on_range(*r);
-            });
+    read_all(gen, opts_.root, 0, std::make_shared<json>());
+  });
+}
+
+// The full read, a page at a time, every page at the first one's revision (one consistent snapshot): a
+// cluster's whole prefix in one answer (25 MB for 100k endpoints) is more than an HTTP reply may hold
+// (8 MiB) and than one request's timeout allows.
+void EtcdStore::read_all(std::uint64_t gen, const std::string& from, long long revision, std::shared_ptr<json> acc) {
+  json body{{"key", base64_encode(from)}, {"range_end", base64_encode(prefix_end(opts_.root))}, {"limit", kRangePage}};
+  if (revision) body["revision"] = std::to_string(revision);
+  request("/v3/kv/range", std::move(body), [this, gen, revision, acc](Result<json> r) {
+    if (gen != generation_ || stopped_) return;
+    if (!r) return fail("reading the cluster's endpoints failed: " + r.error().message);
+    auto page = r->contains("kvs") && (*r)["kvs"].is_array() ? std::move((*r)["kvs"]) : json::array();
+    const bool more = r->value("more", false) && !page.empty();
+    std::string next;
+    if (more) next = base64_decode(page.back().value("key", "")) + std::string(1, '\0');  // just after the last
+    if (acc->is_null()) {
+      *acc = std::move(*r);  // the first page's header: the snapshot's revision, where the watch starts
+      (*acc)["kvs"] = json::array();
+    }
+    auto& kvs = (*acc)["kvs"];
+    for (auto& kv : page) kvs.push_back(std::move(kv));
+    if (!more) return on_range(*acc);
+    long long rev = revision;
+    if (auto h = acc->find("header"); !rev && h != acc->end() && h->is_object()) rev = etcd_int(h->value("revision", json(0)));
+    read_all(gen, next, rev, acc);
   });
 }
 

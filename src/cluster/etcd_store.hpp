@@ -64,6 +64,7 @@ class EtcdStore final : public ClusterStore {
   void connect();
   void authenticate(std::uint64_t gen, std::function<void()> then);
   void grant();
+  void read_all(std::uint64_t gen, const std::string& from, long long revision, std::shared_ptr<nlohmann::json> acc);
   void on_range(const nlohmann::json& r);
   void start_watch(long long revision);
   void on_watch_message(const nlohmann::json& m);

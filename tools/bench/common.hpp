@@ -134,5 +134,6 @@ void cri_pods(const Options& o);
 int memory_child(std::size_t eps, std::size_t edges);
 void radar(const Options& o);
 void storm(const Options& o);
+void cluster_scale(const Options& o);
 
 }  // namespace topowall::bench

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--report", report, "also write the report (markdown) here");
   app.add_option("--agent", o.agent, "topowalld binary")->required();
   app.add_option("--cli", o.cli, "topowall binary")->required();
-  app.add_option("--only", o.only, "datapath, programming, learning, containers, alerts, memory, radar, transfer, cri, journal or storm (or hold)");
+  app.add_option("--only", o.only, "datapath, programming, learning, containers, alerts, memory, radar, transfer, cri, journal, storm or cluster (or hold)");
   app.add_option("--hold", o.hold, "with --only hold: tw, ct or naive under 10 s of load, for a profiler");
   std::vector<std::size_t> mem_child;
   app.add_option("--mem-child", mem_child, "internal: ENDPOINTS EDGES")->expected(2);
@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   if (want("cri")) cri_pods(o);
   if (want("journal")) journal(o);
   if (want("storm")) storm(o);
+  if (want("cluster")) cluster_scale(o);
   if (!report.empty()) std::ofstream(report) << report_text();
   return 0;
 }

@@ -1,14 +1,10 @@
 // Section 11: a storm of new connections at the machine's limit against the learning agent in cluster
 // mode (a real etcd on loopback), while the control socket answers `status` and the agent keeps its
 // etcd lease. Baseline: the same agent's `status` latency with no flood, in the same run.
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,54 +14,13 @@
 #include <thread>
 
 #include "common.hpp"
-
-extern char** environ;
+#include "etcd.hpp"
 
 namespace topowall::bench {
 
 using namespace topowall::testing;
 
 namespace {
-
-// etcd on loopback with its own data directory; stopped and removed by the destructor.
-struct Etcd {
-  pid_t pid = 0;
-  std::string dir = "/tmp/topowall-bench-etcd", url = "http://127.0.0.1:24990";
-  bool start() {
-    sh("rm -rf " + dir);
-    mkdir(dir.c_str(), 0700);
-    const std::string peer = "http://127.0.0.1:24991";
-    std::vector<std::string> args = {"etcd", "--data-dir", dir + "/data", "--listen-client-urls", url, "--advertise-client-urls",
-                                     url, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                                     "--initial-cluster", "default=" + peer};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, (dir + "/log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    const bool spawned = posix_spawnp(&pid, "etcd", &fa, nullptr, argv.data(), environ) == 0;
-    posix_spawn_file_actions_destroy(&fa);
-    if (!spawned) pid = 0;
-    for (int i = 0; spawned && i < 100; ++i) {
-      if (sh("curl -sf " + url + "/health >/dev/null") == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-  }
-  json call(const std::string& path, const json& body) const {
-    auto j = json::parse(sh_out("curl -s -m 2 -X POST " + url + path + " -d '" + body.dump() + "'"), nullptr, false);
-    return j.is_discarded() ? json::object() : j;
-  }
-  ~Etcd() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-    sh("rm -rf " + dir);
-  }
-};
 
 // One `status` request on a fresh control connection, as the CLI makes it; its latency in ms, or -1.
 double status_ms(const std::string& sock) {
