@@ -12,19 +12,11 @@ namespace {
 constexpr auto kMaxRetryDelay = std::chrono::seconds(10);
 constexpr std::size_t kMaxTouched = 4096;  // beyond, a full compile is cheaper than patching
 
-// Did `after` take away anything `before` allowed, or give an address a new owner?
-bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& after) {
+// Did `after` take away anything `before` allowed, or give an address a new owner (`moved`)?
+bool shrank(const topology::RulesetModel& before, const topology::RulesetModel& after, const std::set<IpAddr>& moved) {
+  if (!moved.empty()) return true;  // connections of its previous life must go (see sweep_moved)
   for (const auto& k : before.allow)
     if (!after.allow.count(k)) return true;
-  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}}) {
-    for (const auto& [ip, id] : *b) {
-      auto it = a->find(ip);
-      if (it == a->end() || it->second != id) return true;
-    }
-    // A new address: connections of its previous life must go (see sweep).
-    for (const auto& [ip, id] : *a)
-      if (!b->count(ip)) return true;
-  }
   for (auto id : after.enforced)
     if (!before.enforced.count(id)) return true;
   return false;
@@ -34,6 +26,20 @@ std::uint32_t owner(const topology::RulesetModel& m, const IpAddr& a) {
   const auto& ep = a.is_v4() ? m.ep4 : m.ep6;
   auto it = ep.find(a);
   return it == ep.end() ? 0 : it->second;
+}
+
+// The addresses whose owner differs between two models (added, removed, moved).
+std::set<IpAddr> moved_addresses(const topology::RulesetModel& before, const topology::RulesetModel& after) {
+  std::set<IpAddr> out;
+  for (auto [b, a] : {std::pair{&before.ep4, &after.ep4}, std::pair{&before.ep6, &after.ep6}}) {
+    for (const auto& [ip, id] : *b) {
+      auto it = a->find(ip);
+      if (it == a->end() || it->second != id) out.insert(ip);
+    }
+    for (const auto& [ip, id] : *a)
+      if (!b->count(ip)) out.insert(ip);
+  }
+  return out;
 }
 
 std::uint16_t port_of(const FlowTuple& f) { return is_icmp(f.proto) ? f.icmp_type : f.dport; }
@@ -113,20 +119,22 @@ void RulesetProgrammer::apply_full() {
                   model.over_capacity.size(), cfg_.mark_mask, *model.over_capacity.begin());
   counters_.ids_over_capacity = model.over_capacity.size();
   ++counters_.applies;
+  const auto moved = last_ ? moved_addresses(*last_, model) : std::set<IpAddr>{};
+  sweep_moved(moved);
   auto r = writer_->apply(model);
   if (!r) return failed(r.error());
   reconcile_ = false;
   auto before = std::move(last_);
   last_ = std::move(model);
   accepted();
-  if (!before || !shrank(*before, *last_)) return;
+  if (!before || !shrank(*before, *last_, moved)) return;
   // Established connections must not outlive their permission: drop every entry the old rules let
-  // through that the new ones would not, and every entry of an address that changed owner.
+  // through that the new ones would not, and every entry of a moved address the new rules would not allow.
   const auto& b = *before;
   const auto& a = *last_;
   sweep([&](const FlowTuple& f) {
-    if (owner(b, f.src) != owner(a, f.src) || owner(b, f.dst) != owner(a, f.dst)) return true;
-    return topology::evaluate(a, f.src, f.dst, f.proto, port_of(f)) == topology::Verdict::alert_drop &&
+    if (topology::evaluate(a, f.src, f.dst, f.proto, port_of(f)) != topology::Verdict::alert_drop) return false;
+    return moved.count(f.src) || moved.count(f.dst) ||
            topology::evaluate(b, f.src, f.dst, f.proto, port_of(f)) != topology::Verdict::alert_drop;
   });
 }
@@ -153,29 +161,37 @@ void RulesetProgrammer::apply_patch() {
   std::vector<topology::AllowKey> keys;
   for (const auto& k : edges)
     if (auto ak = key_of(k)) keys.push_back(*ak);
+  // An address that changed owner (added, removed, moved) keeps no connection of its old life.
+  std::set<IpAddr> moved;
+  for (const auto& [a, was] : owner_before)
+    if (owner(*last_, a) != was) moved.insert(a);
   ++counters_.applies;
+  sweep_moved(moved);
   auto r = writer_->apply_patch(*last_, addrs, keys);
   if (!r) return failed(r.error());
   accepted();
   std::set<topology::AllowKey> gone;
   for (const auto& k : keys_before)
     if (!last_->allow.count(k)) gone.insert(k);
-  // An address that changed owner (added, removed, moved) keeps no connection of its old life, to a
-  // workload or to the world, allowed or not (as Calico Felix does): the new owner starts clean.
-  std::set<IpAddr> moved;
-  for (const auto& [a, was] : owner_before)
-    if (owner(*last_, a) != was) moved.insert(a);
   if (gone.empty() && moved.empty()) return;
   const auto& m = *last_;
   sweep([&](const FlowTuple& f) {
-    if (moved.count(f.src) || moved.count(f.dst)) return true;
     if (topology::evaluate(m, f.src, f.dst, f.proto, port_of(f)) != topology::Verdict::alert_drop) return false;
+    if (moved.count(f.src) || moved.count(f.dst)) return true;  // opened under the old owner's rules
     auto s = owner(m, f.src), d = owner(m, f.dst);
     for (const auto& k : gone)
       if (k.proto == static_cast<std::uint8_t>(f.proto) && k.port == port_of(f) && (!s || s == k.src) && (!d || d == k.dst))
         return true;
     return false;
   });
+}
+
+// Every connection of an address about to change owner goes *before* the commit that hands it over (as
+// Calico Felix does): the new owner starts clean. After the commit only what the new rules forbid is swept,
+// since a connection the new owner opens the moment its rules are in is its own and allowed.
+void RulesetProgrammer::sweep_moved(const std::set<IpAddr>& moved) {
+  if (moved.empty()) return;
+  sweep([&](const FlowTuple& f) { return moved.count(f.src) || moved.count(f.dst); });
 }
 
 void RulesetProgrammer::sweep(const std::function<bool(const FlowTuple&)>& doomed) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "topowall/ruleset_writer.hpp"
@@ -75,6 +76,7 @@ class RulesetProgrammer {
   void post();
   void apply_full();
   void apply_patch();
+  void sweep_moved(const std::set<IpAddr>& moved);
   void accepted();
   void failed(const Error& e);
   void sweep(const std::function<bool(const FlowTuple&)>& doomed);

@@ -94,6 +94,7 @@ class FakeWriter : public RulesetWriter {
       return Error{"refused by the fake kernel"};
     }
     models.push_back(m);
+    if (on_commit) on_commit();
     return ApplyReport{};
   }
   Result<ApplyReport> apply_patch(const topology::RulesetModel& m, const std::vector<IpAddr>& addrs,
@@ -112,6 +113,7 @@ class FakeWriter : public RulesetWriter {
     ++acknowledged;
   }
   int fail = 0;  // refuse this many transactions
+  std::function<void()> on_commit;  // runs right after a transaction is in (what happens meanwhile)
   int patches = 0, invalidated = 0;
   bool generation_moved = false;  // someone committed a transaction since our last one
   bool kernel_intact = true;      // our tables still hold what was applied

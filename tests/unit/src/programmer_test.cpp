@@ -146,3 +146,69 @@ TEST_F(Programmer, WithoutAMonitorEveryMovedGenerationIsReadBack) {
   EXPECT_EQ(prog.counters().ruleset_repairs, 1u);
   EXPECT_EQ(writer.models.size(), 2u);
 }
+
+// A fake conntrack table: the programmer deletes what its predicate dooms.
+namespace {
+struct Handover : ::testing::Test {
+  Handover() : prog(io, cfg, &writer, [this](const auto& doomed) { return del(doomed); }, state, eps) {
+    state.modes.global = Mode::enforce;
+    state.graph.observe(topology::EdgeKey{"web", "api", Proto::tcp, 8080}, TimePoint{});
+    join("web", "w1", "10.0.0.2");
+    join("bad", "b1", "10.0.0.3");
+    join("api", "a1", "10.0.0.4");
+  }
+  void join(const std::string& app, const std::string& id, const char* addr) {
+    EndpointInfo e;
+    e.id = id;
+    e.addresses = {ip(addr)};
+    prog.touch(eps.upsert(app, e));
+  }
+  Result<std::size_t> del(const std::function<bool(const FlowTuple&)>& doomed) {
+    auto n = std::erase_if(table, doomed);
+    return n;
+  }
+  bool has(const char* s, const char* d, std::uint16_t port) const {
+    return std::any_of(table.begin(), table.end(),
+                       [&](const FlowTuple& f) { return f.src == ip(s) && f.dst == ip(d) && f.dport == port; });
+  }
+  static FlowTuple flow(const char* s, const char* d, std::uint16_t port) { return {ip(s), ip(d), Proto::tcp, 40000, port}; }
+  void run() {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(20));
+  }
+  boost::asio::io_context io;
+  topology::RulesetConfig cfg;
+  fakes::FakeWriter writer;
+  topology::State state;
+  topology::EndpointTable eps;
+  std::vector<FlowTuple> table;
+  agent::RulesetProgrammer prog;
+};
+}  // namespace
+
+// Found by reliability item 3 (docs/RELIABILITY.md): the sweep of a handed-over address ran after the
+// commit and killed the connection its new owner opened right after its rules were in.
+TEST_F(Handover, TheNewOwnerKeepsWhatItOpensOnceItsRulesAreIn) {
+  for (bool full : {false, true}) {
+    SCOPED_TRACE(full ? "full apply" : "patch");
+    table.clear();
+    (void)eps.remove(full ? "w2" : "b1");
+    join("bad", "b1", "10.0.0.3");
+    prog.request_full();
+    run();
+    ASSERT_EQ(prog.applied()->ep4.count(ip("10.0.0.3")), 1u);
+    table = {flow("10.0.0.3", "10.0.0.4", 8080), flow("10.0.0.2", "10.0.0.3", 9999)};  // the old owner's
+    writer.on_commit = [&] {  // while the handover commits: the new owner connects, and one flow it may not open
+      table.push_back(flow("10.0.0.3", "10.0.0.4", 8080));
+      table.push_back(flow("10.0.0.3", "10.0.0.4", 22));
+    };
+    (void)eps.remove("b1");
+    join("web", "w2", "10.0.0.3");  // bad's address, now web's
+    if (full) prog.request_full();
+    run();
+    writer.on_commit = nullptr;
+    EXPECT_EQ(prog.counters().handler_errors, 0u);
+    ASSERT_EQ(table.size(), 1u) << "the old owner's connections and the forbidden one are gone";
+    EXPECT_TRUE(has("10.0.0.3", "10.0.0.4", 8080)) << "web's own connection to api survives its join";
+  }
+}
