@@ -70,12 +70,16 @@ struct EtcdFaultLab : EtcdLab {
 
   // Node `n` discovers the namespaces twie-<n>*, announces their addresses, and reaches etcd directly
   // (c: through the proxy). No guard: three nodes share this kernel, and each one's would take the
-  // others' workload ports for unclassified ones.
+  // others' workload ports for unclassified ones. Each node's hook at its own priority, a first: on one
+  // kernel every table sees every packet, and node a must meet a2's blocked attempt before node c (which
+  // knows nothing of a2 while partitioned) drops it; a recreated table would otherwise go last in the
+  // hook's order (the long run, where the outage outlives the leases, failed so).
   void start_node(const std::string& n, int i) {
     std::vector<std::string> args = {TOPOWALLD, "--state-dir", dir + "/state-" + n, "--socket", sock(n), "--table",
                                      table(n), "--nflog-group", std::to_string(5600 + i * 100 + getpid() % 100),
                                      "--discover-netns", "--netns-prefix", "twie-" + n, "--mode", "learn",
                                      "--log-level", "warn", "--no-anti-spoofing", "--node-name", "node-" + n,
+                                     "--priority", std::to_string(-97 + i),
                                      "--cluster-etcd", n == "c" ? proxy_url : url, "--cluster-range", lab->ip(n) + "/32"};
     if (n == "a") args.insert(args.end(), {"--cluster-range", kNet + ".20/32"});  // a2, started later
     agents[n] = spawn_logged(std::move(args), dir + "/" + n + ".log");
