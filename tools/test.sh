@@ -10,23 +10,37 @@ phase() { echo "== $* (at ${SECONDS}s)"; }
 if [ "$(id -u)" = 0 ]; then phase "installing dependencies"; tools/install-deps.sh; fi
 phase "building"
 # Line tables only (-g1): the same code and optimisation as users build, at a fraction of the compile time.
-tools/build.sh -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+# Unity-built libraries: about 40 % less compile CPU (TOPOWALL_UNITY in CMakeLists.txt).
+tools/build.sh -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DTOPOWALL_UNITY=ON
+sanitizers="${TOPOWALL_SANITIZERS:-1}"
+if [ "$sanitizers" != 0 ]; then
+  # The sanitizer build runs at the lowest priority while the first pass runs: that pass mostly waits on the
+  # kernel, containers and timeouts, so the build uses idle CPU instead of a quarter of the run.
+  # Line tables only (-g1): traces keep file:line, and the build and its binaries are a fraction of -g.
+  # Only what the unit and integration tests run is built (not the daemon, e2e or browser tests).
+  (cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DTOPOWALL_ASAN=ON \
+     -DTOPOWALL_UBSAN=ON -DTOPOWALL_BUILD_BENCH=OFF -DTOPOWALL_UNITY=ON &&
+   nice -n 19 cmake --build build-asan -j"$(nproc)" --target unit_and_integration_tests) >build-asan.log 2>&1 &
+  asan_build=$!
+fi
 if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then
   source tools/lab/podman-env.sh
   topowall_podman_image
   topowall_podman_service
 fi
-phase "running every test"
-(cd build && ctest --output-on-failure --timeout 600 "$@")
-if [ "${TOPOWALL_SANITIZERS:-1}" != 0 ]; then
-  phase "building for AddressSanitizer + UndefinedBehaviorSanitizer"
-  # Line tables only (-g1): traces keep file:line, and the build and its binaries are a fraction of -g.
-  # Only what the unit and integration tests run is built (not the daemon, e2e or browser tests).
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DTOPOWALL_ASAN=ON \
-    -DTOPOWALL_UBSAN=ON -DTOPOWALL_BUILD_BENCH=OFF >/dev/null
-  cmake --build build-asan -j"$(nproc)" --target unit_and_integration_tests >/dev/null
+phase "running every test (the sanitizer build goes on at low priority)"
+status=0
+(cd build && ctest --output-on-failure --timeout 600 "$@") || status=$?
+if [ "$sanitizers" != 0 ]; then
+  phase "waiting for the AddressSanitizer + UndefinedBehaviorSanitizer build"
+  if ! wait "$asan_build"; then
+    tail -n 60 build-asan.log
+    echo "the sanitizer build failed (whole log: build-asan.log)" >&2
+    exit 1
+  fi
   phase "unit and integration tests under the sanitizers"
   # Two at a time: the kernel tests are RUN_SERIAL, so they still run alone.
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest -j"$(nproc)" --output-on-failure --timeout 600 -L "unit|integration")
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest -j"$(nproc)" --output-on-failure --timeout 600 -L "unit|integration") || status=$?
 fi
 phase "done"
+exit "$status"

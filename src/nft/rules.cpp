@@ -174,34 +174,46 @@ void judge_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
 }
 
 
-// The guard (anti-spoofing), the same in the inet table (routed container ports: the packet's iif is
-// the host-side veth) and in the bridge table (bridged ports: only the bridge family sees the port; the
-// inet hooks see the bridge). Only ports of kind veth are container ports; everything else passes.
-void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<NftRulePtr>& out) {
+// The guard's match of a packet's protocol. inet: `meta nfproto`, as nft itself encodes the dependency;
+// bridge: `meta protocol` (the ethertype).
+Rule& guard_proto(Rule& r, std::uint32_t fam, std::uint16_t ethertype) {
+  if (fam == NFPROTO_INET) return family(r, ethertype == ETH_P_IP ? kV4 : kV6);
+  std::uint16_t be = htons(ethertype);
+  return r.meta(NFT_META_PROTOCOL, kR1).cmp_bytes(kR1, NFT_CMP_EQ, &be, 2);
+}
+
+// What the guard lets pass: ports that are no container's, a port's own addresses, neighbour discovery.
+void guard_pass_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<NftRulePtr>& out) {
   auto push = [&](Rule& r) { out.push_back(r.take()); };
-  char veth[16] = "veth";
-  // inet: `meta nfproto`, as nft itself encodes the dependency; bridge: `meta protocol` (the ethertype).
-  auto proto = [&](Rule& r, std::uint16_t ethertype) -> Rule& {
-    if (fam == NFPROTO_INET) return family(r, ethertype == ETH_P_IP ? kV4 : kV6);
-    std::uint16_t be = htons(ethertype);
-    return r.meta(NFT_META_PROTOCOL, kR1).cmp_bytes(kR1, NFT_CMP_EQ, &be, 2);
-  };
-  {
+  auto not_veth = [&] {
+    char veth[16] = "veth";
     Rule r(cfg.table, c, fam);
     push(r.meta(NFT_META_IIFKIND, kR1).cmp_bytes(kR1, NFT_CMP_NEQ, veth, 16).verdict(NF_ACCEPT));
-  }
-  // Its own address from its own port.
-  for (auto [type, f] : {std::pair{ETH_P_IP, &kV4}, std::pair{ETH_P_IPV6, &kV6}}) {
-    Rule r(cfg.table, c, fam);
-    proto(r, static_cast<std::uint16_t>(type)).meta(NFT_META_IIF, kR1);
-    r.payload(NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len, kR9).lookup(kR1, std::string("gsrc") + f->v);
-    push(r.verdict(NF_ACCEPT));
+  };
+  auto own_address = [&] {  // its own address from its own port
+    for (auto [type, f] : {std::pair{ETH_P_IP, &kV4}, std::pair{ETH_P_IPV6, &kV6}}) {
+      Rule r(cfg.table, c, fam);
+      guard_proto(r, fam, static_cast<std::uint16_t>(type)).meta(NFT_META_IIF, kR1);
+      r.payload(NFT_PAYLOAD_NETWORK_HEADER, f->saddr_off, f->addr_len, kR9).lookup(kR1, std::string("gsrc") + f->v);
+      push(r.verdict(NF_ACCEPT));
+    }
+  };
+  // Both are accepts ahead of every drop, so their order changes no verdict, only the per-packet cost: the
+  // first rule is the one most packets leave by. A bridge port is nearly always a container's veth sending
+  // its own address (one rule instead of two); the inet hooks see a bridged packet with the bridge as its
+  // input device, as they see the node's own traffic, so there the kind compare goes first.
+  if (fam == NFPROTO_BRIDGE) {
+    own_address();
+    not_veth();
+  } else {
+    not_veth();
+    own_address();
   }
   // Neighbour discovery and MLD from a link-local or the unspecified address (DAD); never router
   // advertisements or redirects: a container is no router.
   for (bool unspecified : {false, true}) {
     Rule r(cfg.table, c, fam);
-    proto(r, ETH_P_IPV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
+    guard_proto(r, fam, ETH_P_IPV6).meta(NFT_META_L4PROTO, kR1).cmp8(kR1, NFT_CMP_EQ, IPPROTO_ICMPV6);
     if (unspecified) {
       std::uint8_t zero[16] = {};
       r.payload(NFT_PAYLOAD_NETWORK_HEADER, kV6.saddr_off, 16, kR1).cmp_bytes(kR1, NFT_CMP_EQ, zero, 16);
@@ -216,12 +228,20 @@ void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   }
   if (fam == NFPROTO_BRIDGE) {  // ARP: the sender address is checked like a source address
     Rule own(cfg.table, c, fam);
-    proto(own, ETH_P_ARP).meta(NFT_META_IIF, kR1).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR9).lookup(kR1, "gsrc4");
+    guard_proto(own, fam, ETH_P_ARP).meta(NFT_META_IIF, kR1).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR9).lookup(kR1, "gsrc4");
     push(own.verdict(NF_ACCEPT));
     Rule probe(cfg.table, c, fam);  // address probes (RFC 5227) claim nothing
-    proto(probe, ETH_P_ARP).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR1).cmp32(kR1, NFT_CMP_EQ, 0);
+    guard_proto(probe, fam, ETH_P_ARP).payload(NFT_PAYLOAD_NETWORK_HEADER, 14, 4, kR1).cmp32(kR1, NFT_CMP_EQ, 0);
     push(probe.verdict(NF_ACCEPT));
   }
+}
+
+// The guard (anti-spoofing), the same in the inet table (routed container ports: the packet's iif is
+// the host-side veth) and in the bridge table (bridged ports: only the bridge family sees the port; the
+// inet hooks see the bridge). Only ports of kind veth are container ports; everything else passes.
+void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::uint32_t fam, std::vector<NftRulePtr>& out) {
+  auto push = [&](Rule& r) { out.push_back(r.take()); };
+  guard_pass_rules(cfg, c, fam, out);
   {  // A classified port sending anything else, or any port using a workload's address: spoofed.
     Rule r(cfg.table, c, fam);
     push(r.meta(NFT_META_IIF, kR1).lookup(kR1, "gports").verdict(NFT_GOTO, "alert_drop_spoof"));
@@ -229,7 +249,7 @@ void guard_rules(const topology::RulesetConfig& cfg, const std::string& c, std::
   for (auto [type, f, off] : {std::tuple{ETH_P_IP, &kV4, 12u}, std::tuple{ETH_P_IPV6, &kV6, 8u}, std::tuple{ETH_P_ARP, &kV4, 14u}}) {
     if (type == ETH_P_ARP && fam != NFPROTO_BRIDGE) continue;
     Rule r(cfg.table, c, fam);
-    proto(r, static_cast<std::uint16_t>(type)).payload(NFT_PAYLOAD_NETWORK_HEADER, off, f->addr_len, kR1);
+    guard_proto(r, fam, static_cast<std::uint16_t>(type)).payload(NFT_PAYLOAD_NETWORK_HEADER, off, f->addr_len, kR1);
     push(r.lookup(kR1, std::string("eps") + f->v).verdict(NFT_GOTO, "alert_drop_spoof"));
   }
   // An unclassified container port: refused unless the node learns (the map holds the verdict).

@@ -377,6 +377,39 @@ TEST_F(WriterFixture, ForgedArpCannotRedirectANeighbour) {
   EXPECT_GE(counter(table, "alert_drop_spoof"), 1u);
 }
 
+// The bridge twin's first rules are the guard's fast path, the one nearly every bridged packet leaves by: a
+// port's own address (`iif . saddr`), before the kind compare. It must pass nothing but that: a neighbour's
+// address sent from another port, in either family, still reaches the drop rules below it.
+TEST_F(WriterFixture, TheGuardsFastPathPassesOnlyAPortsOwnAddress) {
+  Server b53(lab->ns_path("b"), 5357, true);
+  auto ip = [](const std::string& s) { return *IpAddr::parse(s); };
+  model.ep6[ip(lab->ip6("c"))] = 18;
+  model.port6[ip(lab->ip6("c"))] = lab->port("c");  // c's own IPv6 too, so its neighbour discovery works
+  model.allow.insert({16, 17, 17, 5357});           // a -> b udp/5357
+  model.allow.insert({18, 17, 17, 5357});           // c -> b udp/5357
+  auto open = model;
+  open.cfg.guard = false;
+  ASSERT_TRUE(writer.apply(open));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("c"), lab->ip6("a"), lab->ip6("b"), 5357));
+  ASSERT_TRUE(eventually([&] { return b53.accepted() == 1; })) << "the attack works without the guard";
+
+  ASSERT_TRUE(writer.apply(model));
+  auto chain = sh_out("nft list chain bridge " + table + " guard");
+  const auto own4 = chain.find("iif . ip saddr @gsrc4 accept"), own6 = chain.find("iif . ip6 saddr @gsrc6 accept");
+  EXPECT_NE(own4, std::string::npos) << chain;  // EXPECT: the traffic below is checked whatever the listing says
+  EXPECT_LT(own4, own6) << chain;
+  EXPECT_LT(own6, chain.find("meta iifkind != \"veth\" accept")) << "the own-address lookups lead the bridge twin:\n" << chain;
+  // c, as a: dropped in both families; c and a from their own addresses: passed (so c's packets do leave it).
+  for (const auto& [from, src] : {std::pair{"c", lab->ip6("a")}, std::pair{"c", lab->ip("a")}})
+    ASSERT_TRUE(udp_send_from(lab->ns_path(from), src, src.find(':') == std::string::npos ? lab->ip("b") : lab->ip6("b"), 5357));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("c"), lab->ip6("c"), lab->ip6("b"), 5357));
+  ASSERT_TRUE(udp_send_from(lab->ns_path("a"), lab->ip6("a"), lab->ip6("b"), 5357));
+  ASSERT_TRUE(eventually([&] { return b53.accepted() >= 3; })) << "own addresses pass";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(b53.accepted(), 3) << "a forged source passed the guard's fast path";
+  EXPECT_GE(counter(table, "alert_drop_spoof"), 2u);
+}
+
 TEST_F(WriterFixture, AnUnclassifiedPortCarriesNothingUnlessTheNodeLearns) {
   lab->add_host("d", "10.231.2.9");  // a new container the agent has not classified yet
   Server host53("", 5355, true);

@@ -227,19 +227,35 @@ bool udp_send(const std::string& ns_path, const std::string& ip, int port) {
 
 bool udp_send_from(const std::string& ns_path, const std::string& src, const std::string& dst, int port) {
   bool sent = false;
+  const bool v6 = src.find(':') != std::string::npos;
   in_netns(ns_path, [&]() -> Status {
-    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     int one = 1;
     // What a container with NET_RAW or NET_ADMIN can do: send from any source address.
-    setsockopt(fd.get(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
-    setsockopt(fd.get(), IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one);
-    sockaddr_in from{}, to{};
-    from.sin_family = to.sin_family = AF_INET;
-    inet_pton(AF_INET, src.c_str(), &from.sin_addr);
-    inet_pton(AF_INET, dst.c_str(), &to.sin_addr);
-    to.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&from), sizeof from) < 0) return ok_status();
-    sent = sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 1;
+    if (v6) {
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+    } else {
+      setsockopt(fd.get(), IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+      setsockopt(fd.get(), IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one);
+    }
+    sockaddr_storage from{}, to{};
+    socklen_t len = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (v6) {
+      auto *f = reinterpret_cast<sockaddr_in6*>(&from), *t = reinterpret_cast<sockaddr_in6*>(&to);
+      f->sin6_family = t->sin6_family = AF_INET6;
+      inet_pton(AF_INET6, src.c_str(), &f->sin6_addr);
+      inet_pton(AF_INET6, dst.c_str(), &t->sin6_addr);
+      t->sin6_port = htons(static_cast<std::uint16_t>(port));
+    } else {
+      auto *f = reinterpret_cast<sockaddr_in*>(&from), *t = reinterpret_cast<sockaddr_in*>(&to);
+      f->sin_family = t->sin_family = AF_INET;
+      inet_pton(AF_INET, src.c_str(), &f->sin_addr);
+      inet_pton(AF_INET, dst.c_str(), &t->sin_addr);
+      t->sin_port = htons(static_cast<std::uint16_t>(port));
+    }
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&from), len) < 0) return ok_status();
+    sent = sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), len) == 1;
     return ok_status();
   });
   return sent;

@@ -77,7 +77,7 @@ class Server {
 bool tcp_connect(const std::string& ns_path, const std::string& ip, int port, int timeout_ms = 700);
 // Send one UDP datagram from inside a namespace.
 bool udp_send(const std::string& ns_path, const std::string& ip, int port);
-// One UDP datagram from a chosen source address (IP_TRANSPARENT: it need not be assigned), as a
+// One UDP datagram from a chosen source address, IPv4 or IPv6 (transparent: it need not be assigned), as a
 // container with NET_RAW or NET_ADMIN can send it.
 bool udp_send_from(const std::string& ns_path, const std::string& src, const std::string& dst, int port);
 // Packets counted by the counters of one chain, summed over our inet and bridge tables of that name.

@@ -59,8 +59,10 @@ void render_guard(std::string& o, const RulesetModel& m, const std::string& fami
   o += "\tset gnd6 {\n\t\ttype icmpv6_type\n\t\telements = { mld-listener-query, mld-listener-report, mld-listener-done, nd-router-solicit,\n"
        "\t\t\t     nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }\n\t}\n";
   o += fmt::format("\tchain guard {{\n\t\ttype filter hook prerouting priority {}; policy accept;\n", m.cfg.guard_priority);
-  o += "\t\tmeta iifkind != \"veth\" accept\n";
-  o += fmt::format("\t\t{}iif . ip saddr @gsrc4 accept\n\t\t{}iif . ip6 saddr @gsrc6 accept\n", proto("4"), proto("6"));
+  // The order of rules.cpp's guard_pass_rules: on bridges a port's own address first (most packets leave there).
+  const std::string not_veth = "\t\tmeta iifkind != \"veth\" accept\n";
+  const auto own = fmt::format("\t\t{}iif . ip saddr @gsrc4 accept\n\t\t{}iif . ip6 saddr @gsrc6 accept\n", proto("4"), proto("6"));
+  o += bridge ? own + not_veth : not_veth + own;
   o += fmt::format("\t\t{}meta l4proto ipv6-icmp ip6 saddr fe80::/10 icmpv6 type @gnd6 accept\n", proto("6"));
   o += fmt::format("\t\t{}meta l4proto ipv6-icmp ip6 saddr :: icmpv6 type @gnd6 accept\n", proto("6"));
   if (bridge) o += "\t\tmeta protocol arp iif . arp saddr ip @gsrc4 accept\n\t\tmeta protocol arp arp saddr ip 0.0.0.0 accept\n";
