@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "agent/control_api.hpp"
 #include "client.hpp"
 #include "control_server_fixture.hpp"
@@ -119,7 +121,9 @@ TEST_F(ServerFixture, TooManyPassedDescriptorsAreRefusedAndClosed) {
     ASSERT_EQ(answers.size(), 1u) << one_message;
     EXPECT_EQ(answers[0]["error"]["code"], "too_many_fds");
     char c;
-    EXPECT_EQ(read(sock, &c, 1), 0) << "and the connection is closed";
+    // Closed: an end of file, or a reset when the server closed with our later bytes still unread.
+    const auto n = read(sock, &c, 1);
+    EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "the connection is not closed: " << n << " " << errno;
     close(sock);
   }
   close(devnull);
