@@ -245,21 +245,28 @@ void RulesetProgrammer::repair(const std::string& why) {
 
 void RulesetProgrammer::check_generation() {
   if (!writer_ || !last_ || reconcile_) return;
-  auto moved = writer_->changed_since_commit();
-  if (!moved) {
-    ++counters_.handler_errors;
-    spdlog::warn("reading the nftables generation failed: {}; checking again in 10 s", moved.error().message);
-    return;
-  }
-  if (!*moved) return;
-  // Some table changed. The change monitor reports every foreign change to ours unless notices were
-  // lost: then ours is read back and compared, so another component's churn costs no reconcile (a
-  // rebuilt bridge twin, reset counters).
-  if (watch_ && watch_->losses() == seen_losses_) {
-    writer_->acknowledge();
-    return;
+  // Notices lost since the last check: read back whatever the generation says. A change hidden by the
+  // overrun may be followed by a commit of ours, which leaves the generation where we put it. This is
+  // the only path an overrun takes (the monitor no longer repairs on it), so an overrun costs at most
+  // one read-back per period and can never loop.
+  const bool lost = watch_ && watch_->losses() != seen_losses_;
+  if (!lost) {
+    auto moved = writer_->changed_since_commit();
+    if (!moved) {
+      ++counters_.handler_errors;
+      spdlog::warn("reading the nftables generation failed: {}; checking again in 10 s", moved.error().message);
+      return;
+    }
+    if (!*moved) return;
+    // Some table changed, and the monitor reports every foreign change to ours: another component's
+    // churn costs no reconcile (a rebuilt bridge twin, reset counters).
+    if (watch_) {
+      writer_->acknowledge();
+      return;
+    }
   }
   if (watch_) seen_losses_ = watch_->losses();
+  ++counters_.ruleset_read_backs;
   auto same = writer_->intact(*last_);
   if (same && *same) {
     writer_->acknowledge();

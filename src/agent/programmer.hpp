@@ -32,6 +32,7 @@ struct ProgrammerCounters {
   std::uint64_t ids_released = 0;
   std::uint64_t ruleset_repairs = 0;  // our tables changed by someone else, restored
   std::uint64_t ruleset_checks = 0;   // periodic checks that found our tables changed (then repaired)
+  std::uint64_t ruleset_read_backs = 0;  // our tables read back and compared (notices lost, or no monitor)
   std::uint64_t handler_errors = 0;
   bool degraded = false;              // the last programming failed; retrying
 };

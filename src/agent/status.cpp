@@ -157,6 +157,8 @@ void Agent::add_ruleset_counters(json& counters) const {
   counters["ruleset_repairs"] = pc.ruleset_repairs;
   counters["address_claims_refused"] = registry_.counters().claims_refused;
   counters["ruleset_checks"] = pc.ruleset_checks;
+  counters["ruleset_read_backs"] = pc.ruleset_read_backs;
+  counters["ruleset_notices_lost"] = ad_.ruleset_watch ? ad_.ruleset_watch->losses() : 0;
   counters["guard_spoofed"] = ac.spoofed;
   counters["guard_unclassified"] = ac.unclassified;
   if (ad_.writer) {

@@ -1,7 +1,10 @@
 // Who else changed our tables: nftables change notifications (NFNLGRP_NFTABLES), as firewalld and
 // kube-proxy follow them. A transaction that touched a table named ours (inet or bridge) and was
-// committed by another process is reported once, at its NEWGEN message; lost notifications
-// (ENOBUFS) are reported too, since they may have hidden one.
+// committed by another process is reported once, at its NEWGEN message. Lost notifications (ENOBUFS)
+// are only counted (losses()): our own large transactions overrun any buffer, and reporting them as
+// tampering made each repair's apply overrun again, a reconcile loop. The programmer's periodic check
+// reads our tables back and compares whenever losses() moved, so a change hidden by a flood is still
+// found, at a bounded rate.
 #pragma once
 
 #include <linux/netlink.h>
@@ -32,7 +35,9 @@ class ChangeFilter {
 
 class NftMonitor final : public RulesetWatch {
  public:
-  NftMonitor(boost::asio::io_context& io, std::string table);
+  static constexpr int kDefaultRcvbuf = 16 << 20;
+  // `rcvbuf`: the socket's receive buffer, bytes (tests make it small to force overruns).
+  NftMonitor(boost::asio::io_context& io, std::string table, int rcvbuf = kDefaultRcvbuf);
   ~NftMonitor() override;
   [[nodiscard]] Status start(std::function<void(const std::string&)> on_change) override;
   void stop() override;
@@ -46,6 +51,7 @@ class NftMonitor final : public RulesetWatch {
   ChangeFilter filter_;
   std::function<void(const std::string&)> on_change_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> sd_;
+  int rcvbuf_;
   std::uint64_t overruns_ = 0;
 };
 

@@ -63,7 +63,7 @@ struct AgentLab : ::testing::Test {
     auto w = std::make_unique<nft::NftWriter>();
     ASSERT_TRUE(w->open());
     ad.writer = std::move(w);
-    ad.ruleset_watch = std::make_unique<nft::NftMonitor>(io, table);
+    ad.ruleset_watch = std::make_unique<nft::NftMonitor>(io, table, monitor_rcvbuf);
     ad.alerts = std::make_unique<nflog::NflogListener>(io, cfg.ruleset.nflog_group);
     ad.conntrack_delete = conntrack::delete_conntrack;
     ad.sinks.push_back(std::make_unique<fakes::FakeSink>(&alerts));
@@ -121,6 +121,7 @@ struct AgentLab : ::testing::Test {
   std::vector<topology::Alert> alerts;
   std::string journal_path;  // "" no flow journal
   std::chrono::milliseconds ruleset_check{10000};  // the agent's generation check (lost notices)
+  int monitor_rcvbuf = nft::NftMonitor::kDefaultRcvbuf;  // the change monitor's receive buffer, bytes
 };
 
 

@@ -62,6 +62,8 @@ constexpr std::array kCounters{
     CounterInfo{"ruleset_apply_errors", "failed ruleset programming runs, retried with backoff", _, D},
     CounterInfo{"ruleset_repairs", "times another process changed our tables (inet or bridge) and they were restored", _, D},
     CounterInfo{"ruleset_checks", "periodic checks that found our tables changed (notices were lost) and restored them", _, D},
+    CounterInfo{"ruleset_notices_lost", "nftables change notices lost (ENOBUFS: our own large transactions, or a flood); each loss makes the next periodic check read our tables back", _, D},
+    CounterInfo{"ruleset_read_backs", "times our tables were read back and compared with what was applied (after lost notices, or a moved generation with no monitor)"},
     CounterInfo{"nft_full_applies", "whole-table nftables transactions"},
     CounterInfo{"nft_element_changes", "incremental nftables element changes"},
     CounterInfo{"nft_noop_applies", "programming runs that found the kernel already as wanted"},

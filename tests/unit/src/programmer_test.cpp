@@ -136,6 +136,39 @@ TEST_F(Programmer, LostNoticesAreCoveredByAReadBackThatRepairsOnlyADifference) {
   EXPECT_EQ(writer.models.size(), 2u) << "restored";
 }
 
+// A foreign edit hidden by an overrun, then a commit of ours: the generation is ours again, but the loss
+// alone must make the check read back and restore what was lost.
+TEST_F(Programmer, ALossIsReadBackEvenWhenOurOwnCommitCameLast) {
+  fakes::FakeWatch watch;
+  prog.set_watch(&watch);
+  prog.apply_now();
+  watch.lost = 1;
+  writer.generation_moved = false;  // our patch committed after the hidden edit
+  writer.kernel_intact = false;
+  prog.check_generation();
+  run();
+  EXPECT_EQ(writer.read_backs, 1) << "a loss must be covered whatever the generation says";
+  EXPECT_EQ(prog.counters().ruleset_repairs, 1u);
+  EXPECT_EQ(writer.models.size(), 2u) << "restored";
+}
+
+// The echo of our own repair overruns the monitor again: that costs one read-back per check, never
+// another reconcile (the loop at 100,000 endpoints, BENCHMARKS.md section 12).
+TEST_F(Programmer, OverrunsByOurOwnAppliesCostOneReadBackPerCheckNoReconcile) {
+  fakes::FakeWatch watch;
+  prog.set_watch(&watch);
+  prog.apply_now();
+  for (int i = 1; i <= 5; ++i) {
+    watch.lost = i;  // every full apply overruns
+    prog.check_generation();
+    run();
+  }
+  EXPECT_EQ(writer.read_backs, 5);
+  EXPECT_EQ(writer.models.size(), 1u) << "intact tables were rewritten";
+  EXPECT_EQ(prog.counters().ruleset_repairs, 0u);
+  EXPECT_EQ(prog.counters().ruleset_read_backs, 5u);
+}
+
 TEST_F(Programmer, WithoutAMonitorEveryMovedGenerationIsReadBack) {
   prog.apply_now();
   writer.generation_moved = true;
