@@ -34,7 +34,8 @@ class NameTable {
   [[nodiscard]] Id lookup(std::string_view name) const;
   const std::string& name(Id id) const { return slots_[id].name; }
 
-  std::size_t size() const { return index_.size(); }  // names held now
+  std::size_t size() const { return index_.size(); }      // names held now
+  std::size_t capacity() const { return slots_.size(); }  // ids ever handed out: the most held at once
   std::uint32_t refs(Id id) const { return id < slots_.size() ? slots_[id].refs : 0; }
 
   static constexpr Id kNone = UINT32_MAX;
