@@ -61,7 +61,7 @@ TEST_F(AgentFixture, LearnsEdgesBetweenWorkloadsAndPersists) {
   flows->emit(tcp("10.0.0.2", "10.0.0.4", 8080));
   flows->emit(tcp("10.0.0.3", "10.0.0.4", 8080));
   ASSERT_EQ(a->state().graph.edges().size(), 1u);
-  auto& [k, e] = *a->state().graph.edges().begin();
+  const auto& [k, e] = *a->state().graph.edges().begin();
   EXPECT_EQ(k, (topology::EdgeKey{"web", "api", Proto::tcp, 8080}));
   EXPECT_EQ(e.count, 2u);
   ASSERT_TRUE(a->persist());
