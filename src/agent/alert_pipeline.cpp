@@ -17,7 +17,7 @@ void AlertPipeline::on_logged(const LoggedPacket& p) {
     if (p.reason == "spoof" || p.reason == "unclassified") return on_guard(p);
     auto key = topology::edge_for(p.flow, endpoints_);
     if (!key) return;
-    if (const auto* e = graph_.find(*key); e && e->state == topology::EdgeState::denied) {
+    if (const auto e = graph_.find(*key); e && e->state == topology::EdgeState::denied) {
       ++counters_.alerts;  // denied flows stay blocked quietly: no pending entry
       return;
     }

@@ -108,7 +108,7 @@ Reply FlowHistory::prune(const json& params) {
   json removed = json::array(), kept = json::array();
   for (const auto& k : keys) {
     // Checked again now: traffic since the listing (or since the operator confirmed) keeps the edge.
-    const auto* e = state_.graph.find(k);
+    const auto e = state_.graph.find(k);
     if (!e || !topology::is_stale(*e, now, *period.value)) {
       kept.push_back({{"edge", k.to_string()}, {"reason", e ? "used within the period" : "no such edge"}});
       continue;

@@ -48,7 +48,7 @@ void PolicyService::apply_decision(const ClusterDecision& d) {
     const auto expires =
         state == topology::EdgeState::approved && !d.until.empty() ? topology::parse_time(d.until) : std::nullopt;
     // Replayed on every reconnect: what already stands costs nothing.
-    if (const auto* cur = g.find(k);
+    if (const auto cur = g.find(k);
         cur && cur->state == state && cur->comment == d.comment && cur->expires == expires && !g.pending().count(k))
       return;
     decide(k, state, d.comment, expires, time_.now());
@@ -62,10 +62,10 @@ void PolicyService::apply_decision(const ClusterDecision& d) {
 
 // One decision on one edge, from an operator here or on another node: a pending flow becomes the edge
 // (its counts kept), an existing edge changes state. The kernel follows within the loop turn.
-const topology::EdgeInfo& PolicyService::decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
-                                        std::optional<TimePoint> expires, TimePoint now) {
+topology::EdgeInfo PolicyService::decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
+                                         std::optional<TimePoint> expires, TimePoint now) {
   auto& g = state_.graph;
-  auto& e = g.edges()[k];
+  auto e = g.find(k).value_or(topology::EdgeInfo{});
   if (auto p = g.take_pending(k)) {
     e.count += p->count;
     e.first_seen = p->first_seen;
@@ -76,6 +76,7 @@ const topology::EdgeInfo& PolicyService::decide(const topology::EdgeKey& k, topo
   e.state = state;
   e.comment = comment;
   e.expires = state == topology::EdgeState::approved ? expires : std::nullopt;
+  g.edges().set(k, e);
   programmer_.touch(k);
   return e;
 }
@@ -285,7 +286,7 @@ json PolicyService::explain(const json& params) const {
   auto sip = IpAddr::parse(src), dip = IpAddr::parse(dst);
   topology::EdgeKey k{sip ? endpoints_.resolve(*sip) : src, dip ? endpoints_.resolve(*dip) : dst, proto, port};
   json r{{"src", k.src}, {"dst", k.dst}, {"proto", to_string(k.proto)}, {"port", k.port}};
-  if (const auto* e = state_.graph.find(k)) r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
+  if (const auto e = state_.graph.find(k)) r["edge"] = {{"state", to_string(e->state)}, {"count", e->count}};
   auto unknown = [&](std::string why) {
     r["verdict"] = "unknown";
     r["reason"] = std::move(why);
@@ -368,7 +369,7 @@ json PolicyService::diff_graph(const json& params, int passed_fd) const {
   if (!g) return refusal.body;
   json only_file = json::array(), only_live = json::array(), changed = json::array();
   for (const auto& [k, e] : g->edges()) {
-    const auto* live = state_.graph.find(k);
+    const auto live = state_.graph.find(k);
     if (!live) only_file.push_back(k.to_string());
     else if (live->state != e.state)
       changed.push_back({{"edge", k.to_string()}, {"file", to_string(e.state)}, {"live", to_string(live->state)}});

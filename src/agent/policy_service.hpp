@@ -62,8 +62,8 @@ class PolicyService {
   void tick();
 
  private:
-  const topology::EdgeInfo& decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
-                                   std::optional<TimePoint> expires, TimePoint now);
+  topology::EdgeInfo decide(const topology::EdgeKey& k, topology::EdgeState state, const std::string& comment,
+                            std::optional<TimePoint> expires, TimePoint now);
   std::optional<topology::Graph> graph_param(const nlohmann::json& params, int passed_fd, Reply& refusal) const;
   void share_decision(const topology::EdgeKey& k, const std::string& state, const topology::EdgeInfo* e,
                       nlohmann::json& answer);

@@ -211,11 +211,10 @@ json Agent::coverage_json(TimePoint now, bool full) const {
 json Agent::workloads_json() const {
   const auto cov = coverage_json(time_->now(), true);
   json out = json::array();
-  for (const auto& [name, ids] : endpoints_.workloads()) {
+  for (const auto& [name, eps] : endpoints_.workloads()) {
     json addrs = json::array(), containers = json::array();
     json labels = json::object();
-    for (const auto& id : ids) {
-      const auto* ep = endpoints_.find(id);
+    for (const auto* ep : eps) {
       json caddrs = json::array();
       for (const auto& a : ep->info.addresses) {
         addrs.push_back(a.to_string());
@@ -232,7 +231,7 @@ json Agent::workloads_json() const {
                    {"labels", labels},
                    {"addresses", addrs},
                    {"containers", containers},
-                   {"replicas", ids.size()},
+                   {"replicas", eps.size()},
                    {"mode", to_string(state_.modes.of(name))},
                    {"learning", cov.value(name, json::object())}});
   }

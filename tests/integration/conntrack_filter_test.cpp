@@ -10,7 +10,7 @@ using namespace topowall::testing;
 
 namespace {
 std::uint64_t edge_count(const agent::Agent& a, const topology::EdgeKey& k) {
-  const auto* e = a.state().graph.find(k);
+  const auto e = a.state().graph.find(k);
   return e ? e->count : 0;
 }
 }  // namespace

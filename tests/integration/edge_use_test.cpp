@@ -13,7 +13,7 @@ using nlohmann::json;
 
 namespace {
 std::optional<TimePoint> last_used(const agent::Agent& a, const topology::EdgeKey& k) {
-  const auto* e = a.state().graph.find(k);
+  const auto e = a.state().graph.find(k);
   return e ? e->last_used : std::nullopt;
 }
 }  // namespace

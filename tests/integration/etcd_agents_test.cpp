@@ -91,10 +91,10 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
   auto local = cli("");
   EXPECT_NE(local.find("applied on this node only"), std::string::npos) << local;
   EXPECT_NE(local.find("rc=0"), std::string::npos) << local;
-  ASSERT_NE(a.agent->state().graph.find(edge), nullptr);
+  ASSERT_TRUE(a.agent->state().graph.find(edge));
   EXPECT_EQ(a.agent->state().graph.find(edge)->state, topology::EdgeState::approved);
   run_until([] { return false; }, {&io}, 500);
-  EXPECT_EQ(b.agent->state().graph.find(edge), nullptr) << "node A's role cannot write decisions";
+  EXPECT_FALSE(b.agent->state().graph.find(edge)) << "node A's role cannot write decisions";
 
   // The same pending flow again on A, approved with the operator's credential: B applies it through etcd.
   ASSERT_TRUE(call(*a.agent, "edges.remove", {{"src", "web"}, {"dst", "db"}, {"proto", "tcp"}, {"port", 5432}})["ok"]);
@@ -104,7 +104,7 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
                     "/client.key --etcd-user ops --etcd-password-file " + password_file("ops"));
   EXPECT_NE(shared.find("written to etcd"), std::string::npos) << shared;
   EXPECT_NE(shared.find("rc=0"), std::string::npos) << shared;
-  ASSERT_TRUE(run_until([&] { return b.agent->state().graph.find(edge) != nullptr; }, {&io})) << "the decision travelled";
+  ASSERT_TRUE(run_until([&] { return b.agent->state().graph.find(edge).has_value(); }, {&io})) << "the decision travelled";
   EXPECT_EQ(b.agent->state().graph.find(edge)->state, topology::EdgeState::approved);
   EXPECT_EQ(b.agent->state().graph.find(edge)->comment, "ticket 5");
   EXPECT_EQ(a.agent->state().graph.find(edge)->state, topology::EdgeState::approved);
@@ -117,7 +117,7 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
   EXPECT_NE(forged.find("permission denied"), std::string::npos) << forged;
   EXPECT_NE(forged.find("rc=1"), std::string::npos) << forged;
   run_until([] { return false; }, {&io}, 500);
-  EXPECT_EQ(b.agent->state().graph.find({"web", "db", Proto::tcp, 6000}), nullptr);
+  EXPECT_FALSE(b.agent->state().graph.find({"web", "db", Proto::tcp, 6000}));
 }
 
 // A restarted agent enforces the remote endpoints it last knew while etcd is down: a peer on another

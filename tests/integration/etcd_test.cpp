@@ -254,7 +254,7 @@ TEST_F(EtcdLab, OneApprovalOpensACrossNodeFlowOnBothNodes) {
     const int before = applies(*other);
     ASSERT_TRUE(call(*holder, "flows.approve", {{"all", true}})["ok"]);  // on one node only
     const topology::EdgeKey edge{"twd-aweb", "twd-bdb", Proto::tcp, 5432};
-    ASSERT_TRUE(run_until([&] { return other->state().graph.find(edge) != nullptr; }, {&io})) << "the decision travelled";
+    ASSERT_TRUE(run_until([&] { return other->state().graph.find(edge).has_value(); }, {&io})) << "the decision travelled";
     // The other node programs it in the loop turn after the graph changed: wait for that, not longer.
     ASSERT_TRUE(run_until([&] { return applies(*other) > before; }, {&io}));
     EXPECT_EQ(other->state().graph.find(edge)->state, topology::EdgeState::approved);

@@ -10,46 +10,44 @@ namespace {
 const std::string kEmpty;
 }
 
-void EndpointTable::index_remove(const std::string& id) {
-  auto it = endpoints_.find(id);
-  if (it == endpoints_.end()) return;
-  auto& ids = by_workload_[it->second.workload];
-  std::erase(ids, id);
-  if (ids.empty()) by_workload_.erase(it->second.workload);
-  for (const auto& [addr, port] : it->second.info.ports)
-    if (auto p = port_owner_.find(port); p != port_owner_.end() && p->second.id == id) port_owner_.erase(p);
+void EndpointTable::index_remove(const Entry& e) {
+  auto& eps = by_workload_[e.second.workload];
+  std::erase(eps, &e.second);
+  if (eps.empty()) by_workload_.erase(e.second.workload);
+  for (const auto& [addr, port] : e.second.info.ports)
+    if (auto p = port_owner_.find(port); p != port_owner_.end() && p->second == &e) port_owner_.erase(p);
 }
 
 std::vector<IpAddr> EndpointTable::upsert(const std::string& workload, EndpointInfo info) {
   std::vector<IpAddr> changed;
-  const std::string id = info.id;
-  auto old = endpoints_.find(id);
-  if (old != endpoints_.end()) {
+  auto [node, inserted] = endpoints_.try_emplace(info.id);
+  const Entry* self = &*node;
+  if (!inserted) {
     // Addresses this endpoint dropped.
-    for (const auto& a : old->second.info.addresses) {
+    for (const auto& a : node->second.info.addresses) {
       if (std::find(info.addresses.begin(), info.addresses.end(), a) == info.addresses.end()) {
         auto o = owner_.find(a);
-        if (o != owner_.end() && o->second == id) {
+        if (o != owner_.end() && o->second == self) {
           owner_.erase(o);
           changed.push_back(a);
         }
       }
     }
-    index_remove(id);
+    index_remove(*node);
   }
   // The newest claimant of an address owns it: a reused IP moves at once.
   for (const auto& a : info.addresses) {
     auto& owner = owner_[a];
-    if (owner != id) {
-      owner = id;
+    if (owner != self) {
+      owner = self;
       changed.push_back(a);
-    } else if (old != endpoints_.end() && old->second.workload != workload) {
+    } else if (!inserted && node->second.workload != workload) {
       changed.push_back(a);
     }
   }
-  by_workload_[workload].push_back(id);
-  for (const auto& [addr, port] : info.ports) port_owner_[port] = PortOwner{id, workload};
-  endpoints_[id] = Endpoint{workload, std::move(info)};
+  node->second = Endpoint{workload, std::move(info)};
+  by_workload_[workload].push_back(&node->second);
+  for (const auto& [addr, port] : node->second.info.ports) port_owner_[port] = self;
   return changed;
 }
 
@@ -57,28 +55,30 @@ std::vector<IpAddr> EndpointTable::remove(const std::string& id) {
   std::vector<IpAddr> changed;
   auto it = endpoints_.find(id);
   if (it == endpoints_.end()) return changed;
+  const Entry* self = &*it;
   for (const auto& a : it->second.info.addresses) {
     auto o = owner_.find(a);
-    if (o == owner_.end() || o->second != id) continue;
+    if (o == owner_.end() || o->second != self) continue;
     owner_.erase(o);
     changed.push_back(a);
     // Hand the address back to another endpoint that still claims it.
-    for (const auto& [oid, ep] : endpoints_) {
-      if (oid == id) continue;
-      if (std::find(ep.info.addresses.begin(), ep.info.addresses.end(), a) != ep.info.addresses.end()) {
-        owner_[a] = oid;
+    for (const auto& entry : endpoints_) {
+      if (&entry == self) continue;
+      const auto& addrs = entry.second.info.addresses;
+      if (std::find(addrs.begin(), addrs.end(), a) != addrs.end()) {
+        owner_[a] = &entry;
         break;
       }
     }
   }
-  index_remove(id);
+  index_remove(*it);
   endpoints_.erase(it);
   return changed;
 }
 
 const std::string& EndpointTable::workload_at_port(std::uint32_t ifindex) const {
   auto p = port_owner_.find(ifindex);
-  return p == port_owner_.end() ? kEmpty : p->second.workload;
+  return p == port_owner_.end() ? kEmpty : p->second->second.workload;
 }
 
 void EndpointTable::set_host_addresses(std::vector<IpAddr> addrs) { host_ = std::move(addrs); }
@@ -91,13 +91,12 @@ void EndpointTable::set_external_networks(std::vector<NamedNetwork> nets) {
 
 const std::string& EndpointTable::workload_of(const IpAddr& ip) const {
   auto o = owner_.find(ip);
-  if (o == owner_.end()) return kEmpty;
-  return endpoints_.at(o->second).workload;
+  return o == owner_.end() ? kEmpty : o->second->second.workload;
 }
 
 const std::string& EndpointTable::owner_of(const IpAddr& ip) const {
   auto o = owner_.find(ip);
-  return o == owner_.end() ? kEmpty : o->second;
+  return o == owner_.end() ? kEmpty : o->second->first;
 }
 
 std::string EndpointTable::resolve(const IpAddr& ip) const {
@@ -115,7 +114,7 @@ const Endpoint* EndpointTable::find(const std::string& id) const {
 
 std::map<IpAddr, std::string> EndpointTable::address_map() const {
   std::map<IpAddr, std::string> out;
-  for (const auto& [ip, id] : owner_) out.emplace(ip, endpoints_.at(id).workload);
+  for (const auto& [ip, entry] : owner_) out.emplace_hint(out.end(), ip, entry->second.workload);
   return out;
 }
 

@@ -26,14 +26,14 @@ std::string EdgeKey::to_string() const {
 }
 
 bool Graph::observe(const EdgeKey& key, TimePoint now, std::uint64_t count, EdgeState state) {
-  auto [it, inserted] = edges_.try_emplace(key);
-  auto& e = it->second;
-  if (inserted) {
-    e.state = state;
-    e.first_seen = now;
-  }
-  e.count += count;
-  if (now > e.last_seen) e.last_seen = now;
+  const bool inserted = edges_.upsert(key, [&](EdgeInfo& e, bool fresh) {
+    if (fresh) {
+      e.state = state;
+      e.first_seen = now;
+    }
+    e.count += count;
+    if (now > e.last_seen) e.last_seen = now;
+  });
   if (inserted) (void)take_pending(key);
   return inserted;
 }
@@ -128,12 +128,5 @@ void Graph::note_workload(const std::string& name, const std::map<std::string, s
   if (inserted) it->second.first_seen = now;
   it->second.labels = labels;
 }
-
-const EdgeInfo* Graph::find(const EdgeKey& key) const {
-  auto it = edges_.find(key);
-  return it == edges_.end() ? nullptr : &it->second;
-}
-
-bool Graph::erase(const EdgeKey& key) { return edges_.erase(key) > 0; }
 
 }  // namespace topowall::topology

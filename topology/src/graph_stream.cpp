@@ -174,7 +174,7 @@ bool GraphTextCursor::next(const Graph& g, const EndpointTable* live, std::strin
     // The graph's names and the live endpoints' names, merged in order, from after the last written.
     const auto after = [&](const auto& m) { return last_workload_ ? m.upper_bound(*last_workload_) : m.begin(); };
     auto a = after(g.workloads());
-    std::optional<std::map<std::string, std::vector<std::string>>::const_iterator> b;
+    std::optional<std::map<std::string, std::vector<const Endpoint*>>::const_iterator> b;
     if (live) b = after(live->workloads());
     for (;;) {
       const bool a_left = a != g.workloads().end(), b_left = b && *b != live->workloads().end();

@@ -53,9 +53,9 @@ Outcome Learner::observe(const FlowTuple& flow, TimePoint now, bool resync) {
     ++stats_.not_ours;
     return Outcome::not_ours;
   }
-  const auto* e = graph_.find(*key);
+  const auto e = graph_.find(*key);
   if (e && e->state == EdgeState::denied) return Outcome::denied;
-  if (flow.phase != FlowPhase::answered) return not_answered(*key, flow, e != nullptr, now, resync);
+  if (flow.phase != FlowPhase::answered) return not_answered(*key, flow, e.has_value(), now, resync);
   if (e) {
     if (!resync) graph_.observe(*key, now);
     return Outcome::known_edge;

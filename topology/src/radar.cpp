@@ -61,9 +61,7 @@ struct NodeBuilder {
     std::vector<IpAddr> first;
     if (in.live)
       if (auto it = in.live->workloads().find(name); it != in.live->workloads().end()) {
-        for (const auto& id : it->second) {
-          const auto* ep = in.live->find(id);
-          if (!ep) continue;
+        for (const auto* ep : it->second) {
           if (labels.empty()) labels = ep->info.labels;
           json caddrs = json::array();
           for (const auto& a : ep->info.addresses) {

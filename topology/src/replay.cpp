@@ -7,7 +7,7 @@
 namespace topowall::topology {
 
 bool graph_allows(const Graph& g, const EdgeKey& k, TimePoint at) {
-  const auto* e = g.find(k);
+  const auto e = g.find(k);
   if (!e || e->state == EdgeState::denied) return false;
   return !e->expires || *e->expires > at;
 }

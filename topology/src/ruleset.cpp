@@ -202,15 +202,15 @@ void compile_addresses(const CompileInput& in, IdTable& ids, RulesetModel& m) {
 // Edges name ids, never allocate them: only names with addresses (endpoints, networks) get one, and
 // keep it until IdTable::collect() releases it. An edge whose side has no id cannot match a packet.
 void compile_edges(const CompileInput& in, IdTable& ids, RulesetModel& m) {
-  for (const auto& [k, e] : in.graph.edges()) {
-    if (e.state == EdgeState::denied) continue;
-    if (e.expires && *e.expires <= in.now) continue;
+  in.graph.edges().for_each([&](const EdgeKey& k, const EdgeInfo& e) {
+    if (e.state == EdgeState::denied) return;
+    if (e.expires && *e.expires <= in.now) return;
     auto s = ids.find(k.src), d = ids.find(k.dst);
-    if (!s || !d) continue;
+    if (!s || !d) return;
     m.names[s] = k.src;
     m.names[d] = k.dst;
     m.allow.insert({s, d, static_cast<std::uint8_t>(k.proto), k.port});
-  }
+  });
 }
 
 // Every workload with an id gets a mode.
@@ -317,7 +317,7 @@ void patch(RulesetModel& m, const CompileInput& in, IdTable& ids, const std::vec
     ep[a] = id;
   }
   for (const auto& k : edges) {
-    const auto* e = in.graph.find(k);
+    const auto e = in.graph.find(k);
     auto s = ids.find(k.src), d = ids.find(k.dst);
     if (!s || !d) continue;  // not in the kernel (see compile)
     if (!e || !edge_allows(*e, in.now)) {

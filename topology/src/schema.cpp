@@ -135,7 +135,7 @@ void parse_edge(Graph& g, const json& e, const std::string& p) {
     if (!c.is_string() || c.get<std::string>().size() > 1024) fail(p + ".comment", "must be a string of at most 1024 bytes");
     info.comment = c.get<std::string>();
   }
-  g.edges().emplace_hint(g.edges().end(), k, std::move(info));
+  g.edges().set(k, info);
 }
 
 void check_version(const json& j) {

@@ -69,11 +69,11 @@ std::string state_to_text(const State& s) {
     }
     out += "{\"edges\":[";
     bool first = true;
-    for (const auto& [k, e] : s.graph.edges()) {
+    s.graph.edges().for_each([&](const EdgeKey& k, const EdgeInfo& e) {
       if (!first) out += ',';
       first = false;
       append_edge(out, k, e);
-    }
+    });
     out += "],\"version\":" + std::to_string(kGraphVersion) + ",\"workloads\":" + (*it)["workloads"].dump() + "}";
   }
   out += "}\n";

@@ -10,10 +10,10 @@ TimePoint last_use(const EdgeInfo& e) {
 }
 
 bool note_used(Graph& g, const EdgeKey& k, TimePoint now) {
-  auto it = g.edges().find(k);
-  if (it == g.edges().end()) return false;
-  auto& used = it->second.last_used;
-  if (!used || *used < now) used = now;  // a late (held) flow never moves it back
+  if (!g.edges().contains(k)) return false;
+  (void)g.edges().upsert(k, [now](EdgeInfo& e, bool) {
+    if (!e.last_used || *e.last_used < now) e.last_used = now;  // a late (held) flow never moves it back
+  });
   return true;
 }
 

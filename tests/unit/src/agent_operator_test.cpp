@@ -69,7 +69,7 @@ TEST_F(Operator, ApproveAddsTheEdgeProgramsItAndPersists) {
   EXPECT_FALSE(allowed("10.0.0.2", "10.0.0.4"));
   auto r = call("flows.approve", {{"ids", {id_of("web")}}, {"comment", "ticket 42"}});
   ASSERT_TRUE(r["ok"]) << r.dump();
-  const auto* e = a->state().graph.find({"web", "api", Proto::tcp, 8080});
+  const auto e = a->state().graph.find({"web", "api", Proto::tcp, 8080});
   ASSERT_TRUE(e);
   EXPECT_EQ(e->state, topology::EdgeState::approved);
   EXPECT_EQ(e->comment, "ticket 42");

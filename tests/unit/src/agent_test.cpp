@@ -61,7 +61,7 @@ TEST_F(AgentFixture, LearnsEdgesBetweenWorkloadsAndPersists) {
   flows->emit(tcp("10.0.0.2", "10.0.0.4", 8080));
   flows->emit(tcp("10.0.0.3", "10.0.0.4", 8080));
   ASSERT_EQ(a->state().graph.edges().size(), 1u);
-  auto& [k, e] = *a->state().graph.edges().begin();
+  const auto& [k, e] = *a->state().graph.edges().begin();
   EXPECT_EQ(k, (topology::EdgeKey{"web", "api", Proto::tcp, 8080}));
   EXPECT_EQ(e.count, 2u);
   ASSERT_TRUE(a->persist());
@@ -299,10 +299,10 @@ TEST_F(AgentFixture, ClusterDecisionsAreSharedAndApplied) {
   cluster->decision({"web", "db", Proto::tcp, 5432, "removed", "", "", "node-b"});
   cluster->decision({"api", "web", Proto::tcp, 8080, "denied", "", "", "node-b"});
   const auto& g = a->state().graph;
-  ASSERT_NE(g.find({"api", "db", Proto::tcp, 5432}), nullptr);
+  ASSERT_TRUE(g.find({"api", "db", Proto::tcp, 5432}));
   EXPECT_EQ(g.find({"api", "db", Proto::tcp, 5432})->state, topology::EdgeState::approved);
-  EXPECT_EQ(g.find({"web", "db", Proto::tcp, 5432}), nullptr);
-  ASSERT_NE(g.find({"api", "web", Proto::tcp, 8080}), nullptr);
+  EXPECT_FALSE(g.find({"web", "db", Proto::tcp, 5432}));
+  ASSERT_TRUE(g.find({"api", "web", Proto::tcp, 8080}));
   EXPECT_EQ(g.find({"api", "web", Proto::tcp, 8080})->state, topology::EdgeState::denied);
   EXPECT_TRUE(g.pending().empty()) << "a decision settles the pending flow";
   EXPECT_EQ(cluster->decisions.size(), 1u) << "decisions from elsewhere are not echoed back";

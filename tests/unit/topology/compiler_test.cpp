@@ -53,7 +53,7 @@ TEST(Compiler, GoldenSmallGraph) {
   g.observe({"api", "partner", Proto::tcp, 443}, t, 1, EdgeState::approved);
   g.observe({"api", "web", Proto::tcp, 22}, t, 1, EdgeState::denied);
   g.observe({"api", "world", Proto::udp, 53}, t);
-  g.edges()[{"api", "world", Proto::udp, 53}].expires = t - std::chrono::seconds(1);  // expired
+  g.edges().upsert({"api", "world", Proto::udp, 53}, [&](auto& e, auto) { e.expires = t - std::chrono::seconds(1); });  // expired
   ModeTable modes;
   modes.global = Mode::enforce;
   modes.overrides["api"] = Mode::monitor;
@@ -190,7 +190,7 @@ TEST(CompilerProperty, VerdictEqualsEdgeInGraph) {
       auto port = static_cast<std::uint16_t>(1 + rng() % 5);
       auto sn = eps.resolve(src), dn = eps.resolve(dst);
       bool ours = eps.is_workload(sn) || eps.is_workload(dn);
-      const auto* e = g.find({sn, dn, proto, port});
+      const auto e = g.find({sn, dn, proto, port});
       bool allowed = e && e->state != EdgeState::denied;
       auto mode = modes.effective(sn, eps.is_workload(sn), dn, eps.is_workload(dn));
       Verdict want = !ours || allowed || mode == Mode::learn ? Verdict::accept

@@ -24,8 +24,8 @@ Graph sample(int edges) {
   for (int i = 0; i < edges; ++i)
     g.observe({fmt::format("w{}", i % 97), fmt::format("s{}", i % 89), Proto::tcp, static_cast<std::uint16_t>(1 + i)},
               at("2026-11-30T10:01:00Z"), 1 + i % 5, i % 3 ? EdgeState::learned : EdgeState::approved);
-  g.edges()[{"w0", "s0", Proto::tcp, 1}].comment = "ticket \"42\"";
-  g.edges()[{"w0", "s0", Proto::tcp, 1}].expires = at("2026-12-07T00:00:00Z");
+  g.edges().upsert({"w0", "s0", Proto::tcp, 1}, [&](auto& e, auto) { e.comment = "ticket \"42\""; });
+  g.edges().upsert({"w0", "s0", Proto::tcp, 1}, [&](auto& e, auto) { e.expires = at("2026-12-07T00:00:00Z"); });
   return g;
 }
 
@@ -187,8 +187,8 @@ TEST(StateText, IsTheStateDocument) {
   s.learn_until = at("2026-12-01T00:00:00Z");
   s.workload_learn_until["web"] = at("2026-12-02T00:00:00Z");
   s.graph = sample(200);
-  s.graph.edges()[{"w1", "s1", Proto::udp, 53}].comment = "a \"quoted\"\\ comment\nwith ü";
-  s.graph.edges()[{"odd\"name", "s1", Proto::icmp, 8}].count = 3;  // not a valid name: escaped all the same
+  s.graph.edges().upsert({"w1", "s1", Proto::udp, 53}, [&](auto& e, auto) { e.comment = "a \"quoted\"\\ comment\nwith ü"; });
+  s.graph.edges().upsert({"odd\"name", "s1", Proto::icmp, 8}, [&](auto& e, auto) { e.count = 3; });  // not a valid name: escaped all the same
   (void)s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), {}, 3);
   s.ids.id("web");
   ClusterEndpoint remote;  // persisted so a restart without etcd keeps enforcing peers by name
@@ -206,5 +206,6 @@ TEST(StateText, IsTheStateDocument) {
   auto back = state_from_json(json::parse(state_to_text(s)));
   ASSERT_TRUE(back) << back.error().message.substr(0, 200);
   EXPECT_EQ(*back, s);
-  EXPECT_EQ(state_to_text(State{}), state_to_json(State{}).dump() + "\n");
+  const State empty;  // named: GCC 12 warns (falsely) of an uninitialised map in two temporaries
+  EXPECT_EQ(state_to_text(empty), state_to_json(empty).dump() + "\n");
 }

@@ -20,7 +20,7 @@ TEST(Usage, AnEdgeIsStaleExactlyWhenUnusedForThePeriod) {
   g.observe(edge("web", "api", 80), kT0);
   ASSERT_TRUE(note_used(g, edge("web", "api", 80), kT0 + 1h));
   EXPECT_FALSE(note_used(g, edge("web", "db", 5432), kT0)) << "no such edge: nothing stamped";
-  const auto& e = *g.find(edge("web", "api", 80));
+  const auto e = *g.find(edge("web", "api", 80));
   EXPECT_EQ(last_use(e), kT0 + 1h);
   EXPECT_FALSE(is_stale(e, kT0 + 1h + 30 * 24h - 1s, 30 * 24h));
   EXPECT_TRUE(is_stale(e, kT0 + 1h + 30 * 24h, 30 * 24h));
@@ -52,7 +52,7 @@ TEST(Usage, LastUsedRoundTripsAndOldGraphsWithoutItStillImport) {
       "proto":"tcp","port":80,"state":"learned","count":3,"first_seen":"2026-01-01T00:00:00Z",
       "last_seen":"2026-02-01T00:00:00Z"}]})"));
   ASSERT_TRUE(old) << old.error().message;
-  const auto& e = *old->find(edge("web", "api", 80));
+  const auto e = *old->find(edge("web", "api", 80));
   EXPECT_FALSE(e.last_used);
   EXPECT_EQ(last_use(e), *parse_time("2026-02-01T00:00:00Z")) << "falls back to last_seen";
 }
@@ -139,7 +139,7 @@ TEST(Replay, ADayOfFlowsAgainstAGraphMissingTwoEdgesBlocksExactlyThose) {
 TEST(Replay, TheWindowSkipsOlderMinutesAndAnExpiredApprovalBlocks) {
   Graph g;
   g.observe(edge("web", "api", 80), kT0, 1, EdgeState::approved);
-  g.edges().begin()->second.expires = kT0 + 10min;
+  g.edges().upsert(edge("web", "api", 80), [](auto& e, auto) { e.expires = kT0 + 10min; });
   Replay r(g, minute_of(kT0));
   r.add({minute_of(kT0) - 1, edge("web", "api", 80), FlowVerdict::allowed, 5});  // before the window
   r.add({minute_of(kT0) + 1, edge("web", "api", 80), FlowVerdict::allowed, 3});

@@ -21,8 +21,8 @@ State sample() {
   s.graph.observe({"web", "api", Proto::tcp, 8080}, at("2026-11-30T10:01:00Z"), 7);
   s.graph.observe({"web", "api", Proto::icmp, 8}, at("2026-11-30T10:01:00Z"));
   s.graph.observe({"api", "world", Proto::udp, 53}, at("2026-11-30T10:02:00Z"), 1, EdgeState::approved);
-  s.graph.edges()[{"api", "world", Proto::udp, 53}].comment = "dns";
-  s.graph.edges()[{"api", "world", Proto::udp, 53}].expires = at("2026-12-07T00:00:00Z");
+  s.graph.edges().upsert({"api", "world", Proto::udp, 53}, [&](auto& e, auto) { e.comment = "dns"; });
+  s.graph.edges().upsert({"api", "world", Proto::udp, 53}, [&](auto& e, auto) { e.expires = at("2026-12-07T00:00:00Z"); });
   (void)s.graph.observe_pending({"api", "web", Proto::tcp, 22}, at("2026-11-30T10:03:00Z"), {}, 3);
   s.ids.id("web");
   s.workload_learn_until["api"] = at("2026-12-02T00:00:00Z");

@@ -10,35 +10,10 @@
 #include <string>
 #include <utility>
 
+#include "topowall/topology/edge_map.hpp"
 #include "topowall/types.hpp"
 
 namespace topowall::topology {
-
-enum class EdgeState { learned, approved, denied };
-std::string_view to_string(EdgeState s);
-std::optional<EdgeState> parse_edge_state(std::string_view t);
-
-struct EdgeKey {
-  std::string src;
-  std::string dst;
-  Proto proto = Proto::tcp;
-  std::uint16_t port = 0;  // destination port, or icmp type for icmp/icmpv6
-  auto operator<=>(const EdgeKey&) const = default;
-  std::string to_string() const;  // "web -> api tcp/8080"
-};
-
-struct EdgeInfo {
-  EdgeState state = EdgeState::learned;
-  std::uint64_t count = 0;
-  TimePoint first_seen{};
-  TimePoint last_seen{};
-  std::string comment;
-  std::optional<TimePoint> expires;
-  // Last time traffic crossed the edge (conntrack saw a flow of it, enforcing or not). Absent in graphs
-  // written before it was tracked: topology/usage.hpp falls back to last_seen.
-  std::optional<TimePoint> last_used;
-  bool operator==(const EdgeInfo&) const = default;
-};
 
 struct PendingFlow {
   std::uint64_t id = 0;
@@ -88,11 +63,12 @@ class Graph {
   void note_workload(const std::string& name, const std::map<std::string, std::string>& labels,
                      TimePoint now);
 
-  const EdgeInfo* find(const EdgeKey& key) const;
-  bool erase(const EdgeKey& key);
+  // The edge as it stands (a copy: edges are packed, see edge_map.hpp), or nullopt.
+  std::optional<EdgeInfo> find(const EdgeKey& key) const { return edges_.get(key); }
+  bool erase(const EdgeKey& key) { return edges_.erase(key); }
 
-  const std::map<EdgeKey, EdgeInfo>& edges() const { return edges_; }
-  std::map<EdgeKey, EdgeInfo>& edges() { return edges_; }
+  const EdgeMap& edges() const { return edges_; }
+  EdgeMap& edges() { return edges_; }
   // Changed only through the functions above, which keep the eviction index in step.
   const std::map<EdgeKey, PendingFlow>& pending() const { return pending_; }
   const std::map<std::string, WorkloadRecord>& workloads() const { return workloads_; }
@@ -113,7 +89,7 @@ class Graph {
   bool evict_oldest_of(const std::string& src);  // that source's least recently seen pending flow
   bool evict_oldest();                           // the least recently seen of all
 
-  std::map<EdgeKey, EdgeInfo> edges_;
+  EdgeMap edges_;
   std::map<EdgeKey, PendingFlow> pending_;
   std::map<std::string, Seen> pending_by_src_;  // pending flows per source, for eviction in O(log n)
   std::map<std::string, WorkloadRecord> workloads_;
