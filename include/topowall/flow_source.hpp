@@ -19,7 +19,9 @@ struct FlowSourceStats {
   std::uint64_t resync_entries = 0;  // flows replayed from dumps
   std::uint64_t errors = 0;          // other receive errors
   std::uint64_t filter_failures = 0; // the event filter could not be attached: every event is received
+  std::uint64_t subscribe_failures = 0;  // joining or leaving the event groups failed: left subscribed
   int rcvbuf_bytes = 0;              // current receive buffer
+  bool subscribed = true;            // in the event groups (false: paused, the kernel builds no events for us)
 };
 
 // `resync` is true for flows replayed from a dump rather than live events.
@@ -33,6 +35,11 @@ class FlowSource {
   // Replay every current conntrack entry through the handler.
   [[nodiscard]] virtual Status resync() = 0;
   virtual FlowSourceStats stats() const = 0;
+  // Join (true) or leave (false) the event groups, keeping the source open. The kernel builds an event
+  // message for every connection while anyone listens, whatever a filter then drops: with nothing
+  // learning the agent leaves, so connections cost no event at all. A failure leaves it subscribed
+  // (learning must never miss events) and is counted in subscribe_failures.
+  [[nodiscard]] virtual Status set_subscribed(bool wanted) = 0;
 };
 
 }  // namespace topowall

@@ -41,7 +41,10 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
   programmer_.set_ready([this] { return discovery_synced(); });
   wire_registry();
   wire_intake();
-  programmer_.set_on_applied([this] { dirty_ = true; });
+  programmer_.set_on_applied([this] {
+    dirty_ = true;
+    follow_learning();
+  });
   programmer_.set_time(time_.get());
   alerts_.set_time(time_.get());
   policy_.set_cluster(ad_.cluster.get());
@@ -194,6 +197,15 @@ void Agent::stop() {
     flush_deferred();
     (void)persist();  // a failure is logged and counted there; nothing is left to retry it
   }
+}
+
+// Events only while something can need them (issue 16): decided on each model the kernel accepted. Until the
+// first apply the source stays subscribed as it started, so an agent restarted while learning misses nothing.
+void Agent::follow_learning() {
+  const auto& applied = programmer_.applied();
+  if (!ad_.flows || !applied) return;
+  // A failure is logged once and counted by the source, which stays subscribed; the next apply tries again.
+  (void)ad_.flows->set_subscribed(topology::needs_conntrack_events(*applied));
 }
 
 bool Agent::discovery_synced() const { return registry_.synced(); }

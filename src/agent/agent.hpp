@@ -138,6 +138,7 @@ class Agent {
   const std::optional<topology::RulesetModel>& applied_model() const { return programmer_.applied(); }
 
  private:
+  void follow_learning();  // conntrack events subscribed only while the applied model can need them
   void on_cluster(const ClusterEvent& ev);
   // The steps of start(), in order.
   [[nodiscard]] Status start_state();

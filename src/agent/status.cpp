@@ -45,6 +45,7 @@ json Agent::status_json() const {
     j["remote_endpoints"] = registry_.remote_count();
   }
   j["ruleset_applied"] = programmer_.in_sync();
+  if (ad_.flows) j["conntrack_events"] = ad_.flows->stats().subscribed ? "subscribed" : "paused";
   j["ruleset_degraded"] = programmer_.counters().degraded;
   j["bridge_netfilter"] = counters_.bridge_netfilter;
   // Runtime event received -> its endpoint in the kernel (inspect included).
@@ -99,6 +100,7 @@ void Agent::add_discovery_counters(json& counters) const {
     counters["conntrack_resync_entries"] = fs.resync_entries;
     counters["conntrack_errors"] = fs.errors;
     counters["conntrack_filter_failed"] = fs.filter_failures;
+    counters["conntrack_subscribe_failed"] = fs.subscribe_failures;
     counters["conntrack_undecodable"] = fs.undecodable;
     counters["conntrack_rcvbuf_bytes"] = fs.rcvbuf_bytes;
   }

@@ -129,6 +129,7 @@ Status CtListener::start(FlowHandler handler) {
                               "conntrack events");
   if (!sock) return sock.error();
   sock_ = std::move(*sock);
+  stats_.subscribed = true;  // bound into the groups above
   int fd = mnl_socket_get_fd(sock_.get());
   int size = opts_.rcvbuf_bytes;
   // FORCE bypasses rmem_max (we are root); fall back to the capped call.
@@ -149,6 +150,31 @@ void CtListener::attach_filter(int fd) {
   ++stats_.filter_failures;
   spdlog::warn("conntrack events unfiltered: {}; every connection's events reach the agent (CPU per connection, "
                "enforcement unaffected)", st.error().message);
+}
+
+// The groups joined by start(). Leaving them (rather than filtering) spares the kernel building every
+// connection's event: ctnetlink builds one whenever the group has any listener.
+Status CtListener::set_subscribed(bool wanted) {
+  if (!sock_ || wanted == stats_.subscribed) return ok_status();
+  const int fd = mnl_socket_get_fd(sock_.get());
+  const int op = wanted ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP;
+  for (int group : {NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY}) {
+    if (setsockopt(fd, SOL_NETLINK, op, &group, sizeof group) == 0) continue;
+    auto err = errno_error(wanted ? "join conntrack event groups" : "leave conntrack event groups");
+    // Fail safe for learning: back into every group (joining one already joined is a no-op).
+    for (int g : {NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY})
+      (void)setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof g);  // best effort: the error is already the answer
+    stats_.subscribed = true;
+    ++stats_.subscribe_failures;
+    if (!std::exchange(logged_subscribe_failure_, true))
+      spdlog::warn("conntrack events: {}; staying subscribed (every connection builds an event; learning and "
+                   "enforcement unaffected)", err.message);
+    return err;
+  }
+  stats_.subscribed = wanted;
+  if (!wanted) resync_again_ = false;  // no dump for events nobody needs
+  spdlog::info("conntrack events {}", wanted ? "subscribed: a workload learns" : "paused: no workload learns");
+  return ok_status();
 }
 
 void CtListener::stop() {
@@ -230,6 +256,7 @@ void CtListener::on_overrun() {
   int size = std::min(stats_.rcvbuf_bytes * 2, opts_.max_rcvbuf_bytes);
   if (size > stats_.rcvbuf_bytes && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) == 0)
     stats_.rcvbuf_bytes = size;
+  if (!stats_.subscribed) return;  // lost while leaving the groups: events nothing needs, no dump
   if (resync_running()) {  // a storm overruns many times a second: one log per dump, the rest counted
     resync_again_ = true;
     ++stats_.resyncs_coalesced;

@@ -36,6 +36,7 @@ class CtListener final : public FlowSource {
   void stop() override;
   [[nodiscard]] Status resync() override;
   FlowSourceStats stats() const override { return stats_; }
+  [[nodiscard]] Status set_subscribed(bool wanted) override;
   // Replay the table through the handler on the loop in bounded turns (see CtAsyncDump); what an
   // overrun runs. A request while one runs is coalesced into one more dump after it (events lost
   // meanwhile may belong to entries the running dump has already passed).
@@ -62,6 +63,7 @@ class CtListener final : public FlowSource {
   FlowSourceStats stats_;
   std::unique_ptr<CtAsyncDump> dump_;  // the background resync, created on the first overrun
   bool resync_again_ = false;          // an overrun came while it ran
+  bool logged_subscribe_failure_ = false;
 };
 
 }  // namespace topowall::conntrack

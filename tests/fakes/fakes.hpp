@@ -59,11 +59,28 @@ class FakeFlowSource : public FlowSource {
     for (const auto& f : table) handler(f, true);
     return ok_status();
   }
-  FlowSourceStats stats() const override { return {}; }
+  FlowSourceStats stats() const override {
+    FlowSourceStats s;
+    s.subscribed = subscribed;
+    s.subscribe_failures = subscribe_failures;
+    return s;
+  }
+  Status set_subscribed(bool wanted) override {
+    if (fail_subscribe && !wanted) {  // as CtListener: stays subscribed
+      ++subscribe_failures;
+      return Error{"leave conntrack event groups: fake failure"};
+    }
+    subscribed = wanted;
+    return ok_status();
+  }
+  // Events reach the handler only while subscribed, as from the kernel.
   void emit(const FlowTuple& f) {
     table.push_back(f);
-    handler(f, false);
+    if (subscribed) handler(f, false);
   }
+  bool subscribed = true;
+  bool fail_subscribe = false;
+  std::uint64_t subscribe_failures = 0;
   std::vector<FlowTuple> table;  // what a dump would return
   FlowHandler handler;
   int resyncs = 0;

@@ -35,6 +35,7 @@ constexpr std::array kCounters{
     CounterInfo{"conntrack_resync_entries", "entries read from conntrack dumps"},
     CounterInfo{"conntrack_errors", "conntrack socket errors", _, D},
     CounterInfo{"conntrack_filter_failed", "times the conntrack event filter could not be attached: the agent receives every connection's events (CPU per connection; enforcement unaffected)", _, D},
+    CounterInfo{"conntrack_subscribe_failed", "times joining or leaving the conntrack event groups failed: the agent stays subscribed (every connection builds an event; learning and enforcement unaffected)", _, D},
     CounterInfo{"conntrack_rcvbuf_bytes", "receive buffer of the conntrack event socket, bytes (it grows after each overrun)", G},
     CounterInfo{"edge_use_errors", "failed reads of the allowed edges' kernel counters: the use (last_used, journal) of edges that do not learn lags until a read succeeds", _, D},
     CounterInfo{"conntrack_deleted", "connections removed from conntrack because they lost their permission or their address changed owner"},

@@ -178,6 +178,14 @@ std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id) { return (id << m
 // and the scratch is always handed back before the bit is set, so the two never meet in one entry.
 std::uint32_t event_mark(std::uint32_t mask) { return mask ? 1u << (31 - __builtin_clz(mask)) : 0; }
 
+bool needs_conntrack_events(const RulesetModel& m) {
+  if (!m.unclassified_drop) return true;  // global learn, as compile() records it
+  for (const auto* ep : {&m.ep4, &m.ep6})
+    for (const auto& [a, id] : *ep)
+      if (!m.enforced.count(id)) return true;  // learns (judge marks it) or monitored (alert_pass does)
+  return false;
+}
+
 namespace {
 
 // Endpoints, external networks and the node's own addresses: who an address is.

@@ -130,6 +130,10 @@ std::uint32_t mark_value(std::uint32_t mask, std::uint32_t id);
 // ruleset sets it on the entries of connections that learn or that a monitored workload makes outside the
 // graph; the event socket's filter drops every other event in the kernel (DESIGN.md, "Conntrack events").
 std::uint32_t event_mark(std::uint32_t mask);
+// Whether any connection of `m` can need conntrack events: the node learns (global learn: unclassified and new
+// workloads learn), or an endpoint learns or is monitored (`alert_pass` marks its flows outside the graph for
+// the pending edges). False only when every endpoint enforces: the agent may then leave the event groups.
+bool needs_conntrack_events(const RulesetModel& m);
 
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
 
