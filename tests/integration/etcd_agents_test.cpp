@@ -22,6 +22,7 @@ struct EtcdAgentLab : EtcdLab {
 
   struct Node {
     fakes::FakeFlowSource* flows = nullptr;
+    fakes::FakeAlertSource* alerts = nullptr;  // enforcing: a blocked flow reaches the agent as a logged drop
     fakes::FakeWriter* writer = nullptr;
     std::unique_ptr<agent::Agent> agent;
   };
@@ -40,6 +41,9 @@ struct EtcdAgentLab : EtcdLab {
     auto fl = std::make_unique<fakes::FakeFlowSource>();
     n.flows = fl.get();
     ad.flows = std::move(fl);
+    auto al = std::make_unique<fakes::FakeAlertSource>();
+    n.alerts = al.get();
+    ad.alerts = std::move(al);
     auto st = std::make_unique<store::FileStateStore>(dir + "/state-" + name);
     EXPECT_TRUE(st->prepare());
     ad.store = std::move(st);
@@ -71,7 +75,7 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
   auto a = node(io, "node-a", "web", "10.1.0.2", sock);
   auto b = node(io, "node-b", "db", "10.2.0.9");
   ASSERT_TRUE(run_until([&] { return remote(*a.agent) == 1 && remote(*b.agent) == 1; }, {&io}));
-  a.flows->emit(fakes::tcp("10.1.0.2", "10.2.0.9", 5432));
+  a.alerts->log(fakes::tcp("10.1.0.2", "10.2.0.9", 5432));
   ASSERT_EQ(a.agent->state().graph.pending().size(), 1u) << "enforcing: web -> db waits for a decision";
   const topology::EdgeKey edge{"web", "db", Proto::tcp, 5432};
 
@@ -98,7 +102,7 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
 
   // The same pending flow again on A, approved with the operator's credential: B applies it through etcd.
   ASSERT_TRUE(call(*a.agent, "edges.remove", {{"src", "web"}, {"dst", "db"}, {"proto", "tcp"}, {"port", 5432}})["ok"]);
-  a.flows->emit(fakes::tcp("10.1.0.2", "10.2.0.9", 5432));
+  a.alerts->log(fakes::tcp("10.1.0.2", "10.2.0.9", 5432));
   ASSERT_EQ(a.agent->state().graph.pending().size(), 1u);
   auto shared = cli("--etcd " + url + " --etcd-ca " + dir + "/ca.pem --etcd-cert " + dir + "/client.pem --etcd-key " + dir +
                     "/client.key --etcd-user ops --etcd-password-file " + password_file("ops"));
@@ -110,7 +114,7 @@ TEST_F(EtcdAgentLab, TheCliWritesADecisionAsTheOperatorAndBothAgentsApplyIt) {
   EXPECT_EQ(a.agent->state().graph.find(edge)->state, topology::EdgeState::approved);
 
   // A node's credential in the operator's place: etcd refuses, and the CLI says the others do not have it.
-  a.flows->emit(fakes::tcp("10.1.0.2", "10.2.0.9", 6000));
+  a.alerts->log(fakes::tcp("10.1.0.2", "10.2.0.9", 6000));
   ASSERT_EQ(a.agent->state().graph.pending().size(), 1u);
   auto forged = cli("--etcd " + url + " --etcd-ca " + dir + "/ca.pem --etcd-cert " + dir + "/client.pem --etcd-key " + dir +
                     "/client.key --etcd-user node-a --etcd-password-file " + password_file("node-a"));
