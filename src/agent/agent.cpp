@@ -204,8 +204,14 @@ void Agent::stop() {
 void Agent::follow_learning() {
   const auto& applied = programmer_.applied();
   if (!ad_.flows || !applied) return;
-  // A failure is logged once and counted by the source, which stays subscribed; the next apply tries again.
-  (void)ad_.flows->set_subscribed(topology::needs_conntrack_events(*applied));
+  // After a patch only its addresses are judged (a scan of every endpoint per remote change would cost
+  // O(endpoints) on the change path): it can start a need, not prove the last one gone, so a subscribed
+  // source stays so until the next full apply (the safe way). A failure is logged once and counted by the
+  // source, which stays subscribed; the next apply tries again.
+  const auto& patched = programmer_.last_patched();
+  if (patched && ad_.flows->stats().subscribed) return;
+  (void)ad_.flows->set_subscribed(patched ? topology::needs_conntrack_events(*applied, *patched)
+                                          : topology::needs_conntrack_events(*applied));
 }
 
 bool Agent::discovery_synced() const { return registry_.synced(); }

@@ -126,6 +126,7 @@ void RulesetProgrammer::apply_full() {
   reconcile_ = false;
   auto before = std::move(last_);
   last_ = std::move(model);
+  last_patched_.reset();
   accepted();
   if (!before || !shrank(*before, *last_, moved)) return;
   // Established connections must not outlive their permission: drop every entry the old rules let
@@ -169,6 +170,7 @@ void RulesetProgrammer::apply_patch() {
   sweep_moved(moved);
   auto r = writer_->apply_patch(*last_, addrs, keys);
   if (!r) return failed(r.error());
+  last_patched_ = addrs;
   accepted();
   std::set<topology::AllowKey> gone;
   for (const auto& k : keys_before)

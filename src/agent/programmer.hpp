@@ -69,6 +69,8 @@ class RulesetProgrammer {
   void stop();
 
   const std::optional<topology::RulesetModel>& applied() const { return last_; }
+  // The addresses the last accepted apply patched; none after a full apply (it touched everything).
+  const std::optional<std::vector<IpAddr>>& last_patched() const { return last_patched_; }
   bool in_sync() const { return last_.has_value() && !reconcile_; }
   const ProgrammerCounters& counters() const { return counters_; }
   const std::deque<double>& event_to_enforced_ms() const { return event_to_enforced_ms_; }
@@ -103,6 +105,7 @@ class RulesetProgrammer {
   bool full_ = true;
   bool reconcile_ = false;  // the kernel may differ from last_ (tampering, a failed apply): compare
   std::optional<topology::RulesetModel> last_;
+  std::optional<std::vector<IpAddr>> last_patched_;
   std::vector<std::chrono::steady_clock::time_point> awaiting_;
   std::deque<double> event_to_enforced_ms_;
   ProgrammerCounters counters_;

@@ -186,6 +186,15 @@ bool needs_conntrack_events(const RulesetModel& m) {
   return false;
 }
 
+bool needs_conntrack_events(const RulesetModel& m, const std::vector<IpAddr>& touched) {
+  if (!m.unclassified_drop) return true;
+  for (const auto& a : touched) {
+    const auto& ep = a.is_v4() ? m.ep4 : m.ep6;
+    if (auto it = ep.find(a); it != ep.end() && !m.enforced.count(it->second)) return true;
+  }
+  return false;
+}
+
 namespace {
 
 // Endpoints, external networks and the node's own addresses: who an address is.

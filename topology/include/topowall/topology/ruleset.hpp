@@ -134,6 +134,8 @@ std::uint32_t event_mark(std::uint32_t mask);
 // workloads learn), or an endpoint learns or is monitored (`alert_pass` marks its flows outside the graph for
 // the pending edges). False only when every endpoint enforces: the agent may then leave the event groups.
 bool needs_conntrack_events(const RulesetModel& m);
+// The same, judged by these addresses' owners only (after a patch that touched them): O(touched).
+bool needs_conntrack_events(const RulesetModel& m, const std::vector<IpAddr>& touched);
 
 RulesetModel compile(const CompileInput& in, IdTable& ids, const RulesetConfig& cfg);
 
