@@ -46,6 +46,7 @@ Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
     follow_learning();
   });
   programmer_.set_time(time_.get());
+  programmer_.set_sweep_spacing(cfg_.sweep_spacing);
   alerts_.set_time(time_.get());
   policy_.set_cluster(ad_.cluster.get());
   policy_.set_on_dirty([this] { dirty_ = true; });
@@ -121,7 +122,10 @@ Status Agent::start_state() {
     dirty_ = true;
   }
   // Other nodes' endpoints as last known: enforced by name from the first ruleset, etcd or not.
-  if (ad_.cluster) registry_.restore(state_.remote_endpoints);
+  if (ad_.cluster) {
+    registry_.restore(state_.remote_endpoints);
+    state_.remote_endpoints = {};  // the registry holds them now, and persist() writes them from there
+  }
   if (auto st = persist(); !st) return Error{"cannot write state: " + st.error().message};
   history_.open();  // the flow journal: a failure is logged and counted, never fatal
   return ok_status();
@@ -217,8 +221,12 @@ void Agent::follow_learning() {
 bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
-  if (ad_.cluster) state_.remote_endpoints = registry_.remote_endpoints();
-  auto st = ad_.store->save_text(topology::state_to_text(state_));
+  // In cluster mode the registry holds the remote endpoints: written from there, not copied into the state.
+  std::vector<const ClusterEndpoint*> remote;
+  if (ad_.cluster) remote = registry_.remote_endpoints();
+  else
+    for (const auto& e : state_.remote_endpoints) remote.push_back(&e);
+  auto st = ad_.store->save_text(topology::state_to_text(state_, remote));
   if (!st) {
     ++counters_.persist_errors;
     spdlog::error("persisting state failed: {} (will retry)", st.error().message);
@@ -317,9 +325,17 @@ void Agent::tick() {
       last_gen_check_ = now;
       programmer_.check_generation();
     }
-    if (dirty_ && now - last_save_ >= std::chrono::seconds(1)) {
-      last_save_ = now;
-      (void)persist();  // a failure is logged and counted there, and retried next second
+    if (dirty_ && now - last_save_ >= save_every_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (void)persist();  // a failure is logged and counted there, and retried at the next save
+      last_save_ = std::chrono::steady_clock::now();
+      // Spaced by their own cost: a cluster's 100k remote endpoints make a save take tens of milliseconds,
+      // which every second would hold the loop (and every remote change behind it) a tenth of the time.
+      const auto took = last_save_ - t0;
+      save_every_ = std::clamp<std::chrono::steady_clock::duration>(20 * took, std::chrono::seconds(1),
+                                                                   std::chrono::seconds(30));
+      counters_.state_save_ms =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
     }
   } catch (const std::exception& e) {
     ++counters_.handler_errors;

@@ -186,9 +186,10 @@ void EndpointRegistry::on_cluster_synced() {
   restored_.clear();
 }
 
-std::vector<ClusterEndpoint> EndpointRegistry::remote_endpoints() const {
-  std::vector<ClusterEndpoint> out;
-  for (const auto& [id, e] : remote_) out.push_back(e);
+std::vector<const ClusterEndpoint*> EndpointRegistry::remote_endpoints() const {
+  std::vector<const ClusterEndpoint*> out;
+  out.reserve(remote_.size());
+  for (const auto& [id, e] : remote_) out.push_back(&e);
   return out;
 }
 

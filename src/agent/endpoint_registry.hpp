@@ -53,7 +53,8 @@ class EndpointRegistry {
   // Other nodes' endpoints as last known (the state file): in force until the cluster has been read
   // again, then dropped unless announced again, so that a restart with etcd away never makes them `world`.
   void restore(const std::vector<ClusterEndpoint>& saved);
-  std::vector<ClusterEndpoint> remote_endpoints() const;
+  // What other nodes announced, for the state file (pointers into the registry, valid until its next change).
+  std::vector<const ClusterEndpoint*> remote_endpoints() const;
 
   bool synced() const { return runtime_synced_ && netns_synced_; }
   bool cluster_synced() const { return cluster_synced_; }

@@ -54,7 +54,8 @@ RulesetProgrammer::RulesetProgrammer(boost::asio::io_context& io, const topology
       conntrack_delete_(std::move(conntrack_delete)),
       state_(state),
       endpoints_(endpoints),
-      retry_(io) {}
+      retry_(io),
+      spacing_(io) {}
 
 topology::CompileInput RulesetProgrammer::input() const {
   return {state_.graph, endpoints_, state_.modes, time_ ? time_->now() : Clock::now()};
@@ -83,14 +84,26 @@ void RulesetProgrammer::post() {
   posted_ = true;
   // Coalesce a burst of changes (a relist, a learning burst) into one transaction.
   // The loop may outlive this programmer (an agent destroyed with work still posted): check first.
-  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+  auto run = [this, alive = std::weak_ptr<bool>(alive_)] {
     if (alive.expired()) return;
     posted_ = false;
     apply_now();
-  });
+  };
+  const auto due = last_sweep_ + sweep_spacing_;
+  if (sweep_spacing_.count() > 0 && std::chrono::steady_clock::now() < due) {
+    spacing_.expires_at(due);
+    spacing_.async_wait([run](boost::system::error_code ec) {
+      if (!ec) run();
+    });
+    return;
+  }
+  boost::asio::post(io_, run);
 }
 
-void RulesetProgrammer::stop() { retry_.cancel(); }
+void RulesetProgrammer::stop() {
+  retry_.cancel();
+  spacing_.cancel();
+}
 
 void RulesetProgrammer::apply_now() {
   if (!writer_ || !ready_()) return;  // re-requested when discovery syncs
@@ -199,6 +212,7 @@ void RulesetProgrammer::sweep_moved(const std::set<IpAddr>& moved) {
 void RulesetProgrammer::sweep(const std::function<bool(const FlowTuple&)>& doomed) {
   if (!conntrack_delete_) return;
   auto n = conntrack_delete_(doomed);
+  last_sweep_ = std::chrono::steady_clock::now();
   if (!n) {
     ++counters_.handler_errors;
     spdlog::warn("removing revoked connections failed: {}; they live until they close", n.error().message);

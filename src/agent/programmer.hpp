@@ -48,6 +48,10 @@ class RulesetProgrammer {
   // what the kernel still enforces. `on_applied` runs after each accepted transaction.
   void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
   void set_on_applied(std::function<void()> f) { on_applied_ = std::move(f); }
+  // Applies follow a conntrack sweep by at least this much (0: at once), so a burst of address changes
+  // shares its sweeps: each one walks the whole conntrack hash table (262,144 buckets, each locked, on a
+  // node with a few GiB), whatever few entries it holds.
+  void set_sweep_spacing(std::chrono::milliseconds d) { sweep_spacing_ = d; }
   // The clock approvals expire by (the real one unless set).
   void set_time(const TimeSource* t) { time_ = t; }
   // The running change monitor, if any: while it lost nothing, a moved generation is someone else's.
@@ -98,6 +102,9 @@ class RulesetProgrammer {
   std::function<void()> on_applied_ = [] {};
   boost::asio::steady_timer retry_;
   std::chrono::milliseconds retry_delay_{250};
+  boost::asio::steady_timer spacing_;
+  std::chrono::milliseconds sweep_spacing_{0};
+  std::chrono::steady_clock::time_point last_sweep_{};
   bool posted_ = false;
   // What changed since the last apply; a full compile when anything else did.
   std::vector<IpAddr> touched_addrs_;

@@ -82,6 +82,7 @@ json Agent::core_counters() const {
                 {"endpoint_upserts", registry_.counters().upserts},
                 {"endpoint_removes", registry_.counters().removes},
                 {"persist_errors", counters_.persist_errors},
+                {"state_save_ms", counters_.state_save_ms},
                 {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
                                        alerts_.counters().handler_errors + api_.handler_errors() +
                                        registry_.counters().handler_errors + intake_.counters().handler_errors}};

@@ -197,7 +197,14 @@ TEST(StateText, IsTheStateDocument) {
   remote.workload = "db";
   remote.name = "db-1";
   remote.addresses = {*IpAddr::parse("10.9.0.7")};
-  s.remote_endpoints = {remote};
+  ClusterEndpoint dual = remote;  // several addresses, both families, a name that needs escaping
+  dual.id = "c2";
+  dual.name = "db \"2\"";
+  dual.addresses = {*IpAddr::parse("10.9.0.8"), *IpAddr::parse("fd00::8")};
+  ClusterEndpoint none = remote;
+  none.id = "c3";
+  none.addresses.clear();
+  s.remote_endpoints = {remote, dual, none};
   auto text = state_to_text(s);
   ASSERT_EQ(text.back(), '\n');
   auto j = json::parse(text);

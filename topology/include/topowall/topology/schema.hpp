@@ -48,6 +48,9 @@ nlohmann::json state_to_json(const State& s);
 // The same value as state_to_json(s), as text, written without building the edges as a JSON value
 // (for 100k edges that took most of an import's time and memory).
 std::string state_to_text(const State& s);
+// The same with the remote endpoints given apart (s.remote_endpoints is ignored): the agent's are in its
+// registry, and copying 100k of them into the state every save cost as much as writing them.
+std::string state_to_text(const State& s, const std::vector<const ClusterEndpoint*>& remote);
 Result<State> state_from_json(const nlohmann::json& j);
 
 nlohmann::json pending_to_json(const Graph& g);
