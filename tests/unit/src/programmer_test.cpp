@@ -245,3 +245,50 @@ TEST_F(Handover, TheNewOwnerKeepsWhatItOpensOnceItsRulesAreIn) {
     EXPECT_TRUE(has("10.0.0.3", "10.0.0.4", 8080)) << "web's own connection to api survives its join";
   }
 }
+
+// Each sweep walks the whole conntrack table: address changes that follow one within the spacing wait
+// and share the next, and are still programmed (issue 16, cluster scale: 200 remote changes a second).
+TEST(ProgrammerSpacing, AddressChangesAfterASweepShareTheNextOne) {
+  boost::asio::io_context io;
+  topology::RulesetConfig cfg;
+  fakes::FakeWriter writer;
+  topology::State state;
+  topology::EndpointTable eps;
+  int sweeps = 0;
+  agent::ConntrackDelete del = [&](const std::function<bool(const FlowTuple&)>&) -> Result<std::size_t> {
+    ++sweeps;
+    return std::size_t{0};
+  };
+  agent::RulesetProgrammer prog(io, cfg, &writer, del, state, eps);
+  prog.set_sweep_spacing(std::chrono::milliseconds(200));
+  auto run = [&](int ms) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(ms));
+  };
+  EndpointInfo w;
+  w.id = "w1";
+  w.addresses = {ip("10.0.0.2")};
+  prog.touch(eps.upsert("web", w));
+  run(20);
+  ASSERT_EQ(writer.models.size(), 1u);
+  // The first move: swept before and after its commit, at once (nothing swept just before it).
+  w.addresses = {ip("10.0.0.3")};
+  prog.touch(eps.upsert("web", w));
+  run(20);
+  ASSERT_EQ(writer.patches, 1);
+  const int after_first = sweeps;
+  EXPECT_EQ(after_first, 2);
+  // Three more moves right after: nothing within the spacing, then one patch and one pair of sweeps.
+  for (const char* a : {"10.0.0.4", "10.0.0.5", "10.0.0.6"}) {
+    w.addresses = {ip(a)};
+    prog.touch(eps.upsert("web", w));
+    run(10);
+  }
+  EXPECT_EQ(writer.patches, 1) << "waits for the spacing";
+  EXPECT_EQ(sweeps, after_first);
+  run(300);
+  EXPECT_EQ(writer.patches, 2) << "the three moves in one patch";
+  EXPECT_EQ(sweeps, after_first + 2);
+  EXPECT_EQ(prog.applied()->ep4.count(ip("10.0.0.6")), 1u);
+  EXPECT_EQ(prog.applied()->ep4.count(ip("10.0.0.3")), 0u);
+}
