@@ -222,11 +222,8 @@ bool Agent::discovery_synced() const { return registry_.synced(); }
 
 Status Agent::persist() {
   // In cluster mode the registry holds the remote endpoints: written from there, not copied into the state.
-  std::vector<const ClusterEndpoint*> remote;
-  if (ad_.cluster) remote = registry_.remote_endpoints();
-  else
-    for (const auto& e : state_.remote_endpoints) remote.push_back(&e);
-  auto st = ad_.store->save_text(topology::state_to_text(state_, remote));
+  auto st = ad_.store->save_text(ad_.cluster ? topology::state_to_text(state_, registry_.remote_endpoints())
+                                             : topology::state_to_text(state_));
   if (!st) {
     ++counters_.persist_errors;
     spdlog::error("persisting state failed: {} (will retry)", st.error().message);
