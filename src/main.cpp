@@ -72,8 +72,15 @@ int add_adapters(boost::asio::io_context& io, app::Options& o, agent::Adapters& 
   auto store = std::make_unique<store::FileStateStore>(o.state_dir);
   if (auto st = store->prepare(); !st) return fail(1, st.error().message);
   ad.store = std::move(store);
-  if (!o.runtime_socket.empty()) ad.runtime = std::make_unique<runtime::DockerClient>(io, o.runtime_socket);
-  if (!o.cri_socket.empty()) ad.runtime = std::make_unique<runtime::CriClient>(io, runtime::CriOptions{o.cri_socket});
+  const bool timeout = o.runtime_timeout.count() > 0;  // else each client's default
+  if (!o.runtime_socket.empty())
+    ad.runtime = timeout ? std::make_unique<runtime::DockerClient>(io, o.runtime_socket, o.runtime_timeout)
+                         : std::make_unique<runtime::DockerClient>(io, o.runtime_socket);
+  if (!o.cri_socket.empty()) {
+    runtime::CriOptions cri{.socket_path = o.cri_socket};
+    if (timeout) cri.call_timeout = o.runtime_timeout;
+    ad.runtime = std::make_unique<runtime::CriClient>(io, cri);
+  }
   if (o.discover_netns) ad.netns = std::make_unique<netns::NetnsWatcher>(io, o.netns);
   conntrack::CtListenerOptions ct;
   ct.event_mark = topology::event_mark(o.agent.ruleset.mark_mask);  // only what the ruleset marked

@@ -33,7 +33,8 @@ if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then
 fi
 phase "running every test (the sanitizer build goes on at low priority)"
 status=0
-(cd build && ctest --output-on-failure --timeout 600 "$@") || status=$?
+# Two at a time: unit and browser tests share the cores; the kernel tests are RUN_SERIAL, so they run alone.
+(cd build && ctest -j"$(nproc)" --output-on-failure --timeout 600 "$@") || status=$?
 if [ "$sanitizers" != 0 ]; then
   phase "waiting for the AddressSanitizer + UndefinedBehaviorSanitizer build"
   if ! wait "$asan_build"; then

@@ -22,6 +22,8 @@ void add_general_flags(CLI::App& app, Flags& f) {
                  "Docker Engine API socket (dockerd, or `podman system service`)");
   app.add_option("--cri-socket", f.cri_socket,
                  "Kubernetes CRI socket: pods as workloads (/run/containerd/containerd.sock, /run/crio/crio.sock)");
+  app.add_option("--runtime-timeout", f.runtime_timeout,
+                 "how long one runtime API request (default 10s) or CRI call (default 5s) may take before it is retried");
   app.add_option("--mode", f.mode, "initial mode of a fresh state directory: learn|monitor|enforce")
       ->check(CLI::IsMember({"learn", "monitor", "enforce"}));
   app.add_option("--learn-for", f.learn_for, "learning window, e.g. 30m, 2h, 7d; then --after-learn");
@@ -315,6 +317,12 @@ Result<Options> to_options(const Flags& f) {
   o.agent.journal_path = f.state_dir + "/flows.journal";
   o.runtime_socket = f.runtime_socket;
   o.cri_socket = f.cri_socket;
+  if (!f.runtime_timeout.empty()) {
+    auto timeout = duration_flag("--runtime-timeout", f.runtime_timeout, "");
+    if (!timeout) return timeout.error();
+    if (timeout->count() == 0) return Error{"--runtime-timeout 0: a request with no time to answer always fails; give at least 1s"};
+    o.runtime_timeout = *timeout;
+  }
   // Without a runtime API, named namespaces are the workloads unless told otherwise.
   o.discover_netns = ((f.runtime_socket.empty() && f.cri_socket.empty()) || f.discover_netns) && !f.no_discover_netns;
   o.netns = netns::NetnsOptions{f.netns_dir, f.netns_labels, f.netns_prefix};

@@ -26,6 +26,7 @@ struct Flags {
   std::string socket = "/run/topowall/topowall.sock";
   std::string runtime_socket;
   std::string cri_socket;
+  std::string runtime_timeout;  // "" each runtime client's own default
   std::string mode;         // "" keeps the state directory's mode
   std::string learn_for;    // "" no learning window
   std::string after_learn = "monitor";
@@ -64,6 +65,7 @@ struct Options {
   std::string state_dir;
   std::string runtime_socket;    // "" no container runtime
   std::string cri_socket;        // "" no Kubernetes CRI runtime (exclusive with runtime_socket)
+  std::chrono::seconds runtime_timeout{0};  // one runtime API request or CRI call; 0: the client's default
   bool discover_netns = false;   // named network namespaces as workloads
   netns::NetnsOptions netns;
   std::string log_level;

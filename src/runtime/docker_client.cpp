@@ -20,7 +20,6 @@ using nlohmann::json;
 
 namespace {
 constexpr const char* kApi = "/v1.41";
-constexpr auto kRequestTimeout = std::chrono::seconds(10);
 // One event line at most (docker's and podman's are under 4 KiB): a stream that never ends its line
 // must not grow the buffer without bound.
 constexpr std::size_t kMaxEventLine = 1 << 20;
@@ -55,8 +54,8 @@ struct DockerClient::EventStream {
   http::response_parser<http::string_body> parser;
 };
 
-DockerClient::DockerClient(asio::io_context& io, std::string socket_path)
-    : io_(io), socket_path_(std::move(socket_path)), retry_(io) {}
+DockerClient::DockerClient(asio::io_context& io, std::string socket_path, std::chrono::milliseconds timeout)
+    : io_(io), socket_path_(std::move(socket_path)), timeout_(timeout), retry_(io) {}
 
 DockerClient::~DockerClient() {
   stop();
@@ -83,7 +82,7 @@ void DockerClient::get(const std::string& target, std::function<void(Result<json
   auto op = std::make_shared<GetOp>(io_);
   op->req = make_get(target);
   op->parser.body_limit(64 << 20);
-  op->stream.expires_after(kRequestTimeout);
+  op->stream.expires_after(timeout_);
   op->stream.async_connect(local::endpoint(socket_path_), [this, op, cb](beast::error_code ec) {
     if (ec) {
       cb(no_answer("connect to runtime API at " + socket_path_ + ": " + ec.message() +
@@ -125,7 +124,7 @@ void DockerClient::connect_events() {
   ++generation_;
   ev->req = make_get(std::string(kApi) + "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
   ev->parser.body_limit(boost::none);
-  ev->stream.expires_after(kRequestTimeout);
+  ev->stream.expires_after(timeout_);
   auto alive = alive_;
   ev->stream.async_connect(local::endpoint(socket_path_), [this, ev, alive](beast::error_code ec) {
     if (!*alive || stopped_) return;

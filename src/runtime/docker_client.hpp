@@ -16,7 +16,8 @@ namespace topowall::runtime {
 
 class DockerClient final : public Discovery {
  public:
-  DockerClient(boost::asio::io_context& io, std::string socket_path);
+  // `timeout`: one request, start to answer (a stalled runtime must not hold discovery forever).
+  DockerClient(boost::asio::io_context& io, std::string socket_path, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~DockerClient() override;
 
   void start(DiscoveryHandler handler) override;
@@ -42,6 +43,7 @@ class DockerClient final : public Discovery {
 
   boost::asio::io_context& io_;
   std::string socket_path_;
+  std::chrono::milliseconds timeout_;
   DiscoveryHandler handler_;
   DiscoveryStats stats_;
   std::shared_ptr<EventStream> events_;

@@ -3,7 +3,9 @@
 // `podman system service`, behind a FaultProxy that plays the API's faults. Throughout, a probe of every
 // ordered pair sees no allowed connection fail and none outside the graph pass; after each fault the agent
 // reconnects and picks up what changed while it was blind. Root only.
-// TOPOWALL_RELIABILITY_LONG=1 (tools/reliability.sh): down 30 s instead of 3, stalled 40 s instead of 12.
+// The short run gives the agent a 2 s request timeout (`--runtime-timeout`) so that the stall and the slowness
+// take seconds; TOPOWALL_RELIABILITY_LONG=1 (tools/reliability.sh) keeps the default 10 s: down 30 s instead
+// of 3, stalled 40 s instead of 5, answers 12 s late for 14 s instead of 3 s late for 5.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -60,7 +62,9 @@ const char* const kPhaseName[] = {"while up", "while the API was down", "after i
 TEST_F(RuntimeFaultLab, ReliabilityRuntimeApiDownStalledSlowAndBackEnforcementHoldsAndDiscoveryResyncs) {
   for (const char* w : {"web", "api", "db"}) run(std::string("topowall-e2e-") + w, w, "httpd -f -p 8080 -h /www");
   run("topowall-e2e-old", "old", "sleep 600");
-  ASSERT_NO_FATAL_FAILURE(start_agent("learn"));
+  const auto timeout = long_run() ? 10s : 2s;  // the agent's, per request
+  ASSERT_NO_FATAL_FAILURE(start_agent("learn", long_run() ? std::vector<std::string>{}
+                                                          : std::vector<std::string>{"--runtime-timeout", "2s"}));
   ASSERT_TRUE(eventually([&] { return endpoints() == 4; })) << status().dump();
   std::map<std::string, std::string> ns, ip;
   for (const char* w : {"web", "api", "db"}) {
@@ -102,7 +106,7 @@ TEST_F(RuntimeFaultLab, ReliabilityRuntimeApiDownStalledSlowAndBackEnforcementHo
   proxy->set(FaultProxy::Mode::stall);
   run("topowall-e2e-web-3", "web", "httpd -f -p 8080 -h /www");
   const auto web3_ns = netns_of("topowall-e2e-web-3");
-  const auto stall_end = std::chrono::steady_clock::now() + (long_run() ? 40s : 12s);
+  const auto stall_end = std::chrono::steady_clock::now() + (long_run() ? 40s : 5s);
   std::chrono::milliseconds worst{0};
   int answered = 0, asked = 0;
   while (std::chrono::steady_clock::now() < stall_end) {
@@ -116,12 +120,12 @@ TEST_F(RuntimeFaultLab, ReliabilityRuntimeApiDownStalledSlowAndBackEnforcementHo
   EXPECT_LT(worst, 2000ms) << "status was held up by the stalled runtime API";
   EXPECT_FALSE(tcp_connect(web3_ns, ip["api"], 8080, 400)) << "a container the agent has not seen passed";
 
-  // Slow: the API answers, 12 s late (beyond the agent's 10 s request timeout), for 14 s: the held
-  // start of web-3 arrives late, and its inspect times out. The agent must not give the container up.
+  // Slow: the API answers late (beyond the agent's request timeout) for a while: the held start of web-3
+  // arrives late, and its inspect times out. The agent must not give the container up.
   probe.phase(slow);
-  proxy->set_answer_delay(12s);
+  proxy->set_answer_delay(timeout + (long_run() ? 2s : 1s));
   proxy->set(FaultProxy::Mode::pass);
-  std::this_thread::sleep_for(14s);
+  std::this_thread::sleep_for(long_run() ? 14s : 5s);
   proxy->set_answer_delay(0ms);
   probe.phase(recovered);
   EXPECT_TRUE(eventually([&] { return endpoints() == 5 && tcp_connect(web3_ns, ip["api"], 8080, 1000); }, 25s))

@@ -119,6 +119,17 @@ TEST(Options, TheCriSocketIsARuntimeAndExcludesTheDockerApi) {
   EXPECT_NE(both.error().message.find("choose one"), std::string::npos) << both.error().message;
 }
 
+TEST(Options, TheRuntimeTimeoutIsEachClientsDefaultUnlessGiven) {
+  auto dflt = parse("--runtime-socket /run/podman/podman.sock");
+  ASSERT_TRUE(dflt);
+  EXPECT_EQ(dflt->runtime_timeout.count(), 0) << "0: Docker API 10 s, CRI 5 s";
+  auto given = parse("--runtime-socket /run/podman/podman.sock --runtime-timeout 2s");
+  ASSERT_TRUE(given) << given.error().message;
+  EXPECT_EQ(given->runtime_timeout, std::chrono::seconds(2));
+  EXPECT_TRUE(refused("--runtime-timeout 0", "--runtime-timeout 0: a request with no time to answer always fails"));
+  EXPECT_TRUE(refused("--runtime-timeout slow", "--runtime-timeout 'slow' is not a duration"));
+}
+
 TEST(Options, ClusterMetricsSinksAndUninstall) {
   auto o = parse(
       "--cluster-etcd https://10.0.0.5:2379 --node-name n1 --cluster-ca ca.pem --cluster-cert c.pem --cluster-key k.pem "
