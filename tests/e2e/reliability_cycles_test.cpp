@@ -100,7 +100,7 @@ struct CyclesLab : PodmanLab {
 }  // namespace
 
 TEST_F(CyclesLab, ReliabilityContainerCyclesOnAReusedAddressInheritNothingAndLeakNothing) {
-  const int cycles = reliability_long_run() ? 500 : 15;
+  const int cycles = reliability_long_run() ? 500 : 10;
   // Learn good <-> srv (both ways, tcp/8080), then enforce.
   run("topowall-e2e-srv", "srv", serve_and_probe("srv", kReused), kSrvIp);
   ASSERT_NO_FATAL_FAILURE(start_agent("learn", {"--id-reuse-after", std::to_string(kReuseAfterSeconds) + "s"}));
