@@ -321,6 +321,8 @@ Result<Options> to_options(const Flags& f) {
     auto timeout = duration_flag("--runtime-timeout", f.runtime_timeout, "");
     if (!timeout) return timeout.error();
     if (timeout->count() == 0) return Error{"--runtime-timeout 0: a request with no time to answer always fails; give at least 1s"};
+    if (*timeout > std::chrono::minutes(10))  // a stalled runtime would keep discovery blind that long
+      return Error{"--runtime-timeout '" + f.runtime_timeout + "' is over 10m: a stalled runtime would keep discovery blind that long"};
     o.runtime_timeout = *timeout;
   }
   // Without a runtime API, named namespaces are the workloads unless told otherwise.

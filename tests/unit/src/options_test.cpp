@@ -128,6 +128,7 @@ TEST(Options, TheRuntimeTimeoutIsEachClientsDefaultUnlessGiven) {
   EXPECT_EQ(given->runtime_timeout, std::chrono::seconds(2));
   EXPECT_TRUE(refused("--runtime-timeout 0", "--runtime-timeout 0: a request with no time to answer always fails"));
   EXPECT_TRUE(refused("--runtime-timeout slow", "--runtime-timeout 'slow' is not a duration"));
+  EXPECT_TRUE(refused("--runtime-timeout 1h", "--runtime-timeout '1h' is over 10m"));
 }
 
 TEST(Options, ClusterMetricsSinksAndUninstall) {
