@@ -56,6 +56,11 @@ struct FakeDockerApi {
       c->sock.close(ec);
       return;
     }
+    if (auto s = stalls.find(target); s != stalls.end() && s->second > 0) {  // a runtime that never answers
+      --s->second;
+      held.push_back(c);
+      return;
+    }
     if (target.rfind("/v1.41/events", 0) == 0) {
       char len[16];
       std::snprintf(len, sizeof len, "%zx", events.size());
@@ -74,6 +79,8 @@ struct FakeDockerApi {
   std::map<std::string, json> docs;  // target -> body
   std::string events;                // event lines sent once the stream opens
   std::map<std::string, int> drops;  // target -> how many of its requests go unanswered (connection closed)
+  std::map<std::string, int> stalls;  // target -> how many of its requests are held open, never answered
+  std::vector<std::shared_ptr<Conn>> held;
   std::vector<std::shared_ptr<Conn>> streams;
 };
 
@@ -217,4 +224,28 @@ TEST(DockerClient, AnInspectWithoutAnAnswerIsRetriedThroughAResync) {
   EXPECT_EQ(api.drops[target], 0);
   EXPECT_GE(client.stats().reconnects, 1u) << "the resync is counted";
   EXPECT_GE(client.stats().errors, 2u);
+}
+
+// A runtime that accepts and never answers holds an inspect only for the client's timeout
+// (`--runtime-timeout`); then discovery resyncs and classifies the container. With the default 10 s the
+// container would still be unclassified when this test gives up (5 s).
+TEST(DockerClient, AStalledRequestEndsAtTheConfiguredTimeout) {
+  asio::io_context io;
+  const std::string path = "/tmp/topowall-docker-stall-" + std::to_string(getpid()) + ".sock";
+  FakeDockerApi api(io, path);
+  const std::string target = "/v1.41/containers/slow/json";
+  api.docs["/v1.41/containers/json"] = json::array({{{"Id", "slow"}}});
+  api.docs[target] = running("slow", {{"IPAddress", "10.88.0.31"}, {"SandboxKey", "/run/netns/netns-slow"}});
+  api.stalls[target] = 1;
+  runtime::DockerClient client(io, path, std::chrono::milliseconds(300));
+  std::set<std::string> upserted;
+  client.start([&](const DiscoveryEvent& e) {
+    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
+  });
+  for (int i = 0; i < 250 && upserted.empty(); ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+  EXPECT_EQ(upserted, std::set<std::string>{"slow"}) << "the stalled inspect was not given up within 5 s";
+  EXPECT_EQ(api.stalls[target], 0) << "the inspect was never stalled: the test proves nothing";
+  EXPECT_GE(client.stats().errors, 1u) << "the timeout is counted";
 }
