@@ -57,6 +57,8 @@ Lat latencies(const Mirror& mirror, const std::vector<Change>& cs) {
   return l;
 }
 
+constexpr int kWriters = 32;
+
 void lat_row(const std::string& name, const Lat& l, std::size_t n) {
   out(fmt::format("| {} | {} | {:.1f} ms | {:.1f} ms | {:.1f} ms | {:.1f} ms | {:.1f} / {:.1f} ms | {} |\n", name, n,
                   percentile(l.from_ack, 0.5), percentile(l.from_ack, 0.99), percentile(l.from_ack, 1.0),
@@ -91,24 +93,45 @@ void churn_rows(const Sizes& z, double idle0, const Agent& agent, SimCluster& si
     (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 2);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  const double c1 = agent.cpu_seconds();
-  auto churn = sim.churn(z.rate, z.churn_s, 4);
-  const double busy = agent.cpu_seconds() - c1;
-  (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 10);
-  out(fmt::format("| agent CPU per remote change ({} changes in {:.0f} s) | {:.0f} us ({:.1f} % of a core) | idle: {:.1f} % |\n\n",
-                  churn.size(), z.churn_s, 1e6 * (busy - idle / z.idle_s * z.churn_s) / static_cast<double>(churn.size()),
-                  100 * busy / z.churn_s, 100 * idle / z.idle_s));
+  // Many writers, and each waits for its acknowledgement: etcd's put latency can still cap the rate (on this
+  // 2-core machine at about 70 puts/s), so the rate reported is the one achieved, and a second run moves
+  // 4 endpoints of a node per transaction (a rollout) to bring the agent the asked rate of changes.
+  struct Run {
+    std::vector<Change> changes;
+    double wall = 0, achieved = 0;
+  };
+  auto run = [&](int batch) {
+    Run r;
+    const double c1 = agent.cpu_seconds();
+    const auto t1 = Clk::now();
+    r.changes = sim.churn(z.rate, z.churn_s, kWriters, batch);
+    r.wall = secs(Clk::now() - t1);
+    const double busy = agent.cpu_seconds() - c1;
+    r.achieved = static_cast<double>(r.changes.size()) / r.wall;
+    (void)mirror.wait([&] { return mirror.mismatches_locked() == 0; }, 10);
+    out(fmt::format("| agent CPU per remote change ({} changes in {:.1f} s: {:.0f} changes/s, {} per transaction) | {:.0f} us "
+                    "({:.1f} % of a core) | idle: {:.1f} % |\n",
+                    r.changes.size(), r.wall, r.achieved, batch,
+                    1e6 * (busy - idle / z.idle_s * r.wall) / static_cast<double>(r.changes.size()), 100 * busy / r.wall,
+                    100 * idle / z.idle_s));
+    return r;
+  };
+  const Run single = run(1), rollout = run(4);
+  out("\n");
   out("Remote write to the address in the kernel (an endpoint moves to a new address: the put, then its `ids4` element "
       "as the kernel notifies it):\n\n| load | changes | p50 from put ack | p99 | max | p99 from put sent | etcd put p50 / p99 | "
       "not seen |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   lat_row("one change at a time (baseline)", latencies(mirror, quiet), quiet.size());
-  lat_row(fmt::format("{:.0f} changes/s (4 writers)", z.rate), latencies(mirror, churn), churn.size());
+  lat_row(fmt::format("{:.0f} changes/s achieved ({:.0f} asked, {} writers, one per put)", single.achieved, z.rate, kWriters),
+          latencies(mirror, single.changes), single.changes.size());
+  lat_row(fmt::format("{:.0f} changes/s achieved ({:.0f} asked, 4 per transaction)", rollout.achieved, z.rate),
+          latencies(mirror, rollout.changes), rollout.changes.size());
 }
 
 // The agent cut off from etcd (its port refused) while the cluster keeps changing; then back.
 void resync_rows(const Options& o, const Sizes& z, Agent& agent, SimCluster& sim, Mirror& mirror, const SetWatch& watch) {
   if (!nft_file(kCut)) return out("\ncutting the agent off etcd FAILED\n");
-  auto during = sim.churn(z.rate, z.outage_s, 4);
+  auto during = sim.churn(z.rate, z.outage_s, kWriters);
   const bool cut_seen = !agent.status(o).value("cluster_connected", true);
   run_cmd({"nft", "delete", "table", "inet", "twb_cut"});
   const auto t0 = Clk::now();

@@ -1,6 +1,9 @@
 #include "cluster_sim.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <deque>
+#include <set>
 #include <thread>
 
 namespace topowall::bench {
@@ -135,9 +138,39 @@ Change SimCluster::move(EtcdConn& c, int n, std::mt19937& rng) {
   return ch;
 }
 
+std::vector<Change> SimCluster::move_batch(EtcdConn& c, int n, int batch, std::mt19937& rng) {
+  if (batch <= 1) return {move(c, n, rng)};
+  std::set<int> eps;
+  while (static_cast<int>(eps.size()) < std::min(batch, per_node_)) eps.insert(std::uniform_int_distribution<int>(0, per_node_ - 1)(rng));
+  json ops = json::array();
+  std::vector<Change> out;
+  for (int e : eps) {
+    auto& fr = free_[n];
+    const auto old = addr_[n][e], now = fr.front();
+    fr.erase(fr.begin());
+    fr.push_back(old);
+    addr_[n][e] = now;
+    mirror_.expect(old, false);
+    mirror_.expect(now, true);
+    ops.push_back({{"request_put", {{"key", b64(fmt::format("{}endpoints/sim-{}/ep-{}", kRoot, n, e))},
+                                   {"value", b64(value(n, e, now))},
+                                   {"lease", lease_}}}});
+    out.push_back(Change{now, {}, {}, false});
+  }
+  const auto sent = Clk::now();
+  const bool ok = c.post("/v3/kv/txn", {{"success", ops}}).ok();
+  const auto acked = Clk::now();
+  for (auto& ch : out) {
+    ch.sent = sent;
+    ch.acked = acked;
+    ch.ok = ok;
+  }
+  return out;
+}
+
 Change SimCluster::move_one(EtcdConn& c) { return move(c, std::uniform_int_distribution<int>(0, nodes_ - 1)(rng_), rng_); }
 
-std::vector<Change> SimCluster::churn(double rate, double seconds, int parts) {
+std::vector<Change> SimCluster::churn(double rate, double seconds, int parts, int batch) {
   std::vector<std::vector<Change>> got(static_cast<std::size_t>(parts));
   std::vector<std::thread> ts;
   const auto t0 = Clk::now();
@@ -147,13 +180,13 @@ std::vector<Change> SimCluster::churn(double rate, double seconds, int parts) {
       std::mt19937 rng(static_cast<unsigned>(p + 1));
       std::vector<int> mine;
       for (int n = p; n < nodes_; n += parts) mine.push_back(n);
-      const double each = rate / parts;
-      const auto count = static_cast<long>(each * seconds);
+      const double each = rate / parts / std::max(batch, 1);  // transactions per second
+      const auto count = std::max<long>(1, std::lround(each * seconds));  // a smoke run too moves something
       for (long i = 0; i < count && !mine.empty(); ++i) {
         std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clk::duration>(
                                                std::chrono::duration<double>((static_cast<double>(i) + p / double(parts)) / each)));
         const int n = mine[std::uniform_int_distribution<std::size_t>(0, mine.size() - 1)(rng)];
-        got[p].push_back(move(c, n, rng));
+        for (auto& ch : move_batch(c, n, batch, rng)) got[p].push_back(ch);
       }
     });
   for (auto& t : ts) t.join();

@@ -58,14 +58,17 @@ class SimCluster {
   // Ranges, then every endpoint, in transactions; the lease the simulated nodes write under.
   [[nodiscard]] Status load(EtcdConn& c);
   // Moves endpoints of nodes n with n % of == part to their node's next free address, `rate` per
-  // second for `seconds` (paced, open loop); one writer per part, each on its own connection.
-  std::vector<Change> churn(double rate, double seconds, int parts);
+  // second for `seconds` (paced; a writer waits for each acknowledgement, so etcd's put latency can cap
+  // the rate: the caller reports the rate achieved); one writer per part, each on its own connection.
+  // `batch`: endpoints one node moves in one transaction (a rollout replacing several pods at once).
+  std::vector<Change> churn(double rate, double seconds, int parts, int batch = 1);
   // One move of a random endpoint; sent and acknowledged before it returns.
   Change move_one(EtcdConn& c);
   std::size_t endpoints() const { return static_cast<std::size_t>(nodes_) * static_cast<std::size_t>(per_node_); }
 
  private:
   Change move(EtcdConn& c, int node, std::mt19937& rng);
+  std::vector<Change> move_batch(EtcdConn& c, int node, int batch, std::mt19937& rng);
   std::string value(int node, int ep, std::uint32_t addr) const;
   static std::uint32_t base(int node);
   int nodes_, per_node_;
