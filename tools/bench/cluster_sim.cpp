@@ -118,8 +118,7 @@ Status SimCluster::load(EtcdConn& c) {
   return flush();
 }
 
-Change SimCluster::move(EtcdConn& c, int n, std::mt19937& rng) {
-  const int e = std::uniform_int_distribution<int>(0, per_node_ - 1)(rng);
+std::uint32_t SimCluster::relocate(int n, int e) {
   auto& fr = free_[n];
   const auto old = addr_[n][e], now = fr.front();
   fr.erase(fr.begin());
@@ -127,6 +126,12 @@ Change SimCluster::move(EtcdConn& c, int n, std::mt19937& rng) {
   addr_[n][e] = now;
   mirror_.expect(old, false);
   mirror_.expect(now, true);
+  return now;
+}
+
+Change SimCluster::move(EtcdConn& c, int n, std::mt19937& rng) {
+  const int e = std::uniform_int_distribution<int>(0, per_node_ - 1)(rng);
+  const auto now = relocate(n, e);
   Change ch;
   ch.addr = now;
   ch.sent = Clk::now();
@@ -145,13 +150,7 @@ std::vector<Change> SimCluster::move_batch(EtcdConn& c, int n, int batch, std::m
   json ops = json::array();
   std::vector<Change> out;
   for (int e : eps) {
-    auto& fr = free_[n];
-    const auto old = addr_[n][e], now = fr.front();
-    fr.erase(fr.begin());
-    fr.push_back(old);
-    addr_[n][e] = now;
-    mirror_.expect(old, false);
-    mirror_.expect(now, true);
+    const auto now = relocate(n, e);
     ops.push_back({{"request_put", {{"key", b64(fmt::format("{}endpoints/sim-{}/ep-{}", kRoot, n, e))},
                                    {"value", b64(value(n, e, now))},
                                    {"lease", lease_}}}});

@@ -67,6 +67,8 @@ class SimCluster {
   std::size_t endpoints() const { return static_cast<std::size_t>(nodes_) * static_cast<std::size_t>(per_node_); }
 
  private:
+  // An endpoint's next free address of its node's range (the mirror told); returns it.
+  std::uint32_t relocate(int node, int ep);
   Change move(EtcdConn& c, int node, std::mt19937& rng);
   std::vector<Change> move_batch(EtcdConn& c, int node, int batch, std::mt19937& rng);
   std::string value(int node, int ep, std::uint32_t addr) const;
