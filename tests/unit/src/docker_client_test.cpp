@@ -84,6 +84,19 @@ struct FakeDockerApi {
   std::vector<std::shared_ptr<Conn>> streams;
 };
 
+// Runs the client until it classifies a container (at most 5 s), then stops it and removes the socket:
+// the ids it upserted.
+std::set<std::string> first_upserts(asio::io_context& io, runtime::DockerClient& client, const std::string& path) {
+  std::set<std::string> upserted;
+  client.start([&](const DiscoveryEvent& e) {
+    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
+  });
+  for (int i = 0; i < 250 && upserted.empty(); ++i) io.run_for(std::chrono::milliseconds(20));
+  client.stop();
+  ::unlink(path.c_str());
+  return upserted;
+}
+
 json load(const char* name) {
   std::ifstream in(std::string(TOPOWALL_TEST_DATA) + "/" + name);
   return json::parse(in);
@@ -213,13 +226,7 @@ TEST(DockerClient, AnInspectWithoutAnAnswerIsRetriedThroughAResync) {
   api.events = R"({"Type":"container","Action":"start","Actor":{"ID":"late"}})" "\n";
   api.drops[target] = 2;  // the list's inspect and the event's
   runtime::DockerClient client(io, path);
-  std::set<std::string> upserted;
-  client.start([&](const DiscoveryEvent& e) {
-    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
-  });
-  for (int i = 0; i < 250 && upserted.empty(); ++i) io.run_for(std::chrono::milliseconds(20));
-  client.stop();
-  ::unlink(path.c_str());
+  const auto upserted = first_upserts(io, client, path);
   EXPECT_EQ(upserted, std::set<std::string>{"late"}) << "the running container was never classified";
   EXPECT_EQ(api.drops[target], 0);
   EXPECT_GE(client.stats().reconnects, 1u) << "the resync is counted";
@@ -238,13 +245,7 @@ TEST(DockerClient, AStalledRequestEndsAtTheConfiguredTimeout) {
   api.docs[target] = running("slow", {{"IPAddress", "10.88.0.31"}, {"SandboxKey", "/run/netns/netns-slow"}});
   api.stalls[target] = 1;
   runtime::DockerClient client(io, path, std::chrono::milliseconds(300));
-  std::set<std::string> upserted;
-  client.start([&](const DiscoveryEvent& e) {
-    if (e.kind == DiscoveryEvent::Kind::upsert) upserted.insert(e.info.id);
-  });
-  for (int i = 0; i < 250 && upserted.empty(); ++i) io.run_for(std::chrono::milliseconds(20));
-  client.stop();
-  ::unlink(path.c_str());
+  const auto upserted = first_upserts(io, client, path);
   EXPECT_EQ(upserted, std::set<std::string>{"slow"}) << "the stalled inspect was not given up within 5 s";
   EXPECT_EQ(api.stalls[target], 0) << "the inspect was never stalled: the test proves nothing";
   EXPECT_GE(client.stats().errors, 1u) << "the timeout is counted";
