@@ -123,6 +123,8 @@ class Watch {
 
 void datapath(const Options& o);
 void hold(const Options& o);
+// `--hold parts` or `--hold alternatives` (parts.cpp), in the datapath lab.
+void parts(testing::Lab& lab, const std::string& which);
 void programming(const Options& o);
 void learning(const Options& o);
 void container_start(const Options& o);

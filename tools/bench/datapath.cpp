@@ -289,50 +289,12 @@ void datapath(const Options& o) {
   if (!o.smoke) bulk(t);
 }
 
-// Not part of the report: what each part of topowall's table costs. Interleaved rounds of the 100k-edge
-// table with one part taken out (by nft, after the writer's apply), against conntrack only; per part, the
-// median over the rounds of its rate against the round's (b).
-void parts(Lab& lab) {
-  Server server(lab.ns_path("b"), 8080);
-  drop_datapath_tables();
-  const auto model = synthetic("twb_tw", 10000, 100000, lab.ip("a"), lab.ip("b"), 8080, lab.port("a"), lab.port("b"));
-  const std::vector<std::pair<std::string, std::string>> variants{
-      {"(b) conntrack only", ""},
-      {"topowall's table", ""},
-      {"without the bridge guard", "delete table bridge twb_tw\n"},
-      {"without the inet guard", "flush chain inet twb_tw guard\ndelete chain inet twb_tw guard\n"},
-      {"without both guards", "delete table bridge twb_tw\nflush chain inet twb_tw guard\ndelete chain inet twb_tw guard\n"},
-      {"without the check (the lab accepted first)", "insert rule inet twb_tw prerouting ip saddr " + lab.ip("a") + " accept\n"}};
-  std::vector<std::vector<double>> rates(variants.size());
-  for (int round = 0; round < 12; ++round)
-    for (std::size_t i = 0; i < variants.size(); ++i) {
-      if (i == 0) {
-        (void)nft_file(kCtTable);
-      } else {
-        nft::NftWriter w;  // a fresh writer: the last one's table is gone
-        checked(w.open(), "open the nftables socket");
-        checked(w.apply(model), "apply");
-        if (!variants[i].second.empty() && !nft_file(variants[i].second)) out("WARNING: " + variants[i].first + " did not load\n");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-      rates[i].push_back(connect_parallel(lab.ns_path("a"), lab.ip("b"), 8080, 2, 2).rate());
-      drop_tables(i == 0 ? "twb_ct" : "twb_tw");
-      std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-    }
-  out("| table | connections/s (median) | vs (b), median over rounds |\n| --- | ---: | ---: |\n");
-  for (std::size_t i = 0; i < variants.size(); ++i) {
-    std::vector<double> ratio;
-    for (std::size_t r = 0; r < rates[i].size(); ++r) ratio.push_back(rates[i][r] / rates[0][r]);
-    out(fmt::format("| {} | {:.0f} | {:.3f} |\n", variants[i].first, percentile(rates[i], 0.5), percentile(ratio, 0.5)));
-  }
-}
-
 // Not part of the report: hold one datapath configuration under load for a
 // profiler (`perf record -a` around `--only hold --hold tw|ct|naive`).
 void hold(const Options& o) {
   Lab lab("twb", "10.232.0", {"a", "b"});
   if (!lab.ok()) return;
-  if (o.hold == "parts") return parts(lab);
+  if (o.hold == "parts" || o.hold == "alternatives") return parts(lab, o.hold);
   Server server(lab.ns_path("b"), 8080);
   nft::NftWriter w;
   checked(w.open(), "open the nftables socket");

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--agent", o.agent, "topowalld binary")->required();
   app.add_option("--cli", o.cli, "topowall binary")->required();
   app.add_option("--only", o.only, "datapath, programming, learning, containers, alerts, memory, radar, transfer, cri, journal, storm or cluster (or hold)");
-  app.add_option("--hold", o.hold, "with --only hold: tw, ct or naive under 10 s of load, for a profiler; parts: what each part of the table costs (about 4 min)");
+  app.add_option("--hold", o.hold, "with --only hold: tw, ct or naive under 10 s of load, for a profiler; parts: what each part of the table costs; alternatives: what the ruleset alternatives would save (about 6 and 8 min)");
   std::vector<std::size_t> mem_child;
   app.add_option("--mem-child", mem_child, "internal: ENDPOINTS EDGES")->expected(2);
   CLI11_PARSE(app, argc, argv);
