@@ -17,6 +17,8 @@ using topology::kWorld;
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
+// How often the heap is checked for freed memory to return (a check is one mallinfo2, microseconds).
+constexpr auto kHeapCheck = std::chrono::seconds(10);
 }  // namespace
 
 Agent::Agent(boost::asio::io_context& io, AgentConfig cfg, Adapters adapters)
@@ -314,6 +316,10 @@ void Agent::tick() {
       check_bridge_netfilter();
       programmer_.collect_ids(time_->now(), cfg_.id_reuse_after);
     }
+    if (now - last_heap_check_ >= kHeapCheck) {
+      last_heap_check_ = now;
+      release_heap();
+    }
     alerts_.flush(time_->now());
     if (now - last_edge_use_ >= cfg_.edge_use_every && read_edge_use()) last_edge_use_ = now;
     history_.flush();  // the minutes that closed, to the journal
@@ -343,6 +349,15 @@ void Agent::tick() {
   ticker_.async_wait([this](boost::system::error_code ec) {
     if (!ec) tick();
   });
+}
+
+void Agent::release_heap() {
+  const auto r = heap_.check();
+  if (!r.trimmed) return;
+  ++counters_.heap_trims;
+  counters_.heap_trim_ms = r.ms;
+  spdlog::info("memory: {} MiB of the heap were free after a peak; returned to the system in {} ms (RSS {} -> {} MiB)",
+               r.free_bytes >> 20, r.ms, r.rss_before_kib >> 10, r.rss_after_kib >> 10);
 }
 
 // --- ruleset -----------------------------------------------------------------

@@ -3,6 +3,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include "common/heap.hpp"
 #include <chrono>
 #include <deque>
 #include <map>
@@ -110,6 +112,8 @@ struct Adapters {
 struct AgentCounters {
   std::uint64_t persist_errors = 0;
   std::uint64_t state_save_ms = 0;     // the last save's duration, which spaces the periodic ones
+  std::uint64_t heap_trims = 0;        // freed heap returned to the system (common/heap.hpp)
+  std::uint64_t heap_trim_ms = 0;      // the last trim's duration (it holds the loop)
   std::uint64_t handler_errors = 0;
   std::uint64_t pending_evicted = 0;   // by logged packets and at load (the learner counts its own)
   bool bridge_netfilter = true;        // bridged traffic reaches our hooks
@@ -152,6 +156,7 @@ class Agent {
   [[nodiscard]] Status start_rules();
   void tick();
   void check_bridge_netfilter();
+  void release_heap();  // freed heap back to the system after a peak (common/heap.hpp)
   void note_pending(const topology::EdgeKey& key, TimePoint when);
   void log_pending(const topology::EdgeKey& key);
   bool read_edge_use();
@@ -197,6 +202,8 @@ class Agent {
   std::chrono::steady_clock::time_point last_save_{};
   std::chrono::steady_clock::duration save_every_ = std::chrono::seconds(1);
   std::chrono::steady_clock::time_point last_slow_tick_{};
+  std::chrono::steady_clock::time_point last_heap_check_{};
+  HeapReleaser heap_;
   std::chrono::steady_clock::time_point last_gen_check_{};
   std::chrono::steady_clock::time_point last_edge_use_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

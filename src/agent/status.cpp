@@ -83,6 +83,8 @@ json Agent::core_counters() const {
                 {"endpoint_removes", registry_.counters().removes},
                 {"persist_errors", counters_.persist_errors},
                 {"state_save_ms", counters_.state_save_ms},
+                {"heap_trims", counters_.heap_trims},
+                {"heap_trim_ms", counters_.heap_trim_ms},
                 {"handler_errors", counters_.handler_errors + programmer_.counters().handler_errors +
                                        alerts_.counters().handler_errors + api_.handler_errors() +
                                        registry_.counters().handler_errors + intake_.counters().handler_errors}};

@@ -26,6 +26,8 @@ constexpr std::array kCounters{
     CounterInfo{"address_claims_refused", "addresses a container showed that the runtime assigned to another endpoint (ignored: the runtime's word wins)", _, D},
     CounterInfo{"persist_errors", "failed writes of the state file (retried at the next save)", _, D},
     CounterInfo{"state_save_ms", "the last write of the state file, milliseconds; the next periodic one waits at least 100 times that (1 s to 30 s)", G},
+    CounterInfo{"heap_trims", "times freed heap went back to the system: checked every 10 s, done when the memory resident beyond the heap in use grew by 32 MiB since the last (after a cluster's full read, an import)"},
+    CounterInfo{"heap_trim_ms", "the last of those, milliseconds (it holds the event loop)", G},
     CounterInfo{"handler_errors", "exceptions caught in event handlers and control requests", _, D},
     CounterInfo{"conntrack_messages", "ctnetlink messages received"},
     CounterInfo{"conntrack_flows", "conntrack flows decoded"},
