@@ -81,7 +81,9 @@ TEST_F(RuntimeFaultLab, ReliabilityRuntimeApiDownStalledSlowAndBackEnforcementHo
     for (const char* d : {"web", "api", "db"})
       if (std::string(s) != d) pairs.push_back({std::string(s) + ">" + d, ns[s], ip[d], 8080, s == std::string("web") && d == std::string("api")});
   PairProbe probe(pairs);
+  // Each phase needs its tries, whatever the machine's load makes a try cost: waited for, not slept.
   std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(eventually([&] { return probe.tries(up) >= 6; }, 15s));
 
   // Down: the API refuses connections. A container started meanwhile is allowed nowhere (discovery is
   // blind: its address is nobody's), one removed meanwhile is forgotten once the API is back.
@@ -132,6 +134,7 @@ TEST_F(RuntimeFaultLab, ReliabilityRuntimeApiDownStalledSlowAndBackEnforcementHo
       << "web-3, started while the API stalled, was not picked up within 25 s of the API's recovery: "
       << status().dump();
   std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(eventually([&] { return probe.tries(recovered) >= 6; }, 15s));
   probe.finish();
 
   for (auto p : {up, down, restarted, stalled, slow, recovered}) {
