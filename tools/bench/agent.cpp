@@ -73,11 +73,12 @@ double Agent::cpu_seconds() const {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-long Agent::rss_kib() const {
+long Agent::rss_kib(bool peak) const {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
+  const std::string field = peak ? "VmHWM:" : "VmRSS:";
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   return 0;
 }
 

@@ -151,10 +151,11 @@ void resync_rows(const Options& o, const Sizes& z, Agent& agent, SimCluster& sim
   // The agent checks its heap every 10 s: what the resync's full read freed goes back at the next check.
   std::this_thread::sleep_for(std::chrono::duration<double>(z.idle_s + 1));
   const auto c = agent.status(o).value("counters", json::object());
-  out(fmt::format("\nAgent RSS at the end: {:.1f} MiB; {:.0f} s later {:.1f} MiB (heap trims {}, the last {} ms); "
-                  "notifications lost by the benchmark's reader: {}.\n",
+  out(fmt::format("\nAgent RSS at the end: {:.1f} MiB; {:.0f} s later {:.1f} MiB (heap trims {}, the last {} ms); its peak "
+                  "over the whole run {:.1f} MiB (the deploy manifests' limit: 512 MiB); notifications lost by the "
+                  "benchmark's reader: {}.\n",
                   end / 1024.0, z.idle_s + 1, agent.rss_kib() / 1024.0, c.value("heap_trims", 0), c.value("heap_trim_ms", 0),
-                  watch.overruns()));
+                  agent.rss_kib(true) / 1024.0, watch.overruns()));
 }
 }  // namespace
 

@@ -87,7 +87,7 @@ struct Agent {
   bool start(const Options& o, const std::vector<std::string>& extra);
   json status(const Options& o);
   double cpu_seconds() const;
-  long rss_kib() const;
+  long rss_kib(bool peak = false) const;  // peak: the highest RSS so far (VmHWM)
   void stop();
 
  private:
