@@ -3,8 +3,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include "common/heap.hpp"
 #include <chrono>
 #include <deque>
 #include <map>
@@ -24,6 +22,7 @@
 #include "agent/policy_service.hpp"
 #include "agent/programmer.hpp"
 #include "alerts/sinks.hpp"
+#include "common/heap.hpp"
 #include "control/server.hpp"
 #include "topowall/alert_source.hpp"
 #include "topowall/ruleset_writer.hpp"

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 
@@ -21,6 +22,9 @@ HeapRelease HeapReleaser::check() {
   r.free_bytes = info.fordblks;
   const std::uint64_t in_use = info.uordblks + info.hblkhd, rss = rss_kib() * 1024;
   const std::uint64_t slack = rss > in_use ? rss - in_use : 0;
+  // The floor follows the slack down (freed pages reused by later blocks), so a later peak is measured
+  // from where the slack really is, not from a high-water mark it has left.
+  slack_floor_ = std::min(slack_floor_, slack);
   if (info.fordblks < min_slack_ || slack < slack_floor_ + min_slack_) return r;
   r.rss_before_kib = rss / 1024;
   const auto t0 = std::chrono::steady_clock::now();

@@ -26,7 +26,7 @@ class HeapReleaser {
 
  private:
   std::size_t min_slack_;
-  std::uint64_t slack_floor_ = 0;  // the slack after the last trim: code, stacks, what malloc keeps
+  std::uint64_t slack_floor_ = 0;  // the lowest slack since the last trim: code, stacks, what malloc keeps
 };
 
 // The process's resident set (from /proc/self/statm); 0 if unreadable.
